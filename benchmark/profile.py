@@ -1,0 +1,138 @@
+"""Model profiles: parameters, FLOPs, runtime and peak memory at declared input sizes.
+
+FLOPs come from ``torch.utils.flop_counter.FlopCounterMode`` (2 FLOPs per multiply-add), plus a
+formula for ``torchvision::deform_conv2d``, which it does not count: the convolution's
+multiply-adds at the sampled positions (the bilinear sampling itself is not counted, as for the
+other ops FlopCounterMode skips: interpolation, softmax, element-wise). GMACs = GFLOPs / 2.
+Runtime: warm-up runs, device sync around each run, median and spread over N runs.
+"""
+from __future__ import annotations
+
+import multiprocessing as mp
+import resource
+import statistics
+import time
+from dataclasses import asdict, dataclass
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode, register_flop_formula
+
+from .device import peak_memory_bytes, reset_peak_memory, synchronize
+
+FLOP_UNIT = "FLOPs (2 per multiply-add, FlopCounterMode convention)"
+
+
+_registered = False
+
+
+def _register_deform_conv() -> None:
+    global _registered
+    if _registered:
+        return
+    import torchvision  # noqa: F401  (registers torch.ops.torchvision)
+
+    register_flop_formula(torch.ops.torchvision.deform_conv2d, get_raw=True)(_deform_conv2d_flops_raw)
+    _registered = True
+
+
+def _deform_conv2d_flops_raw(input, weight, *args, out_val=None, **kwargs):
+    """Multiply-adds of a deformable conv = those of a conv with the same output size; ×2 for FLOPs."""
+    b, c_out, h_out, w_out = out_val.shape
+    _, c_in_per_group, kh, kw = weight.shape
+    return 2 * b * c_out * h_out * w_out * c_in_per_group * kh * kw
+
+
+@dataclass
+class Profile:
+    model: str
+    lr_size: str
+    ref_size: str
+    params_total: int
+    params_trainable: int
+    gflops: float
+    gmacs: float
+    runtime_median_s: float
+    runtime_min_s: float
+    runtime_max_s: float
+    runs: int
+    peak_memory_mb: float | None
+    device: str
+    flop_unit: str = FLOP_UNIT
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def count_params(model: torch.nn.Module) -> tuple[int, int]:
+    total = sum(p.numel() for p in model.parameters())
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    return total, trainable
+
+
+def count_flops(model: torch.nn.Module, lr: torch.Tensor, ref: torch.Tensor) -> int:
+    _register_deform_conv()
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        model(lr, ref)
+    return int(counter.get_total_flops())
+
+
+def time_forward(model: torch.nn.Module, lr: torch.Tensor, ref: torch.Tensor, device: torch.device,
+                 warmup: int = 1, runs: int = 5) -> list[float]:
+    times = []
+    with torch.no_grad():
+        for i in range(warmup + runs):
+            synchronize(device)
+            t0 = time.perf_counter()
+            model(lr, ref)
+            synchronize(device)
+            if i >= warmup:
+                times.append(time.perf_counter() - t0)
+    return times
+
+
+def _cpu_peak_child(name: str, kwargs: dict, lr_shape, ref_shape, queue) -> None:
+    from models import create_model
+
+    torch.set_num_threads(1)
+    model = create_model(name, **kwargs).eval()
+    lr, ref = torch.rand(lr_shape), torch.rand(ref_shape)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with torch.no_grad():
+        model(lr, ref)
+    after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    queue.put((after - before) / 1024.0)  # ru_maxrss is in KiB on Linux
+
+
+def cpu_peak_memory_mb(name: str, kwargs: dict, lr_shape, ref_shape) -> float | None:
+    """Extra resident memory of one forward, measured in a fresh process (ru_maxrss is monotonic)."""
+    ctx = mp.get_context("spawn")
+    queue = ctx.Queue()
+    proc = ctx.Process(target=_cpu_peak_child, args=(name, kwargs, lr_shape, ref_shape, queue))
+    proc.start()
+    proc.join()
+    return queue.get() if proc.exitcode == 0 and not queue.empty() else None
+
+
+def profile_model(name: str, device: torch.device, lr_hw=(128, 128), ref_hw=(512, 512), warmup: int = 1,
+                  runs: int = 5, model_kwargs: dict | None = None, measure_memory: bool = True) -> Profile:
+    """Profile a registered model with random weights (timing and FLOPs do not depend on weights)."""
+    from models import create_model
+
+    model_kwargs = model_kwargs or {}
+    model = create_model(name, **model_kwargs).eval().to(device)
+    lr = torch.rand(1, 3, *lr_hw, device=device)
+    ref = torch.rand(1, 3, *ref_hw, device=device)
+    total, trainable = count_params(model)
+    flops = count_flops(model, lr, ref)
+    reset_peak_memory(device)
+    times = time_forward(model, lr, ref, device, warmup=warmup, runs=runs)
+    if device.type == "cuda":
+        peak = peak_memory_bytes(device) / 2**20
+    elif measure_memory:
+        peak = cpu_peak_memory_mb(name, model_kwargs, tuple(lr.shape), tuple(ref.shape))
+    else:
+        peak = None
+    return Profile(model=name, lr_size=f"{lr_hw[0]}x{lr_hw[1]}", ref_size=f"{ref_hw[0]}x{ref_hw[1]}",
+                   params_total=total, params_trainable=trainable, gflops=flops / 1e9, gmacs=flops / 2e9,
+                   runtime_median_s=statistics.median(times), runtime_min_s=min(times), runtime_max_s=max(times),
+                   runs=runs, peak_memory_mb=peak, device=device.type)

@@ -1,0 +1,109 @@
+"""A run's results: tidy rows, written atomically in parts, resumable without duplicates.
+
+While a run goes on, rows are flushed as ``parts/<n>.parquet`` (each written to a temporary file
+and renamed). A re-run reads the parts, skips every (job, image) already there, and at the end
+merges everything into ``results.parquet``, dropping any duplicate key and sorting stably, so an
+interrupted-then-resumed run gives the same rows as an uninterrupted one.
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+
+#: Identity of a row: one value per (suite, model, weights, dataset, split, variant, level, image, metric).
+KEY = ["suite", "model", "weights", "dataset", "split", "variant", "level", "image", "metric"]
+COLUMNS = KEY + ["value", "higher_is_better", "status", "reason", "protocol", "protocol_hash",
+                 "device", "dtype", "seed", "git_sha", "dataset_hash", "versions"]
+RESULTS = "results.parquet"
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode())
+
+
+def atomic_write_json(path: Path, obj) -> None:
+    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
+
+
+def atomic_to_parquet(df: pd.DataFrame, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    os.close(fd)
+    try:
+        df.to_parquet(tmp, index=False)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def normalise(df: pd.DataFrame) -> pd.DataFrame:
+    """Column order, dtypes, duplicates dropped (first kept), stable sort by key."""
+    df = df.reindex(columns=COLUMNS)
+    df = df.astype({"level": "int64", "value": "float64", "seed": "int64", "higher_is_better": "bool"})
+    df = df.drop_duplicates(subset=KEY, keep="first")
+    return df.sort_values(KEY, kind="stable").reset_index(drop=True)
+
+
+class ResultStore:
+    """Append-only parts under ``<run>/parts`` plus the merged ``results.parquet``."""
+
+    def __init__(self, run_dir: str | os.PathLike):
+        self.run_dir = Path(run_dir)
+        self.parts = self.run_dir / "parts"
+        self.parts.mkdir(parents=True, exist_ok=True)
+        self._pending: list[dict] = []
+
+    def load(self) -> pd.DataFrame:
+        """Every row written so far (parts and a previous merge), normalised."""
+        frames = [pd.read_parquet(p) for p in sorted(self.parts.glob("*.parquet"))]
+        if (self.run_dir / RESULTS).is_file():
+            frames.append(pd.read_parquet(self.run_dir / RESULTS))
+        if not frames:
+            return normalise(pd.DataFrame(columns=COLUMNS))
+        return normalise(pd.concat(frames, ignore_index=True))
+
+    def done_images(self) -> set[tuple[str, str, str, str, str]]:
+        """(model, weights, dataset, variant, image) whose rows are all written."""
+        df = self.load()
+        return set(map(tuple, df[["model", "weights", "dataset", "variant", "image"]].drop_duplicates().values))
+
+    def add(self, rows: list[dict]) -> None:
+        self._pending.extend(rows)
+
+    def flush(self) -> None:
+        """Write pending rows as a new part (atomic); an interruption loses at most unflushed images."""
+        if not self._pending:
+            return
+        n = len(list(self.parts.glob("*.parquet")))
+        while (self.parts / f"{n:06d}.parquet").exists():
+            n += 1
+        atomic_to_parquet(normalise(pd.DataFrame(self._pending)), self.parts / f"{n:06d}.parquet")
+        self._pending = []
+
+    def merge(self) -> pd.DataFrame:
+        """Write ``results.parquet`` from everything written, then drop the merged parts."""
+        self.flush()
+        df = self.load()
+        atomic_to_parquet(df, self.run_dir / RESULTS)
+        for p in self.parts.glob("*.parquet"):
+            p.unlink()
+        return df

@@ -1,0 +1,148 @@
+"""Suites are data: a YAML file naming models, datasets, variants, levels, protocol and metrics.
+
+A suite is validated against the registries when it is loaded, so a typo fails before any work
+starts, and it expands into a grid of jobs (model × dataset × variant; levels filter samples).
+"""
+from __future__ import annotations
+
+import difflib
+import itertools
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import yaml
+
+SUITE_DIR = Path(__file__).parent / "suites"
+ALL_RUNNABLE = "all-runnable"
+ALL_PRESENT = "all-present"
+
+
+class SuiteError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class Suite:
+    name: str
+    version: int
+    description: str
+    models: tuple[str, ...]
+    datasets: tuple[str, ...]
+    split: str
+    levels: tuple[int, ...] | None  # None: every level present
+    variants: tuple[str, ...]
+    protocol: str
+    drift_protocols: tuple[str, ...]
+    metrics: tuple[str, ...]
+    seed: int
+    limit: int | None = None  # evaluate only the first N groups per dataset
+    profile: dict | None = field(default=None)
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Job:
+    model: str
+    dataset: str
+    variant: str
+
+    @property
+    def key(self) -> str:
+        return f"{self.model}|{self.dataset}|{self.variant}"
+
+
+def available_suites() -> list[str]:
+    return sorted(p.stem for p in SUITE_DIR.glob("*.yaml"))
+
+
+def load_suite(name_or_path: str, **overrides) -> Suite:
+    """Load a built-in suite by name or a YAML file; ``overrides`` replace fields (from the CLI)."""
+    path = Path(name_or_path)
+    if not path.suffix:
+        path = SUITE_DIR / f"{name_or_path}.yaml"
+    if not path.is_file():
+        close = difflib.get_close_matches(name_or_path, available_suites(), n=2)
+        hint = f"; did you mean {', '.join(close)}?" if close else ""
+        raise SuiteError(f"unknown suite {name_or_path!r}{hint} (built in: {', '.join(available_suites())})")
+    raw = yaml.safe_load(path.read_text()) or {}
+    raw.update({k: v for k, v in overrides.items() if v is not None})
+    return validate(raw, source=str(path))
+
+
+def _as_tuple(value, field_name: str) -> tuple:
+    if isinstance(value, str):
+        return (value,)
+    if isinstance(value, (list, tuple)):
+        return tuple(value)
+    raise SuiteError(f"suite field {field_name!r} must be a list or a string, got {value!r}")
+
+
+def validate(raw: dict, source: str = "<suite>") -> Suite:
+    """Check every name against its registry and expand ``all-runnable`` / ``all-present``."""
+    from models import list_models
+
+    from . import dataset_registry, metrics, protocol
+    from builders import variants
+
+    fields = {"name", "version", "description", "models", "datasets", "split", "levels", "variants",
+              "protocol", "drift_protocols", "metrics", "seed", "limit", "profile"}
+    unknown = set(raw) - fields
+    if unknown:
+        raise SuiteError(f"{source}: unknown suite fields {sorted(unknown)} (allowed: {sorted(fields)})")
+    for required in ("name", "models", "datasets"):
+        if required not in raw:
+            raise SuiteError(f"{source}: suite needs a {required!r} field")
+
+    models = _as_tuple(raw["models"], "models")
+    if models in ((ALL_RUNNABLE,), ("all",)):
+        models = tuple(list_models())
+    for m in models:
+        if m not in list_models():
+            close = difflib.get_close_matches(m, list_models(), n=2)
+            raise SuiteError(f"{source}: unknown model {m!r}" + (f"; did you mean {', '.join(close)}?" if close else ""))
+
+    datasets = _as_tuple(raw["datasets"], "datasets")
+    if datasets == (ALL_PRESENT,):
+        datasets = tuple(dataset_registry.present())
+    for d in datasets:
+        dataset_registry.resolve(d)
+
+    variant_names = _as_tuple(raw.get("variants", ["clean"]), "variants")
+    for v in variant_names:
+        variants.get_variant(_resolve_variant_arg(v))
+
+    proto = raw.get("protocol", "refsr-standard")
+    drift = _as_tuple(raw.get("drift_protocols") or [], "drift_protocols")
+    for p in (proto, *drift):
+        protocol.load_protocol(p)
+
+    metric_names = _as_tuple(raw.get("metrics", ["psnr_y", "ssim_y"]), "metrics")
+    for m in metric_names:
+        metrics.get_metric_class(m)
+
+    levels = raw.get("levels", "all")
+    if levels == "all":
+        levels_t = None
+    else:
+        levels_t = tuple(int(x) for x in _as_tuple(levels, "levels"))
+    return Suite(name=str(raw["name"]), version=int(raw.get("version", 1)),
+                 description=str(raw.get("description", "")), models=models, datasets=datasets,
+                 split=str(raw.get("split", "test")), levels=levels_t, variants=variant_names,
+                 protocol=str(proto), drift_protocols=drift, metrics=metric_names,
+                 seed=int(raw.get("seed", 0)), limit=raw.get("limit"), profile=raw.get("profile"))
+
+
+def _resolve_variant_arg(spec: str) -> str:
+    """``irrelevant:<name>`` may name a pool under $REFSR_DATA; give the variant a real folder."""
+    if spec.startswith("irrelevant:"):
+        from .dataset_registry import resolve_pool
+
+        return f"irrelevant:{resolve_pool(spec.split(':', 1)[1])}"
+    return spec
+
+
+def jobs(suite: Suite) -> list[Job]:
+    """The job grid in a stable order."""
+    return [Job(m, d, v) for m, d, v in itertools.product(suite.models, suite.datasets, suite.variants)]
