@@ -1,0 +1,137 @@
+"""C2-Matching (Jiang et al., CVPR 2021): contrastive correspondence + dynamic aggregation, x4.
+
+Three sub-networks, as in the official test pipeline (``RefRestorationModel.test``):
+``net_extractor`` (contrastive VGG16-style features of the upsampled LR and of the reference),
+``net_map`` (patch matching of those features -> per-scale offsets, plus frozen ImageNet VGG19
+features of the reference) and ``net_g`` (restoration with deformable aggregation). Layers and
+state-dict keys follow yumingj/C2-Matching @6d60149e; blocks live in :mod:`models.c2_matching_parts`.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from .base import CheckpointFile, ModelSpec, RefSRModel
+from .c2_matching_parts import (ContrasExtractorSep, RestorationNet, VGGFeatureExtractor, index_to_flow,
+                                patch_match_index, pil_bicubic_resize, shifted_offsets,
+                                torchvision_vgg_to_official, upscale_flow)
+from .checkpoint import CheckpointError, find_weights, load_into, read_state_dict, weights_dir
+from .registry import register_model
+
+_DRIVE = "https://drive.google.com/drive/folders/1dTkXMzeBrHelVQUEx5zib5MdmvqDaSd9"
+VGG19_FILE = "vgg19-dcbb9e9d.pth"
+
+SPEC = ModelSpec(
+    name="c2_matching",
+    scale=4,
+    lr_multiple=1,
+    ref_multiple=4,  # the official test pipeline mod-crops the reference to a multiple of 4
+    num_refs=1,
+    paper="Jiang, Chan, Wang, Loy, Liu. Robust Reference-based Super-Resolution via C2-Matching. "
+          "CVPR 2021",
+    official_repo="https://github.com/yumingj/C2-Matching",
+    official_commit="6d60149e",
+    licence="Apache-2.0 (LICENSE file; the README says MIT)",
+    checkpoints=(
+        CheckpointFile("c2_matching_restoration_mse.pth", _DRIVE, role="net_g"),
+        CheckpointFile("feature_extraction.pth", _DRIVE, role="extractor"),
+        CheckpointFile(VGG19_FILE, "https://download.pytorch.org/models/vgg19-dcbb9e9d.pth", role="vgg19"),
+    ),
+    test_kwargs={"ngf": 16, "n_blocks": 1, "groups": 2},
+    notes="net_g: c2_matching_restoration_mse.pth (PSNR model) or c2_matching_restoration.pth (GAN "
+          "model), both from the authors' Google Drive folder. vgg19 is torchvision's ImageNet VGG19 "
+          "(the official code calls vgg19(pretrained=True)); the user places the file. Reference and "
+          "HR are zero-padded bottom/right to a common size as the official test does (it pads the HR "
+          "before downsampling; here the LR is padded, which differs only next to the padded border).",
+)
+
+
+class C2Matching(RefSRModel):
+    """forward(lr, ref) -> sr, RGB in [0,1]; the official preprocessing happens inside."""
+
+    def __init__(self, ngf: int = 64, n_blocks: int = 16, groups: int = 8, patch_size: int = 3,
+                 match_chunk_elems: int = 1 << 26):
+        super().__init__()
+        self.net_g = RestorationNet(ngf, n_blocks, groups)
+        self.net_extractor = ContrasExtractorSep()
+        self.net_map = _MapNet()
+        self.patch_size = patch_size
+        self.match_chunk_elems = match_chunk_elems
+
+    # -- the three official steps, exposed for parity checks ------------------------------------
+    def extract_features(self, img_in_up: torch.Tensor, img_ref: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Contrastive features of the bicubic-upsampled LR and of the reference (official net_extractor)."""
+        return self.net_extractor(img_in_up, img_ref)
+
+    def correspondence(self, features: dict[str, torch.Tensor], img_ref: torch.Tensor
+                       ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+        """Official net_map: matched offsets per VGG layer ((B,9,h,w,2), [x, y]) and VGG19 ref features."""
+        flows = []
+        k = self.patch_size
+        for f_in, f_ref in zip(features["dense_features1"], features["dense_features2"]):
+            f_in = F.normalize(f_in, dim=0)
+            f_ref = F.normalize(f_ref, dim=0)
+            idx = patch_match_index(f_in, f_ref, k, self.match_chunk_elems)
+            flows.append(index_to_flow(idx, f_ref.shape[-1] - k + 1, k - 1))
+        flow = torch.stack(flows)
+        pre_offset = {"relu3_1": shifted_offsets(flow, 1, k),
+                      "relu2_1": shifted_offsets(upscale_flow(flow, 2), 2, k),
+                      "relu1_1": shifted_offsets(upscale_flow(flow, 4), 4, k)}
+        return pre_offset, self.net_map.vgg(img_ref)
+
+    def restore(self, img_in_lq: torch.Tensor, pre_offset: dict[str, torch.Tensor],
+                img_ref_feat: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Official net_g output (not clamped)."""
+        return self.net_g(img_in_lq, pre_offset, img_ref_feat)
+
+    # -- our interface ----------------------------------------------------------------------------
+    def forward(self, lr: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
+        h, w = lr.shape[-2:]
+        ref = ref[..., : ref.shape[-2] // 4 * 4, : ref.shape[-1] // 4 * 4]
+        H, W = max(4 * h, ref.shape[-2]), max(4 * w, ref.shape[-1])
+        lr_p = F.pad(lr, (0, W // 4 - w, 0, H // 4 - h))
+        ref_p = F.pad(ref, (0, W - ref.shape[-1], 0, H - ref.shape[-2]))
+        img_in_up = pil_bicubic_resize(lr_p, (H, W))
+        pre_offset, ref_feat = self.correspondence(self.extract_features(img_in_up, ref_p), ref_p)
+        sr = self.restore(lr_p, pre_offset, ref_feat)
+        return sr[..., : 4 * h, : 4 * w].clamp(0, 1)
+
+    # -- official checkpoints ---------------------------------------------------------------------
+    def load_official(self, files: dict[str, str]) -> None:
+        """Roles: ``net_g`` (restoration), ``extractor`` (feature_extraction.pth) and ``vgg19``.
+
+        ``vgg19`` accepts torchvision's ImageNet file (``features.N.*`` keys) or the official
+        module's own state dict (``vgg.vgg_net.*``). A role left out is looked up in
+        ``$REFSR_WEIGHTS/c2_matching/``; a missing file is an error saying where to get it.
+        """
+        unknown = set(files) - {c.role for c in self.spec.checkpoints}
+        if unknown:
+            raise ValueError(f"c2_matching: unknown checkpoint roles {sorted(unknown)}")
+        paths = dict(files)
+        for ck in self.spec.checkpoints:
+            if ck.role not in paths:
+                found = find_weights(self.spec.name, ck.filename)
+                if found is None:
+                    raise CheckpointError(
+                        f"c2_matching needs {ck.filename} (role {ck.role!r}); get it from {ck.url} and put "
+                        f"it at {weights_dir() / self.spec.name / ck.filename}")
+                paths[ck.role] = str(found)
+        load_into(self.net_g, paths["net_g"])
+        load_into(self.net_extractor, paths["extractor"])
+        vgg = read_state_dict(paths["vgg19"])
+        if "features.0.weight" in vgg:
+            vgg = torchvision_vgg_to_official(vgg)
+        load_into(self.net_map, vgg)
+
+
+class _MapNet(torch.nn.Module):
+    """Holds the official net_map's only weights (``vgg.*``) so its state dict loads unchanged."""
+
+    def __init__(self):
+        super().__init__()
+        self.vgg = VGGFeatureExtractor()
+
+
+@register_model(SPEC)
+def c2_matching(**kwargs) -> C2Matching:
+    return C2Matching(**kwargs)

@@ -1,0 +1,347 @@
+"""Building blocks of C2-Matching (Jiang et al., CVPR 2021), kept apart from the model file.
+
+Layer names, defaults and buffers follow the official code (yumingj/C2-Matching @6d60149e) so that
+its checkpoints load unchanged: restoration net ``RestorationNet(64, 16, 8)``, the two-branch
+contrastive extractor ``ContrasExtractorSep`` and the VGG19 slice of ``CorrespondenceGenerationArch``.
+The official DCNv2 extension is replaced by ``torchvision.ops.deform_conv2d`` (same [y, x] offset
+and mask layout); the dense patch matching is an exact reformulation of the official one that
+costs 9x fewer multiply-adds and runs in chunks of bounded memory.
+"""
+from __future__ import annotations
+
+import math
+from collections import OrderedDict
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torchvision.ops import deform_conv2d
+
+#: torchvision VGG ``features`` layer names up to relu3_1 (identical in VGG16 and VGG19).
+VGG_NAMES = ("conv1_1", "relu1_1", "conv1_2", "relu1_2", "pool1",
+             "conv2_1", "relu2_1", "conv2_2", "relu2_2", "pool2", "conv3_1", "relu3_1")
+_VGG_CONVS = {"conv1_1": (3, 64), "conv1_2": (64, 64), "conv2_1": (64, 128),
+              "conv2_2": (128, 128), "conv3_1": (128, 256)}
+#: torchvision ``features`` index of each conv above (VGG16 and VGG19 agree up to conv3_1).
+VGG_TORCHVISION_INDEX = {"conv1_1": 0, "conv1_2": 2, "conv2_1": 5, "conv2_2": 7, "conv3_1": 10}
+_IMAGENET_MEAN = (0.485, 0.456, 0.406)
+_IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+# ----------------------------------------------------------------------------- VGG slices
+def vgg_slice(last: str) -> nn.Sequential:
+    """torchvision-VGG layers from conv1_1 to ``last``, named like the official OrderedDict."""
+    layers = OrderedDict()
+    for name in VGG_NAMES[: VGG_NAMES.index(last) + 1]:
+        if name.startswith("conv"):
+            layers[name] = nn.Conv2d(*_VGG_CONVS[name], 3, 1, 1)
+        elif name.startswith("relu"):
+            layers[name] = nn.ReLU(inplace=True)
+        else:
+            layers[name] = nn.MaxPool2d(2, 2)
+    return nn.Sequential(layers)
+
+
+class _ImageNetNorm(nn.Module):
+    """Holds the ``mean``/``std`` buffers the official checkpoints carry; normalises [0,1] RGB."""
+
+    def __init__(self):
+        super().__init__()
+        self.register_buffer("mean", torch.tensor(_IMAGENET_MEAN).view(1, 3, 1, 1))
+        self.register_buffer("std", torch.tensor(_IMAGENET_STD).view(1, 3, 1, 1))
+
+    def normalise(self, x: torch.Tensor) -> torch.Tensor:
+        return (x - self.mean) / self.std
+
+
+class ContrasExtractorLayer(_ImageNetNorm):
+    """One branch of the contrastive extractor: VGG16 conv1_1 … conv3_1 (no final ReLU)."""
+
+    def __init__(self):
+        super().__init__()
+        self.model = vgg_slice("conv3_1")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(self.normalise(x))
+
+
+class ContrasExtractorSep(nn.Module):
+    """Separate branches for the upsampled LR (image1) and the reference (image2)."""
+
+    def __init__(self):
+        super().__init__()
+        self.feature_extraction_image1 = ContrasExtractorLayer()
+        self.feature_extraction_image2 = ContrasExtractorLayer()
+
+    def forward(self, image1: torch.Tensor, image2: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {"dense_features1": self.feature_extraction_image1(image1),
+                "dense_features2": self.feature_extraction_image2(image2)}
+
+
+class VGGFeatureExtractor(_ImageNetNorm):
+    """Frozen ImageNet VGG19 up to relu3_1 returning relu1_1, relu2_1, relu3_1 (official keys)."""
+
+    layer_names = ("relu1_1", "relu2_1", "relu3_1")
+
+    def __init__(self):
+        super().__init__()
+        self.vgg_net = vgg_slice("relu3_1")
+        for p in self.parameters():
+            p.requires_grad_(False)
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        x = self.normalise(x)
+        out = {}
+        for name, layer in self.vgg_net.named_children():
+            x = layer(x)
+            if name in self.layer_names:
+                out[name] = x.clone()  # the next ReLU is in place
+        return out
+
+
+def torchvision_vgg_to_official(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Map torchvision ``vgg19`` keys (``features.N.*``) to the official ``vgg.vgg_net.convX_Y.*``.
+
+    Classifier weights and deeper convs are dropped; ``mean``/``std`` are added as the official
+    module registers them.
+    """
+    out = {"vgg.mean": torch.tensor(_IMAGENET_MEAN).view(1, 3, 1, 1),
+           "vgg.std": torch.tensor(_IMAGENET_STD).view(1, 3, 1, 1)}
+    for name, idx in VGG_TORCHVISION_INDEX.items():
+        for kind in ("weight", "bias"):
+            out[f"vgg.vgg_net.{name}.{kind}"] = sd[f"features.{idx}.{kind}"]
+    return out
+
+
+# ----------------------------------------------------------------------------- matching
+def patch_match_index(feat_in: torch.Tensor, feat_ref: torch.Tensor, patch_size: int = 3,
+                      chunk_elems: int = 1 << 26) -> torch.Tensor:
+    """Index of the best reference patch for every input patch (stride 1), as the official code.
+
+    Score = <input patch, reference patch> / (||reference patch|| + 1e-5) on (c,h,w) features
+    that are already L2-normalised per pixel. The official code correlates with every reference
+    patch as a conv kernel (c*k*k multiply-adds per pair); here one pixel-to-pixel correlation
+    (c per pair) is shared by the k*k patch offsets, computed for a band of input rows at a time so
+    that at most about ``chunk_elems`` scores are held. Returns (h-k+1, w-k+1) indices into the
+    row-major (H-k+1)*(W-k+1) reference patch grid.
+    """
+    c, h, w = feat_in.shape
+    _, H, W = feat_ref.shape
+    k = patch_size
+    ho, wo, Ho, Wo = h - k + 1, w - k + 1, H - k + 1, W - k + 1
+    if min(ho, wo, Ho, Wo) < 1:
+        raise ValueError(f"features {h}x{w} / {H}x{W} are smaller than the {k}x{k} patch")
+    sq = feat_ref.pow(2).sum(0)[None, None]
+    patch_norm = (F.avg_pool2d(sq, k, 1) * (k * k)).clamp_min(0).sqrt()[0, 0]
+    inv_norm = 1.0 / (patch_norm + 1e-5)  # (Ho, Wo)
+    ref_flat = feat_ref.reshape(c, H * W)
+    rows = max(1, chunk_elems // (w * H * W) - (k - 1))
+    out = torch.empty(ho, wo, dtype=torch.long, device=feat_in.device)
+    for r0 in range(0, ho, rows):
+        r1 = min(ho, r0 + rows)
+        n = r1 - r0
+        band = feat_in[:, r0:r1 + k - 1].reshape(c, -1)
+        corr = (band.t() @ ref_flat).view(n + k - 1, w, H, W)
+        # separable sum over the k*k diagonal shifts: first along x, then along y
+        sx = corr[:, 0:wo, :, 0:Wo].clone()
+        for b in range(1, k):
+            sx += corr[:, b:b + wo, :, b:b + Wo]
+        del corr
+        score = sx[0:n, :, 0:Ho].clone()
+        for a in range(1, k):
+            score += sx[a:a + n, :, a:a + Ho]
+        del sx
+        score *= inv_norm
+        out[r0:r1] = score.view(n, wo, Ho * Wo).argmax(-1)
+    return out
+
+
+def index_to_flow(idx: torch.Tensor, ref_grid_w: int, pad: int) -> torch.Tensor:
+    """(h', w') patch indices -> (h'+pad, w'+pad, 2) displacement [x, y], zero-padded bottom/right."""
+    ho, wo = idx.shape
+    ys = torch.arange(ho, device=idx.device).view(ho, 1)
+    xs = torch.arange(wo, device=idx.device).view(1, wo)
+    flow = torch.stack((idx % ref_grid_w - xs, idx // ref_grid_w - ys), dim=-1).float()
+    return F.pad(flow, (0, 0, 0, pad, 0, pad))
+
+
+def shifted_offsets(flow: torch.Tensor, step: int, k: int = 3) -> torch.Tensor:
+    """Official ``tensor_shift`` stack: (B,h,w,2) -> (B,k*k,h,w,2), copy (i,j) moved by (i*step, j*step)."""
+    b, h, w, _ = flow.shape
+    out = flow.new_zeros(b, k * k, h, w, 2)
+    for i in range(k):
+        for j in range(k):
+            si, sj = i * step, j * step
+            out[:, i * k + j, si:, sj:] = flow[:, :h - si, :w - sj]
+    return out
+
+
+def upscale_flow(flow: torch.Tensor, factor: int) -> torch.Tensor:
+    """Nearest-neighbour x``factor`` of a (B,h,w,2) flow with the displacements scaled too."""
+    return flow.repeat_interleave(factor, 1).repeat_interleave(factor, 2) * factor
+
+
+# ----------------------------------------------------------------------------- restoration
+class ResidualBlockNoBN(nn.Module):
+    """conv-ReLU-conv plus identity (BasicSR ``ResidualBlockNoBN``, res_scale 1)."""
+
+    def __init__(self, nf: int = 64):
+        super().__init__()
+        self.conv1 = nn.Conv2d(nf, nf, 3, 1, 1)
+        self.conv2 = nn.Conv2d(nf, nf, 3, 1, 1)
+        self.relu = nn.ReLU(inplace=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.conv2(self.relu(self.conv1(x)))
+
+
+def res_blocks(n: int, nf: int) -> nn.Sequential:
+    return nn.Sequential(*[ResidualBlockNoBN(nf) for _ in range(n)])
+
+
+class ContentExtractor(nn.Module):
+    """LR content features: conv + LeakyReLU(0.1) + residual blocks."""
+
+    def __init__(self, in_nc: int = 3, nf: int = 64, n_blocks: int = 16):
+        super().__init__()
+        self.conv_first = nn.Conv2d(in_nc, nf, 3, 1, 1)
+        self.body = res_blocks(n_blocks, nf)
+        self.lrelu = nn.LeakyReLU(0.1, inplace=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(self.lrelu(self.conv_first(x)))
+
+
+class DynamicAggregation(nn.Module):
+    """Modulated deformable 3x3 conv whose offsets are a learnt residual on the matched flow.
+
+    Same parameters as the official ``DCN_sep_pre_multi_offset``: ``weight``, ``bias`` and
+    ``conv_offset_mask`` (3*groups*9 channels: y/x offsets chunk 1-2, mask logits chunk 3).
+    """
+
+    def __init__(self, channels: int, groups: int, kernel_size: int = 3):
+        super().__init__()
+        self.groups = groups
+        self.kernel_size = kernel_size
+        self.weight = nn.Parameter(torch.empty(channels, channels, kernel_size, kernel_size))
+        self.bias = nn.Parameter(torch.zeros(channels))
+        self.conv_offset_mask = nn.Conv2d(channels, 3 * groups * kernel_size ** 2, kernel_size, 1,
+                                          kernel_size // 2)
+        bound = 1.0 / math.sqrt(channels * kernel_size ** 2)
+        nn.init.uniform_(self.weight, -bound, bound)
+        nn.init.zeros_(self.conv_offset_mask.weight)
+        nn.init.zeros_(self.conv_offset_mask.bias)
+
+    def forward(self, ref_feat: torch.Tensor, cond: torch.Tensor, pre_offset: torch.Tensor) -> torch.Tensor:
+        """``pre_offset``: (B, k*k, h, w, 2) in [x, y] order, shared by every deformable group."""
+        o1, o2, mask = torch.chunk(self.conv_offset_mask(cond), 3, dim=1)
+        b, kk, h, w, _ = pre_offset.shape
+        # [x, y] -> interleaved [y0, x0, y1, x1, ...] per group, as DCNv2 and torchvision expect
+        pre = pre_offset.flip(-1).permute(0, 1, 4, 2, 3).reshape(b, 2 * kk, h, w)
+        offset = torch.cat((o1, o2), 1) + pre.repeat(1, self.groups, 1, 1)
+        pad = self.kernel_size // 2
+        return deform_conv2d(ref_feat, offset, self.weight, self.bias, padding=(pad, pad),
+                             mask=torch.sigmoid(mask))
+
+
+class DynamicAggregationRestoration(nn.Module):
+    """Three scales (relu3_1 at x1, relu2_1 at x2, relu1_1 at x4): aggregate, fuse, upsample."""
+
+    scales = (("small", "relu3_1", 256), ("medium", "relu2_1", 128), ("large", "relu1_1", 64))
+
+    def __init__(self, ngf: int = 64, n_blocks: int = 16, groups: int = 8):
+        super().__init__()
+        for prefix, _, ch in self.scales:
+            setattr(self, f"{prefix}_offset_conv1", nn.Conv2d(ngf + ch, ch, 3, 1, 1))
+            setattr(self, f"{prefix}_offset_conv2", nn.Conv2d(ch, ch, 3, 1, 1))
+            setattr(self, f"{prefix}_dyn_agg", DynamicAggregation(ch, groups))
+            setattr(self, f"head_{prefix}", nn.Sequential(nn.Conv2d(ngf + ch, ngf, 3, 1, 1),
+                                                          nn.LeakyReLU(0.1, True)))
+            setattr(self, f"body_{prefix}", res_blocks(n_blocks, ngf))
+        for prefix in ("small", "medium"):
+            setattr(self, f"tail_{prefix}", nn.Sequential(nn.Conv2d(ngf, ngf * 4, 3, 1, 1),
+                                                          nn.PixelShuffle(2), nn.LeakyReLU(0.1, True)))
+        self.tail_large = nn.Sequential(nn.Conv2d(ngf, ngf // 2, 3, 1, 1), nn.LeakyReLU(0.1, True),
+                                        nn.Conv2d(ngf // 2, 3, 3, 1, 1))
+        self.lrelu = nn.LeakyReLU(0.1, inplace=True)
+
+    def forward(self, x: torch.Tensor, pre_offset: dict[str, torch.Tensor],
+                img_ref_feat: dict[str, torch.Tensor]) -> torch.Tensor:
+        for prefix, layer, _ in self.scales:
+            ref = img_ref_feat[layer]
+            cond = self.lrelu(getattr(self, f"{prefix}_offset_conv1")(torch.cat([x, ref], 1)))
+            cond = self.lrelu(getattr(self, f"{prefix}_offset_conv2")(cond))
+            swapped = self.lrelu(getattr(self, f"{prefix}_dyn_agg")(ref, cond, pre_offset[layer]))
+            h = getattr(self, f"head_{prefix}")(torch.cat([x, swapped], 1))
+            h = getattr(self, f"body_{prefix}")(h) + x
+            x = getattr(self, f"tail_{prefix}")(h)
+        return x
+
+
+class RestorationNet(nn.Module):
+    """C2-Matching restoration network: bilinear x4 base plus the aggregated residual."""
+
+    def __init__(self, ngf: int = 64, n_blocks: int = 16, groups: int = 8):
+        super().__init__()
+        self.content_extractor = ContentExtractor(3, ngf, n_blocks)
+        self.dyn_agg_restore = DynamicAggregationRestoration(ngf, n_blocks, groups)
+        # official init: N(0, 0.02) on every Conv2d, zero biases, zero offset/mask convs
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.normal_(m.weight, 0.0, 0.02)
+                nn.init.zeros_(m.bias)
+        for m in self.modules():
+            if isinstance(m, DynamicAggregation):
+                nn.init.zeros_(m.conv_offset_mask.weight)
+
+    def forward(self, lr: torch.Tensor, pre_offset: dict[str, torch.Tensor],
+                img_ref_feat: dict[str, torch.Tensor]) -> torch.Tensor:
+        base = F.interpolate(lr, scale_factor=4, mode="bilinear", align_corners=False)
+        return self.dyn_agg_restore(self.content_extractor(lr), pre_offset, img_ref_feat) + base
+
+
+# ----------------------------------------------------------------------------- PIL bicubic
+def _pil_bicubic_coeffs(in_size: int, out_size: int) -> torch.Tensor:
+    """PIL's fixed-point (22-bit) bicubic (a=-0.5) resampling matrix (out_size, in_size), float64."""
+    scale = in_size / out_size
+    filterscale = max(scale, 1.0)
+    support = 2.0 * filterscale
+    mat = torch.zeros(out_size, in_size, dtype=torch.float64)
+
+    def cubic(x: float) -> float:
+        x = abs(x)
+        if x < 1.0:
+            return (1.5 * x - 2.5) * x * x + 1.0
+        if x < 2.0:
+            return ((-0.5 * x + 2.5) * x - 4.0) * x + 2.0
+        return 0.0
+
+    for xx in range(out_size):
+        center = (xx + 0.5) * scale
+        xmin = max(int(center - support + 0.5), 0)
+        xmax = min(int(center + support + 0.5), in_size)
+        ws = [cubic((x - center + 0.5) / filterscale) for x in range(xmin, xmax)]
+        total = sum(ws)
+        for x, wgt in zip(range(xmin, xmax), ws):
+            v = wgt / total * (1 << 22)
+            mat[xx, x] = math.floor(v + 0.5) if v >= 0 else math.ceil(v - 0.5)
+    return mat
+
+
+def pil_bicubic_resize(img: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """``PIL.Image.resize(size, BICUBIC)`` of 8-bit RGB, bit-exact, on (B,3,h,w) tensors in [0,1].
+
+    The input is rounded to 8 bits; PIL resamples horizontally, stores 8 bits, then vertically.
+    """
+    out_h, out_w = size
+    x = (img.clamp(0, 1) * 255).round().double()
+    one = float(1 << 21)
+
+    def apply(t: torch.Tensor, mat: torch.Tensor) -> torch.Tensor:
+        return torch.floor((t @ mat.t().to(t.device) + one) / (1 << 22)).clamp(0, 255)
+
+    if out_w != x.shape[-1]:
+        x = apply(x, _pil_bicubic_coeffs(x.shape[-1], out_w))
+    if out_h != x.shape[-2]:
+        x = apply(x.transpose(-1, -2), _pil_bicubic_coeffs(x.shape[-2], out_h)).transpose(-1, -2)
+    return (x / 255).to(img.dtype)
