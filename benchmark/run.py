@@ -1,0 +1,201 @@
+"""Run a benchmark suite: every model × dataset × variant, scored under one declared protocol.
+
+Examples:
+  python -m benchmark.run --suite demo                  # the embedded default, minutes on a CPU
+  python -m benchmark.run --suite full --device cuda    # everything present, on the GPU
+  python -m benchmark.run --models bicubic --datasets /data/Set5 --protocol basicsr
+  python -m benchmark.run --suite robustness --dry-run  # print the job grid, run nothing
+  python -m benchmark.run --list-models                 # the zoo and the status of its weights
+
+A run folder (default runs/<suite>) holds results.parquet (one row per model, weights, dataset,
+split, variant, level, image and metric, with provenance), timings.parquet, profiles.parquet and
+run.json (suite, protocol, versions, git commit, device). Re-running the same command resumes:
+finished images are not recomputed and no row is duplicated. At the end the leaderboard is
+published to leaderboards/<suite>/ (CSV, Markdown, PNG plots).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from . import dataset_registry, provenance
+from .device import describe, select_device
+from .results import atomic_to_parquet, atomic_write_json
+from .suite import SuiteError, available_suites, jobs, load_suite
+
+REPO = Path(__file__).resolve().parents[1]
+ADHOC = {"name": "custom", "models": ["bicubic"], "datasets": ["demo"], "split": "test", "levels": "all",
+         "variants": ["clean"], "protocol": "refsr-standard", "drift_protocols": [],
+         "metrics": ["psnr_y", "ssim_y", "psnr_rgb", "lpips"], "seed": 0, "profile": None,
+         "description": "ad-hoc run from the command line"}
+
+
+def _csv(value: str | None) -> list[str] | None:
+    return [v.strip() for v in value.split(",") if v.strip()] if value else None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from builders.variants import variant_usage
+    from models import list_models
+
+    p = argparse.ArgumentParser(prog="python -m benchmark.run", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    g = p.add_argument_group("what to run")
+    g.add_argument("--suite", help=f"built-in suite ({', '.join(available_suites())}) or a suite YAML file. "
+                                    "Without --suite, --models/--datasets make an ad-hoc suite named 'custom'")
+    g.add_argument("--models", help=f"comma-separated models, or all-runnable (zoo: {', '.join(list_models())})")
+    g.add_argument("--datasets", help="comma-separated dataset names from datasets/*.yaml "
+                                      f"({', '.join(dataset_registry.known())}), dataset folders, or all-present")
+    g.add_argument("--variants", help=f"comma-separated reference variants ({'; '.join(variant_usage())})")
+    g.add_argument("--levels", help="comma-separated reference levels (1 = most similar) or 'all'")
+    g.add_argument("--protocol", help="refsr-standard (default), ttsr, masa, basicsr, or a protocol YAML file")
+    g.add_argument("--metrics", help="comma-separated metrics (psnr_y, ssim_y, psnr_rgb, lpips, musiq, maniqa)")
+    g.add_argument("--limit", type=int, help="evaluate only the first N groups of each dataset")
+    g.add_argument("--seed", type=int, help="seed for the reference variants (default: the suite's)")
+    h = p.add_argument_group("how")
+    h.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="auto uses CUDA when present")
+    h.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: all cores)")
+    h.add_argument("--jobs", type=int, default=None, help="processes for building a missing demo dataset")
+    h.add_argument("--no-profile", action="store_true", help="skip the runtime/FLOPs/params/memory profiles")
+    o = p.add_argument_group("output")
+    o.add_argument("--out", help="run folder (default: runs/<suite>); an existing one is resumed")
+    o.add_argument("--fresh", action="store_true", help="discard an existing run folder's results first")
+    o.add_argument("--leaderboards", default=str(REPO / "leaderboards"), help="where to publish (default: leaderboards/)")
+    o.add_argument("--no-publish", action="store_true", help="do not write leaderboards/<suite>/")
+    i = p.add_argument_group("information")
+    i.add_argument("--dry-run", action="store_true", help="print the job grid and exit")
+    i.add_argument("--list-models", action="store_true", help="print the model zoo with weight status")
+    i.add_argument("--list-suites", action="store_true", help="print the built-in suites")
+    i.add_argument("--list-datasets", action="store_true", help="print declared datasets and whether present")
+    return p
+
+
+def list_models_table() -> str:
+    from models import get_spec, list_models
+
+    from .runner import weights_status
+
+    lines = [f"{'model':<18} {'scale':>5}  {'paper':<34} weights"]
+    for name in list_models():
+        spec = get_spec(name)
+        lines.append(f"{name:<18} {spec.scale:>5}  {spec.paper[:34]:<34} {weights_status(name)}")
+    return "\n".join(lines)
+
+
+def resolve_suite(args):
+    overrides = {"models": _csv(args.models), "datasets": _csv(args.datasets), "variants": _csv(args.variants),
+                 "levels": (args.levels if args.levels == "all" else _csv(args.levels)) if args.levels else None,
+                 "protocol": args.protocol, "metrics": _csv(args.metrics), "limit": args.limit, "seed": args.seed}
+    if args.suite:
+        return load_suite(args.suite, **overrides)
+    from .suite import validate
+
+    raw = dict(ADHOC)
+    raw.update({k: v for k, v in overrides.items() if v is not None})
+    return validate(raw, source="command line")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.list_models:
+        print(list_models_table())
+        return 0
+    if args.list_suites:
+        for name in available_suites():
+            s = load_suite(name)
+            print(f"{name:<12} {s.description}")
+        return 0
+    if args.list_datasets:
+        for name, e in dataset_registry.known().items():
+            state = "present" if e.present else ("built on first use" if e.build else "absent")
+            print(f"{name:<10} {state:<19} {e.path}")
+        return 0
+    if not (args.suite or args.models or args.datasets):
+        args.suite = "demo"
+    try:
+        suite = resolve_suite(args)
+    except (SuiteError, KeyError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    grid = jobs(suite)
+    if args.dry_run:
+        print(f"suite {suite.name} v{suite.version}: {len(grid)} jobs, protocol {suite.protocol}, "
+              f"levels {list(suite.levels) if suite.levels else 'all'}, metrics {', '.join(suite.metrics)}")
+        for j in grid:
+            print(f"  {j.model:<18} {j.dataset:<12} {j.variant}")
+        return 0
+    return execute(suite, args)
+
+
+def execute(suite, args) -> int:
+    from .profile import profile_model
+    from .publish import publish
+    from .results import ResultStore
+    from .runner import RunContext, evaluate
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = select_device(args.device)
+    run_dir = Path(args.out or REPO / "runs" / suite.name)
+    if args.fresh and run_dir.exists():
+        import shutil
+
+        shutil.rmtree(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    from .protocol import load_protocol
+
+    proto = load_protocol(suite.protocol)
+    info = {"suite": suite.as_dict(), "protocol": proto.as_dict(), "protocol_hash": proto.hash,
+            "git_sha": provenance.git_sha(), "versions": provenance.versions(), "machine": provenance.machine(),
+            "device": describe(device), "command": sys.argv, "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+    prev = run_dir / "run.json"
+    if prev.is_file() and json.loads(prev.read_text()).get("suite") != json.loads(json.dumps(info["suite"])):
+        print(f"error: {run_dir} holds a run of a different suite configuration; use --fresh or --out", file=sys.stderr)
+        return 2
+    atomic_write_json(prev, info)
+    print(f"run {suite.name}: {len(jobs(suite))} jobs on {describe(device)}, protocol {proto.name}; folder {run_dir}")
+    for name in suite.datasets:  # build the demo (or fail clearly) before the model loop
+        dataset_registry.open_dataset(dataset_registry.resolve(name), jobs=args.jobs or 2)
+    ctx = RunContext(suite=suite, device=device, run_dir=run_dir, store=ResultStore(run_dir))
+    t0 = time.perf_counter()
+    df = evaluate(ctx, jobs(suite))
+    wall = time.perf_counter() - t0
+    if ctx.timings:
+        timings = pd.DataFrame(ctx.timings)
+        old = run_dir / "timings.parquet"
+        if old.is_file():
+            timings = pd.concat([pd.read_parquet(old), timings]).drop_duplicates(
+                ["model", "dataset", "variant", "image"], keep="last")
+        atomic_to_parquet(timings, old)
+    profiles = []
+    if suite.profile and not args.no_profile:
+        runnable = [m for m in suite.models if m not in ctx.unavailable_models]
+        for name in runnable:
+            print(f"profiling {name} at LR {suite.profile['lr']} / Ref {suite.profile['ref']} …")
+            profiles.append(profile_model(name, device, tuple(suite.profile["lr"]), tuple(suite.profile["ref"]),
+                                          warmup=suite.profile.get("warmup", 1), runs=suite.profile.get("runs", 3)).as_dict())
+        atomic_to_parquet(pd.DataFrame(profiles), run_dir / "profiles.parquet")
+    info.update({"finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "eval_wall_s": wall,
+                 "forward_s_this_session": float(sum(t["forward_s"] for t in ctx.timings)),
+                 "images_this_session": len(ctx.timings), "rows": len(df),
+                 "failed_rows": int((df["status"] == "failed").sum()),
+                 "unavailable_models": ctx.unavailable_models})
+    atomic_write_json(prev, info)
+    for m, why in ctx.unavailable_models.items():
+        print(f"not scored: {m}: {why}")
+    if not args.no_publish:
+        out = publish(run_dir, args.leaderboards)
+        print((out / "README.md").read_text().split("## PSNR-Y by reference level")[0])
+        print(f"leaderboard: {out}")
+    print(f"results: {run_dir / 'results.parquet'} ({len(df)} rows, {info['failed_rows']} failed)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
