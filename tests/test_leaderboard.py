@@ -1,0 +1,43 @@
+import math
+
+import pandas as pd
+
+from benchmark import leaderboard as lb
+
+
+def _df():
+    rows = []
+    for model, gain in (("bicubic", 0.0), ("tt", 0.5)):
+        for variant, drop in (("clean", 0.0), ("lr", 0.4), ("shuffle:4", 0.2)):
+            for level in (1, 2):
+                for img, base in (("g0", 30.0), ("g1", 32.0)):
+                    v = base + gain - (drop if model == "tt" else 0) - 0.1 * (level - 1) * (model == "tt")
+                    rows.append({"suite": "s", "model": model, "weights": "none", "dataset": "d", "split": "test",
+                                 "variant": variant, "level": level, "image": f"{img}_{level}", "metric": "psnr_y",
+                                 "value": v, "higher_is_better": True, "status": "ok", "reason": "",
+                                 "protocol": "refsr-standard", "protocol_hash": "h", "device": "cpu",
+                                 "dtype": "float32", "seed": 0, "git_sha": "x", "dataset_hash": "y", "versions": "{}"})
+    rows.append({**rows[0], "metric": "musiq", "value": math.nan, "status": "unavailable",
+                 "reason": "pyiqa not installed"})
+    return pd.DataFrame(rows)
+
+
+def test_headline_means_and_unavailable_cells():
+    h = lb.headline(_df())
+    tt = h[h["model"] == "tt"].iloc[0]
+    assert tt["psnr_y"] == 31.5 and tt["level"] == 1 and tt["images"] == 2
+    assert h[h["model"] == "bicubic"].iloc[0]["musiq"] == "unavailable (pyiqa not installed)"
+
+
+def test_per_level_and_robustness_drop():
+    pl = lb.per_level(_df())
+    tt = pl[pl["model"] == "tt"].iloc[0]
+    assert math.isclose(tt["L1"], 31.5) and math.isclose(tt["L2"], 31.4) and math.isclose(tt["LR-as-ref"], 31.1)
+    rob = lb.robustness(_df())
+    row = rob[(rob["model"] == "tt") & (rob["variant"] == "shuffle:4")].iloc[0]
+    assert math.isclose(row["drop_vs_clean"], 0.2)
+
+
+def test_markdown_rounds_by_metric():
+    md = lb.to_markdown(lb.per_level(_df()))
+    assert "31.50" in md and sum(line.startswith("|---") for line in md.splitlines()) == 1
