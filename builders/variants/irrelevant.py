@@ -2,7 +2,10 @@
 (FRFSR's CUFEDR: the 289 HR images of Urban100 + Manga109 + Sun80; any folder works).
 
 The pool is every image under ``POOL`` (recursively, sorted by relative path, hidden files
-skipped); its size and a digest of its file list are part of ``params``. A draw that is
+skipped). ``POOL`` is a folder path, or else a folder name under ``$REFSR_DATA`` (default
+``~/.cache/refsr-bench/data``, where the harness keeps ``demo_pool``). The name and ``params``
+keep ``POOL`` as written plus the pool's size and a digest of its file list, not the resolved
+location, so the draws do not depend on where the data is installed. A draw that is
 pixel-identical to the sample's own HR is redrawn. Pool images are used as they are (any size).
 """
 from __future__ import annotations
@@ -30,11 +33,19 @@ def pool_files(root: Path) -> list[str]:
     return sorted(found)
 
 
+def resolve_pool(pool: str) -> Path:
+    path = Path(pool).expanduser()
+    if path.is_dir():
+        return path
+    data = Path(os.environ.get("REFSR_DATA", Path.home() / ".cache" / "refsr-bench" / "data")).expanduser()
+    if (data / pool).is_dir():
+        return data / pool
+    raise ValueError(f"irrelevant: pool folder {pool!r} not found (a folder path or a folder under {data})")
+
+
 class Irrelevant(Variant):
     def __init__(self, pool: str):
-        self.root = Path(pool)
-        if not self.root.is_dir():
-            raise ValueError(f"irrelevant: pool folder {pool!r} does not exist")
+        self.root = resolve_pool(pool)
         self.files = pool_files(self.root)
         if not self.files:
             raise ValueError(f"irrelevant: pool folder {pool!r} holds no images")

@@ -1,0 +1,158 @@
+"""CLI: derive a robustness variant of a dataset (new references, same HRs), deterministic from the seed.
+
+    python -m builders.variant --dataset DIR --variant shuffle:4|irrelevant:POOL|lr|warp|luma|stitch:K \
+        --out DIR --seed N [--jobs N]
+
+Every sample's new reference is ``variant.apply(sample, variant_rng(seed, sample_id, variant.name))``;
+the manifest gains ``variant`` (canonical name), ``variant_params`` (JSON, sorted keys: the variant's
+parameters and what was drawn for this sample) and ``clean_ref`` (the reference it replaced; a sample
+that had none, level 0, gets level 1 once a variant gives it a reference). The
+draws do not depend on the processing order, so any ``--jobs`` gives the same bytes.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import re
+import shutil
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pandas as pd
+
+from builders.images import BadImage, read_rgb, write_png
+from builders.manifest import Dataset, DatasetError, DatasetWriter, write_dataset_files
+from builders.report import BuildReport
+from builders.variants import Variant, VariantError, VariantInput, get_variant, variant_rng, variant_usage
+
+
+class VariantReport(BuildReport):
+    def format(self) -> str:
+        lines = super().format().splitlines()
+        lines[1] = f"  inputs: {self.images} samples in {self.albums} groups"
+        return "\n".join(lines)
+
+
+def ref_name(sample_id: str) -> str:
+    """A file name for a sample's new reference; ids that need escaping get a hash suffix to stay unique."""
+    safe = re.sub(r"[^A-Za-z0-9._-]", "_", sample_id)
+    if safe != sample_id or safe.startswith("."):
+        safe = f"{safe}-{hashlib.sha256(sample_id.encode()).hexdigest()[:8]}"
+    return f"ref/{safe}.png"
+
+
+def group_refs(df) -> dict[str, list[tuple[str, str]]]:
+    """(sample_id, ref path) of every referenced sample per group, in level order."""
+    out: dict[str, list[tuple[str, str]]] = {}
+    for row in df.sort_values(["level", "sample_id"], kind="stable").itertuples(index=False):
+        if row.ref:
+            out.setdefault(row.group, []).append((row.sample_id, row.ref))
+    return out
+
+
+def transform_row(ds: Dataset, tmp: Path, v: Variant, row: dict, seed: int, scale: int,
+                  groups: dict) -> tuple[dict | None, str]:
+    """Make and write one sample's new reference; return (manifest row, "") or (None, skip reason)."""
+    try:
+        hr = read_rgb(ds.path(row["hr"]))[0]
+        ref = read_rgb(ds.path(row["ref"]))[0] if row["ref"] else None
+        lr = read_rgb(ds.path(row["lr"]))[0] if isinstance(row.get("lr"), str) and row["lr"] else None
+        others = [(sid, rel) for sid, rel in groups.get(row["group"], []) if sid != row["sample_id"]]
+        extra = tuple(read_rgb(ds.path(rel))[0] for _, rel in others) if v.uses_group_refs else ()
+        inp = VariantInput(sample_id=row["sample_id"], level=int(row["level"]), hr=hr, ref=ref, lr=lr,
+                           scale=scale, refs=extra)
+        new, record = v.apply(inp, variant_rng(seed, row["sample_id"], v.name))
+    except BadImage as e:
+        return None, f"input-{e.reason}"
+    except VariantError as e:
+        return None, e.reason
+    if v.uses_group_refs:
+        record["stitched_from"] = [row["sample_id"], *(sid for sid, _ in others)][:record["k_used"]]
+    out = dict(row, clean_ref=row["ref"], variant=v.name,
+               variant_params=json.dumps({**v.params, **record}, sort_keys=True))
+    if new is None:
+        out.update(ref="", ref_height=0, ref_width=0)
+    else:
+        rel = ref_name(row["sample_id"])
+        write_png(tmp / rel, new)
+        out.update(ref=rel, ref_height=int(new.shape[0]), ref_width=int(new.shape[1]),
+                   level=int(row["level"]) or 1)
+        if "ref_sha256" in row:
+            out["ref_sha256"] = hashlib.sha256((tmp / rel).read_bytes()).hexdigest()[:16]
+    return out, ""
+
+
+def place(src: Path, dst: Path, link: bool) -> None:
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    if link:
+        try:
+            os.link(src, dst)
+            return
+        except OSError:
+            pass
+    shutil.copyfile(src, dst)
+
+
+def derive_variant(dataset: str | Path, variant: str, out: str | Path, *, seed: int = 0, jobs: int = 1,
+                   overwrite: bool = False, link: bool = True, scale: int | None = None) -> VariantReport:
+    """Write ``variant`` of ``dataset`` to ``out``; HR (and LR) files are hard-linked or copied."""
+    ds = Dataset.open(dataset)
+    v = get_variant(variant)
+    df = ds.manifest
+    if "variant" in df.columns and (df["variant"].fillna("clean") != "clean").any():
+        raise DatasetError(f"{dataset} is already a variant ({df['variant'].iloc[0]}); derive from the clean dataset")
+    scale = int(scale or ds.spec.get("scale", 4))
+    report = VariantReport(recipe=f"variant:{v.name}", out=str(out))
+    report.images, report.albums = len(df), df["group"].nunique()
+    groups = group_refs(df) if v.uses_group_refs else {}
+    rows = df.to_dict("records")
+    with DatasetWriter(out, overwrite=overwrite) as tmp:
+        with ThreadPoolExecutor(max(1, jobs)) as pool:
+            results = list(pool.map(lambda r: transform_row(ds, tmp, v, r, seed, scale, groups), rows))
+        kept = []
+        for row, (new, reason) in zip(rows, results):
+            if new is None:
+                report.skip(row["sample_id"], reason)
+            else:
+                kept.append(new)
+                report.samples[(new["split"], int(new["level"]))] += 1
+        carried = sorted({r[c] for r in kept for c in ("hr", "lr") if isinstance(r.get(c), str) and r[c]})
+        with ThreadPoolExecutor(max(1, jobs)) as pool:
+            list(pool.map(lambda rel: place(ds.path(rel), tmp / rel, link), carried))
+        report.finish()
+        spec = {"name": Path(out).name, "kind": "variant", "created_by": "builders.variant",
+                "variant": v.name, "variant_params": v.params, "seed": seed, "scale": scale,
+                "base": {"name": ds.name, "fingerprint": ds.fingerprint(),
+                         **{k: ds.spec[k] for k in ("kind", "layout", "recipe") if k in ds.spec}},
+                "report": report.to_dict()}
+        columns = list(df.columns) + [c for c in ("clean_ref", "variant", "variant_params") if c not in df.columns]
+        write_dataset_files(tmp, pd.DataFrame(kept, columns=columns), spec)
+    return report
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m builders.variant", description=__doc__.split("\n")[0])
+    ap.add_argument("--dataset", required=True, help="the clean dataset folder")
+    ap.add_argument("--variant", required=True, help="one of: " + ", ".join(variant_usage()))
+    ap.add_argument("--out", required=True, help="dataset folder to write")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--jobs", type=int, default=1, help="threads (the result does not depend on it)")
+    ap.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
+    ap.add_argument("--copy", action="store_true", help="copy HR files instead of hard-linking them")
+    ap.add_argument("--scale", type=int, default=None, help="SR scale for the lr variant (default: spec's, else 4)")
+    args = ap.parse_args(argv)
+    try:
+        report = derive_variant(args.dataset, args.variant, args.out, seed=args.seed, jobs=args.jobs,
+                                overwrite=args.overwrite, link=not args.copy, scale=args.scale)
+    except (DatasetError, KeyError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(report.format())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
