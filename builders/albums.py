@@ -1,0 +1,112 @@
+"""Albums in, scored pairs out: the stage shared by every album recipe.
+
+An albums folder holds one sub-folder per album (a folder of images with no sub-folders is one
+album). Every image is read once, checked (unreadable, too small, duplicate pixels: skipped with a
+reason; grayscale/alpha/16-bit: converted and counted), its SIFT features computed once; then every
+unordered pair inside an album is scored once, the image earlier in name order being the query.
+"""
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import pandas as pd
+
+from .images import list_images
+from .report import BuildReport
+from .sift import ImageRecord, PairScore, SiftParams, read_images, score_pairs
+
+
+@dataclass
+class Album:
+    name: str
+    images: list[ImageRecord]                      # usable images, name order
+    rel: list[str]                                 # their paths relative to the albums folder
+    pairs: dict[tuple[int, int], PairScore] = field(default_factory=dict)   # i < j, matched pairs only
+
+    def score(self, i: int, j: int) -> PairScore | None:
+        return self.pairs.get((min(i, j), max(i, j)))
+
+
+def album_folders(albums_dir: Path) -> list[Path]:
+    subs = sorted(p for p in albums_dir.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if not subs and list_images(albums_dir):
+        return [albums_dir]
+    return subs
+
+
+def scan(albums_dir: str | os.PathLike, params: SiftParams, report: BuildReport, *, min_side: int,
+         jobs: int = 1, cache_dir: str | os.PathLike | None = None, min_matches: int = 1,
+         progress: Callable | None = None) -> list[Album]:
+    """Read, check and score every album; every unusable input is counted in ``report``."""
+    root = Path(albums_dir)
+    if not root.is_dir():
+        raise FileNotFoundError(f"albums folder {root} does not exist")
+    folders = album_folders(root)
+    files = [(folder, p) for folder in folders for p in list_images(folder)]
+    report.albums, report.images = len(folders), len(files)
+
+    t0 = time.perf_counter()
+    wrap = (lambda it, total: progress(it, total, "features")) if progress else None
+    records = read_images([p for _, p in files], params, jobs=jobs, cache_dir=cache_dir, progress=wrap)
+    report.stage("features", time.perf_counter() - t0)
+
+    seen: dict[str, str] = {}
+    albums: list[Album] = []
+    for folder in folders:
+        album = Album(name=folder.name if folder != root else root.name, images=[], rel=[])
+        for (f, path), rec in zip(files, records):
+            if f != folder:
+                continue
+            rel = path.relative_to(root).as_posix()
+            if rec.error:
+                report.skip(rel, rec.error)
+                continue
+            if min(rec.size) < min_side:
+                report.skip(rel, "too-small")
+                continue
+            if rec.pixel_sha256 in seen:
+                report.skip(rel, "duplicate")
+                continue
+            seen[rec.pixel_sha256] = rel
+            for note in rec.notes:
+                report.converted[note] += 1
+            album.images.append(rec)
+            album.rel.append(rel)
+        if len(album.images) < 2:
+            report.skip(album.name, "album-single-image" if album.images else "album-empty")
+            continue
+        albums.append(album)
+
+    t0 = time.perf_counter()
+    feats, tasks, owners = [], [], []
+    for a, album in enumerate(albums):
+        off = len(feats)
+        feats.extend(rec.features for rec in album.images)
+        for i in range(len(album.images)):
+            for j in range(i + 1, len(album.images)):
+                tasks.append((off + i, off + j))
+                owners.append((a, i, j))
+    wrap = (lambda it, total: progress(it, total, "pairs")) if progress else None
+    scores = score_pairs(feats, tasks, params, jobs=jobs, progress=wrap)
+    report.stage("matching", time.perf_counter() - t0)
+    report.pairs_scored = len(scores)
+    for (a, i, j), s in zip(owners, scores):
+        album = albums[a]
+        if s.matches < min_matches:
+            report.skip(f"{album.rel[i]} ~ {album.rel[j]}", "pair-no-matches")
+            continue
+        album.pairs[(i, j)] = s
+    return albums
+
+
+def pairs_table(albums: list[Album]) -> pd.DataFrame:
+    """Raw counts of every matched pair (saved as ``pairs.parquet`` beside the manifest)."""
+    rows = [{"album": al.name, "a": al.rel[i], "b": al.rel[j], "keypoints_a": s.keypoints_a,
+             "keypoints_b": s.keypoints_b, "matches": s.matches, "inliers": s.inliers, "score": s.score}
+            for al in albums for (i, j), s in sorted(al.pairs.items())]
+    cols = ["album", "a", "b", "keypoints_a", "keypoints_b", "matches", "inliers", "score"]
+    return pd.DataFrame(rows, columns=cols).astype({c: "int64" for c in cols[3:]})

@@ -1,0 +1,113 @@
+"""Pieces every album recipe shares: config from dicts, album split assignment, writing the dataset."""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import platform
+import sys
+from functools import lru_cache
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pandas as pd
+
+from ..albums import Album, pairs_table
+from ..images import read_rgb, write_png
+from ..manifest import write_dataset_files
+from ..report import BuildReport
+
+SPLITS = ("test", "train", "both")
+
+
+def config_from_dict(cls, data: dict | None):
+    """Build a (nested) config dataclass from a plain dict, refusing unknown keys."""
+    data = dict(data or {})
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        raise ValueError(f"unknown {cls.__name__} option(s) {unknown}; known: {sorted(fields)}")
+    kwargs = {}
+    for name, value in data.items():
+        default = fields[name].default_factory() if fields[name].default_factory is not dataclasses.MISSING \
+            else fields[name].default
+        if dataclasses.is_dataclass(default) and isinstance(value, dict):
+            value = config_from_dict(type(default), value)
+        elif isinstance(default, tuple) and isinstance(value, list):
+            value = tuple(value)
+        kwargs[name] = value
+    return cls(**kwargs)
+
+
+def as_config(cls, config):
+    if config is None:
+        return cls()
+    if isinstance(config, cls):
+        return config
+    return config_from_dict(cls, config)
+
+
+def to_plain(config) -> dict:
+    """Config as YAML-safe plain data (tuples become lists)."""
+    def plain(v):
+        if isinstance(v, dict):
+            return {k: plain(x) for k, x in v.items()}
+        if isinstance(v, (list, tuple)):
+            return [plain(x) for x in v]
+        return v
+    return plain(dataclasses.asdict(config))
+
+
+def assign_splits(albums: list[Album], split: str, test_fraction: float, seed: int) -> dict[str, str]:
+    """Album name -> 'test' | 'train'. For 'both', a seeded, order-independent share goes to test."""
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+    if split != "both":
+        return {a.name: split for a in albums}
+    ranked = sorted(albums, key=lambda a: hashlib.sha256(f"{seed}:{a.name}".encode()).hexdigest())
+    n_test = min(len(ranked) - 1, max(1, round(test_fraction * len(ranked)))) if len(ranked) > 1 else len(ranked)
+    return {a.name: ("test" if k < n_test else "train") for k, a in enumerate(ranked)}
+
+
+def rng_for(seed: int, *keys: str) -> np.random.Generator:
+    """A generator that depends only on the seed and the keys (not on processing order)."""
+    digest = hashlib.sha256("\x1f".join([str(seed), *keys]).encode()).digest()
+    return np.random.default_rng(int.from_bytes(digest[:8], "little"))
+
+
+@lru_cache(maxsize=8)
+def load_rgb(path: str) -> np.ndarray:
+    rgb, _ = read_rgb(path)
+    rgb.setflags(write=False)
+    return rgb
+
+
+def fit_long_side(img: np.ndarray, max_side: int) -> np.ndarray:
+    h, w = img.shape[:2]
+    s = max_side / max(h, w)
+    if s >= 1:
+        return img
+    return cv2.resize(img, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_AREA)
+
+
+def save(folder: Path, rel: str, rgb: np.ndarray) -> str:
+    write_png(folder / rel, rgb)
+    return rel
+
+
+def versions() -> dict:
+    import PIL
+
+    return {"python": platform.python_version(), "opencv": cv2.__version__, "numpy": np.__version__,
+            "pillow": PIL.__version__, "pandas": pd.__version__, "platform": sys.platform}
+
+
+def finish(folder: Path, rows: list[dict], albums: list[Album], spec: dict, report: BuildReport,
+           columns: dict[str, str]) -> None:
+    """Write manifest, pairs table, spec (with the report) and HF metadata into ``folder``."""
+    manifest = pd.DataFrame(rows, columns=list(columns)).astype(columns)
+    pairs_table(albums).to_parquet(folder / "pairs.parquet", index=False, compression="zstd")
+    report.finish()
+    spec = dict(spec, report=report.to_dict(), versions=versions())
+    write_dataset_files(folder, manifest, spec)
+

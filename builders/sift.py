@@ -1,0 +1,272 @@
+"""SIFT pair scoring: features once per image (cached), ratio-test matching, RANSAC verification.
+
+The similarity of two photos is the number of SIFT correspondences that survive Lowe's ratio test
+and, by default, a RANSAC geometric check (homography or fundamental matrix). Features are
+computed once per image and reused for every pair (never per pair); they are cached in memory and,
+optionally, on disk under a key made of the file's sha256 and the extraction parameters. Pair
+matching runs in a process pool; results are returned in task order and the RANSAC random state is
+reset per pair, so they do not depend on the number of workers.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import multiprocessing as mp
+import os
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable, Iterator, Sequence
+
+import cv2
+import numpy as np
+
+from .images import BadImage, read_rgb
+
+GEOMETRIES = ("homography", "fundamental", "none")
+SCORES = ("inliers", "matches")
+
+
+@dataclass(frozen=True)
+class SiftParams:
+    """Everything that changes features or scores; recorded in every dataset's spec."""
+
+    max_side: int = 1024          # images are downscaled (area) to this long side before SIFT
+    nfeatures: int = 2000         # strongest keypoints kept per image (0 = all)
+    contrast_threshold: float = 0.04
+    edge_threshold: float = 10.0
+    sigma: float = 1.6
+    ratio: float = 0.8            # Lowe's ratio test
+    geometry: str = "homography"  # RANSAC model that verifies matches: homography|fundamental|none
+    ransac_threshold: float = 4.0  # reprojection / epipolar error in source pixels
+    ransac_iters: int = 2000
+    score: str = "inliers"        # the similarity score: inliers (verified) or matches (ratio test)
+
+    def __post_init__(self):
+        if self.geometry not in GEOMETRIES:
+            raise ValueError(f"geometry must be one of {GEOMETRIES}, got {self.geometry!r}")
+        if self.score not in SCORES:
+            raise ValueError(f"score must be one of {SCORES}, got {self.score!r}")
+        if self.score == "inliers" and self.geometry == "none":
+            raise ValueError("score='inliers' needs a geometry (homography or fundamental)")
+
+    def extraction_key(self) -> str:
+        """Digest of the parameters that change features (the disk-cache key's second half)."""
+        keep = {k: v for k, v in asdict(self).items()
+                if k in ("max_side", "nfeatures", "contrast_threshold", "edge_threshold", "sigma")}
+        keep["opencv"] = cv2.__version__
+        return hashlib.sha256(json.dumps(keep, sort_keys=True).encode()).hexdigest()[:16]
+
+
+@dataclass
+class Features:
+    """Keypoint positions (N, 2) in the source image's pixels and uint8 descriptors (N, 128)."""
+
+    xy: np.ndarray
+    desc: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.xy.shape[0])
+
+
+@dataclass
+class PairScore:
+    """Raw counts for one image pair plus the verified correspondences (for crop placement)."""
+
+    keypoints_a: int
+    keypoints_b: int
+    matches: int                 # ratio-test matches
+    inliers: int                 # RANSAC-verified matches (0 when geometry is 'none')
+    score: int
+    model: np.ndarray | None = None                       # 3x3 homography / fundamental a -> b
+    pts_a: np.ndarray = field(default_factory=lambda: np.zeros((0, 2), np.float32))
+    pts_b: np.ndarray = field(default_factory=lambda: np.zeros((0, 2), np.float32))
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def extract(rgb: np.ndarray, params: SiftParams) -> Features:
+    """SIFT on the (downscaled) gray image; keypoints mapped back to source pixel coordinates."""
+    gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+    h, w = gray.shape
+    s = min(1.0, params.max_side / max(h, w)) if params.max_side else 1.0
+    if s < 1.0:
+        gray = cv2.resize(gray, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_AREA)
+    sift = cv2.SIFT_create(params.nfeatures, 3, params.contrast_threshold, params.edge_threshold,
+                           params.sigma, cv2.CV_8U)
+    kps, desc = sift.detectAndCompute(gray, None)
+    if not kps:
+        return Features(np.zeros((0, 2), np.float32), np.zeros((0, 128), np.uint8))
+    xy = np.array([k.pt for k in kps], np.float32)
+    # pixel centres: x_src + 0.5 = (x_small + 0.5) / s
+    xy = ((xy + 0.5) / s - 0.5).astype(np.float32)
+    return Features(xy, np.ascontiguousarray(desc, dtype=np.uint8))
+
+
+class FeatureCache:
+    """Features by (file sha256, extraction parameters): in memory, and on disk when ``folder`` is set.
+
+    Disk entries are ``.npz`` files (read with ``allow_pickle=False``) written atomically.
+    """
+
+    def __init__(self, folder: str | os.PathLike | None = None):
+        self.folder = Path(folder) if folder else None
+        self.memory: dict[str, Features] = {}
+        self.hits = 0
+
+    @staticmethod
+    def key(sha: str, params: SiftParams) -> str:
+        return f"{sha[:32]}-{params.extraction_key()}"
+
+    def get(self, key: str) -> Features | None:
+        if key in self.memory:
+            self.hits += 1
+            return self.memory[key]
+        if self.folder is not None and (self.folder / f"{key}.npz").is_file():
+            with np.load(self.folder / f"{key}.npz", allow_pickle=False) as z:
+                feats = Features(z["xy"].astype(np.float32), z["desc"].astype(np.uint8))
+            self.memory[key] = feats
+            self.hits += 1
+            return feats
+        return None
+
+    def put(self, key: str, feats: Features) -> None:
+        self.memory[key] = feats
+        if self.folder is None:
+            return
+        self.folder.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{key}.", suffix=".npz", dir=self.folder)
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, xy=feats.xy, desc=feats.desc)
+        os.replace(tmp, self.folder / f"{key}.npz")
+
+
+def match(fa: Features, fb: Features, params: SiftParams) -> PairScore:
+    """Ratio-test matches a -> b, then RANSAC verification; deterministic for given features."""
+    base = dict(keypoints_a=len(fa), keypoints_b=len(fb))
+    if len(fa) < 2 or len(fb) < 2:
+        return PairScore(matches=0, inliers=0, score=0, **base)
+    knn = cv2.BFMatcher(cv2.NORM_L2).knnMatch(fa.desc.astype(np.float32), fb.desc.astype(np.float32), k=2)
+    good = [(m.queryIdx, m.trainIdx) for m, n in (p for p in knn if len(p) == 2)
+            if m.distance < params.ratio * n.distance]
+    idx = np.array(good, np.int64).reshape(-1, 2)
+    pa, pb = fa.xy[idx[:, 0]], fb.xy[idx[:, 1]]
+    model, inl = None, np.zeros(len(idx), bool)
+    need = {"homography": 4, "fundamental": 8}.get(params.geometry, 0)
+    if need and len(idx) >= need:
+        cv2.setRNGSeed(0)   # per pair: independent of worker count and scheduling
+        if params.geometry == "homography":
+            model, mask = cv2.findHomography(pa, pb, cv2.RANSAC, params.ransac_threshold,
+                                             maxIters=params.ransac_iters, confidence=0.995)
+        else:
+            model, mask = cv2.findFundamentalMat(pa, pb, cv2.FM_RANSAC, params.ransac_threshold,
+                                                 0.995, params.ransac_iters)
+        if model is not None and mask is not None and model.shape == (3, 3):
+            inl = mask.ravel().astype(bool)
+        else:
+            model = None
+    elif params.geometry == "none":
+        inl = np.ones(len(idx), bool)
+    n_inl = int(inl.sum()) if params.geometry != "none" else 0
+    score = n_inl if params.score == "inliers" else len(idx)
+    return PairScore(matches=len(idx), inliers=n_inl, score=score, model=model,
+                     pts_a=pa[inl].copy(), pts_b=pb[inl].copy(), **base)
+
+
+# ---- parallel execution -------------------------------------------------------------------------
+
+@dataclass
+class ImageRecord:
+    """One input file after reading: its hashes, size, conversions, features, or why it is unusable."""
+
+    path: str
+    sha256: str = ""
+    pixel_sha256: str = ""
+    size: tuple[int, int] = (0, 0)        # (height, width)
+    notes: tuple[str, ...] = ()
+    features: Features | None = None
+    error: str = ""                        # BadImage reason when unusable
+
+
+def _read_and_extract(path: str, params: SiftParams, cache_dir: str | None) -> ImageRecord:
+    try:
+        sha = file_sha256(path)
+        rgb, notes = read_rgb(path)
+    except BadImage as e:
+        return ImageRecord(path=path, error=e.reason)
+    except OSError:
+        return ImageRecord(path=path, error="unreadable")
+    rec = ImageRecord(path=path, sha256=sha, pixel_sha256=hashlib.sha256(rgb.tobytes()).hexdigest(),
+                      size=rgb.shape[:2], notes=tuple(notes))
+    cache = FeatureCache(cache_dir)
+    key = FeatureCache.key(sha, params)
+    rec.features = cache.get(key)
+    if rec.features is None:
+        rec.features = extract(rgb, params)
+        cache.put(key, rec.features)
+    return rec
+
+
+def _pool(jobs: int, initializer=None, initargs=()):
+    ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else mp.get_context()
+    return ctx.Pool(jobs, initializer=initializer, initargs=initargs)
+
+
+def _worker_init(state):
+    cv2.setNumThreads(1)   # one OpenCV thread per process: the pool already uses every core
+    global _STATE
+    _STATE = state
+
+
+_STATE: tuple | None = None
+
+
+def _extract_task(path: str) -> ImageRecord:
+    params, cache_dir = _STATE
+    return _read_and_extract(path, params, cache_dir)
+
+
+def _match_task(pair: tuple[int, int]) -> PairScore:
+    feats, params = _STATE
+    return match(feats[pair[0]], feats[pair[1]], params)
+
+
+def _run(fn: Callable, items: Sequence, state, jobs: int, progress: Callable | None) -> Iterator:
+    """Ordered map of ``fn`` over ``items``: inline for jobs <= 1 or few items, else a process pool."""
+    wrap = progress or (lambda it, total: it)
+    global _STATE
+    if jobs <= 1 or len(items) < 2:
+        _STATE = state
+        try:
+            yield from wrap((fn(x) for x in items), len(items))
+        finally:
+            _STATE = None
+        return
+    chunk = max(1, len(items) // (jobs * 8))
+    with _pool(jobs, _worker_init, (state,)) as pool:
+        yield from wrap(pool.imap(fn, items, chunksize=chunk), len(items))
+
+
+def default_jobs() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def read_images(paths: Iterable[str | os.PathLike], params: SiftParams, jobs: int = 1,
+                cache_dir: str | os.PathLike | None = None, progress: Callable | None = None
+                ) -> list[ImageRecord]:
+    """Read every image and compute (or load) its features once; order follows ``paths``."""
+    paths = [str(p) for p in paths]
+    state = (params, str(cache_dir) if cache_dir else None)
+    return list(_run(_extract_task, paths, state, jobs, progress))
+
+
+def score_pairs(features: Sequence[Features], pairs: Sequence[tuple[int, int]], params: SiftParams,
+                jobs: int = 1, progress: Callable | None = None) -> list[PairScore]:
+    """Score each (i, j) pair of ``features``; the result does not depend on ``jobs``."""
+    return list(_run(_match_task, list(pairs), (list(features), params), jobs, progress))
