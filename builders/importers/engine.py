@@ -121,13 +121,10 @@ def import_scan(scan: Scan, layout: str, out: Path, *, jobs: int = 1, overwrite:
     for s in scan.skipped:
         report.skip(s.where, s.reason)
     samples = sorted(scan.samples, key=lambda s: s.sample_id)
-    if max_refs > 0:
-        samples = limit_refs(samples, max_refs, seed)
     sources = sorted({p for s in samples for p in (s.hr, s.ref) if p is not None})
     with ThreadPoolExecutor(max(1, jobs)) as pool:
         checked = dict(zip(sources, pool.map(lambda p: check(scan, p, min_size), sources)))
     report.images = len(sources)
-    report.albums = len({s.group for s in samples})
     rel = lambda p: p.relative_to(scan.root).as_posix() if p.is_relative_to(scan.root) else str(p)  # noqa: E731
     owners: dict[str, Path] = {}
     for src, info in checked.items():
@@ -136,16 +133,21 @@ def import_scan(scan: Scan, layout: str, out: Path, *, jobs: int = 1, overwrite:
         elif owners.setdefault(info.rel, src) != src:
             checked[src] = Checked(src, reason="name-collision")
             report.skip(rel(src), "name-collision")
-        else:
-            for note in info.notes:
-                report.converted[note] += 1
-    rows, used = [], set()
+    usable = []
     for s in samples:
         bad = [(role, checked[p].reason) for role, p in (("hr", s.hr), ("ref", s.ref))
                if p is not None and checked[p].reason]
         if bad:
             report.skip(s.sample_id, "sample-dropped: " + ", ".join(f"{role} {r}" for role, r in bad))
-            continue
+        else:
+            usable.append(s)
+    if max_refs > 0:
+        kept = limit_refs(usable, max_refs, seed)
+        for s in sorted(set(usable) - set(kept), key=lambda s: s.sample_id):
+            report.skip(s.sample_id, "not-drawn (--max-refs)")
+        usable = kept
+    rows, used = [], set()
+    for s in usable:
         hr, ref = checked[s.hr], checked[s.ref] if s.ref is not None else None
         used.update(p for p in (s.hr, s.ref) if p is not None)
         rows.append({"sample_id": s.sample_id, "split": s.split, "group": s.group, "level": s.level,
@@ -155,6 +157,10 @@ def import_scan(scan: Scan, layout: str, out: Path, *, jobs: int = 1, overwrite:
                      "source_hr": rel(s.hr), "source_ref": rel(s.ref) if s.ref is not None else "",
                      "converted": ";".join([f"hr:{n}" for n in hr.notes] + [f"ref:{n}" for n in (ref.notes if ref else ())])})
         report.samples[(s.split, s.level)] += 1
+    for p in sorted(used):
+        for note in checked[p].notes:
+            report.converted[note] += 1
+    report.albums = len({s.group for s in usable})
     with DatasetWriter(out, overwrite=overwrite) as tmp:
         files = sorted(used)
         with ThreadPoolExecutor(max(1, jobs)) as pool:
