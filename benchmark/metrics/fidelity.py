@@ -1,0 +1,89 @@
+"""Pixel-fidelity metrics in float64: PSNR and SSIM (Wang et al. 2003).
+
+SSIM follows the reference MATLAB ``ssim_index`` (and BasicSR ``calculate_ssim``): an 11x11
+Gaussian window with sigma 1.5, K1 = 0.01, K2 = 0.03, L = 255, statistics over the *valid*
+window positions only, mean of the SSIM map; multi-channel inputs average the per-channel values.
+``padding="replicate"`` gives MATLAB's newer ``ssim()`` function instead (map over every pixel,
+borders replicated).
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from .base import Metric
+
+DATA_RANGE = 255.0
+
+
+def psnr(sr: torch.Tensor, hr: torch.Tensor, data_range: float = DATA_RANGE) -> torch.Tensor:
+    """Per-image PSNR in dB of ``(B, C, H, W)`` tensors; ``inf`` for identical images."""
+    mse = (sr.double() - hr.double()).pow(2).mean(dim=(1, 2, 3))
+    return 10.0 * torch.log10(data_range ** 2 / mse)
+
+
+def gaussian_window(size: int, sigma: float, device=None) -> torch.Tensor:
+    """Normalised 1-D Gaussian of odd length ``size`` (float64)."""
+    x = torch.arange(size, dtype=torch.float64, device=device) - (size - 1) / 2.0
+    g = torch.exp(-(x ** 2) / (2.0 * sigma ** 2))
+    return g / g.sum()
+
+
+def _blur(x: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+    """Separable Gaussian filter of ``(N, 1, H, W)`` without padding (valid positions)."""
+    x = F.conv2d(x, g.view(1, 1, -1, 1))
+    return F.conv2d(x, g.view(1, 1, 1, -1))
+
+
+def ssim(sr: torch.Tensor, hr: torch.Tensor, window: int = 11, sigma: float = 1.5,
+         k1: float = 0.01, k2: float = 0.03, padding: str = "valid",
+         data_range: float = DATA_RANGE) -> torch.Tensor:
+    """Per-image SSIM of ``(B, C, H, W)`` tensors (mean over the map, then over channels)."""
+    if padding not in ("valid", "replicate"):
+        raise ValueError(f"SSIM padding must be 'valid' or 'replicate', got {padding!r}")
+    b, c, h, w = sr.shape
+    if padding == "valid" and (h < window or w < window):
+        raise ValueError(f"SSIM with a {window}x{window} valid window needs at least that many "
+                         f"pixels, got {h}x{w}")
+    x = sr.double().reshape(b * c, 1, h, w)
+    y = hr.double().reshape(b * c, 1, h, w)
+    if padding == "replicate":
+        half = window // 2
+        x = F.pad(x, (half, half, half, half), mode="replicate")
+        y = F.pad(y, (half, half, half, half), mode="replicate")
+    g = gaussian_window(window, sigma, device=x.device)
+    c1, c2 = (k1 * data_range) ** 2, (k2 * data_range) ** 2
+    mu_x, mu_y = _blur(x, g), _blur(y, g)
+    var_x = _blur(x * x, g) - mu_x ** 2
+    var_y = _blur(y * y, g) - mu_y ** 2
+    cov = _blur(x * y, g) - mu_x * mu_y
+    ssim_map = ((2 * mu_x * mu_y + c1) * (2 * cov + c2)) / ((mu_x ** 2 + mu_y ** 2 + c1) * (var_x + var_y + c2))
+    return ssim_map.mean(dim=(1, 2, 3)).view(b, c).mean(dim=1)
+
+
+class PSNR(Metric):
+    """Peak signal-to-noise ratio (dB) on the 0-255 scale."""
+
+    def __init__(self, name: str = "psnr", space: str = "y", device=None):
+        super().__init__(name, device)
+        self.space = space
+
+    def compute(self, sr, hr):
+        return psnr(sr, hr)
+
+
+class SSIM(Metric):
+    """Structural similarity (Wang et al. 2003) with explicit window, sigma, constants and padding."""
+
+    def __init__(self, name: str = "ssim", space: str = "y", window: int = 11, sigma: float = 1.5,
+                 k1: float = 0.01, k2: float = 0.03, padding: str = "valid", device=None):
+        super().__init__(name, device)
+        if window < 1 or window % 2 == 0:
+            raise ValueError(f"SSIM window must be a positive odd integer, got {window}")
+        if padding not in ("valid", "replicate"):
+            raise ValueError(f"SSIM padding must be 'valid' or 'replicate', got {padding!r}")
+        self.space = space
+        self.options = dict(window=window, sigma=sigma, k1=k1, k2=k2, padding=padding)
+
+    def compute(self, sr, hr):
+        return ssim(sr, hr, **self.options)

@@ -1,0 +1,96 @@
+"""The two bicubic resizers the SR literature uses to make LR inputs (and bicubic baselines).
+
+* :func:`pil_bicubic` — PIL ``Image.resize(..., BICUBIC)`` of a uint8 image: the RefSR convention
+  (TTSR, MASA-SR, C2-Matching and followers build their LR images this way).
+* :func:`imresize` — MATLAB ``imresize(img, scale, 'bicubic')``: Keys cubic kernel with a = -0.5,
+  antialiasing when shrinking (the kernel is stretched by 1/scale), symmetric (mirror) boundary
+  handling, one dimension at a time, rows first. Like MATLAB, a uint8 input gives uint8 output and
+  every pass is rounded (half away from zero) and saturated to uint8; float input stays float64.
+  This is the LR kernel of the SISR literature (SRCNN, VDSR, EDSR, RCAN, ... and BasicSR's
+  ``imresize``), and MATLAB bicubic upsampling is how their "Bicubic" rows were computed.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from PIL import Image
+
+
+def pil_bicubic(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Resize a uint8 ``(H, W)`` or ``(H, W, C)`` image to ``size = (height, width)`` with PIL bicubic."""
+    if img.dtype != np.uint8:
+        raise TypeError(f"pil_bicubic takes a uint8 image (PIL rounds to 8 bits), got {img.dtype}")
+    height, width = size
+    return np.asarray(Image.fromarray(img).resize((width, height), Image.BICUBIC))
+
+
+def cubic(x: np.ndarray) -> np.ndarray:
+    """MATLAB's bicubic kernel (Keys, a = -0.5), supported on [-2, 2]."""
+    ax = np.abs(x)
+    ax2, ax3 = ax * ax, ax * ax * ax
+    return ((1.5 * ax3 - 2.5 * ax2 + 1.0) * (ax <= 1)
+            + (-0.5 * ax3 + 2.5 * ax2 - 4.0 * ax + 2.0) * ((ax > 1) & (ax <= 2)))
+
+
+def resize_matrix(in_len: int, out_len: int, scale: float, antialias: bool = True) -> np.ndarray:
+    """The ``(out_len, in_len)`` float64 matrix MATLAB's ``contributions`` applies along one axis.
+
+    Output pixel ``x`` (1-based) samples input coordinate ``u = x / scale + (1 - 1/scale) / 2``;
+    when shrinking with antialiasing the kernel is ``scale * cubic(scale * d)`` over a width of
+    ``4 / scale``; weights are normalised to sum to one and out-of-range taps are mirrored.
+    """
+    stretch = scale < 1 and antialias
+    width = 4.0 / scale if stretch else 4.0
+    x = np.arange(1, out_len + 1, dtype=np.float64)
+    u = x / scale + 0.5 * (1.0 - 1.0 / scale)
+    left = np.floor(u - width / 2.0)
+    taps = int(math.ceil(width)) + 2
+    idx = left[:, None] + np.arange(taps, dtype=np.float64)[None, :]
+    dist = u[:, None] - idx
+    weights = scale * cubic(scale * dist) if stretch else cubic(dist)
+    weights /= weights.sum(axis=1, keepdims=True)
+    mirror = np.concatenate([np.arange(in_len), np.arange(in_len - 1, -1, -1)])
+    cols = mirror[np.mod(idx.astype(np.int64) - 1, 2 * in_len)]
+    matrix = np.zeros((out_len, in_len), dtype=np.float64)
+    np.add.at(matrix, (np.repeat(np.arange(out_len), taps), cols.ravel()), weights.ravel())
+    return matrix
+
+
+def _to_uint8(x: np.ndarray) -> np.ndarray:
+    """MATLAB's double -> uint8 conversion: round half away from zero, saturate."""
+    return np.clip(np.floor(x + 0.5), 0, 255).astype(np.uint8)
+
+
+def imresize(img: np.ndarray, scale: float | None = None, size: tuple[int, int] | None = None,
+             antialias: bool = True) -> np.ndarray:
+    """MATLAB ``imresize(img, scale, 'bicubic')`` (or to ``size = (height, width)``).
+
+    ``img`` is ``(H, W)`` or ``(H, W, C)``, uint8 or float. With ``scale`` the output size is
+    ``ceil(H * scale) x ceil(W * scale)``, as in MATLAB.
+    """
+    if (scale is None) == (size is None):
+        raise ValueError("give exactly one of scale or size")
+    if img.ndim not in (2, 3):
+        raise ValueError(f"imresize takes an (H, W) or (H, W, C) image, got shape {img.shape}")
+    in_h, in_w = img.shape[:2]
+    if scale is not None:
+        if scale <= 0:
+            raise ValueError(f"scale must be positive, got {scale}")
+        scales = (float(scale), float(scale))
+        out_h, out_w = math.ceil(in_h * scale), math.ceil(in_w * scale)
+    else:
+        out_h, out_w = size
+        scales = (out_h / in_h, out_w / in_w)
+    is_uint8 = img.dtype == np.uint8
+    if not is_uint8 and not np.issubdtype(img.dtype, np.floating):
+        raise TypeError(f"imresize takes uint8 or float images, got {img.dtype}")
+    out = img.astype(np.float64)
+    # MATLAB resizes the dimension with the smaller scale first (rows on ties).
+    for axis in sorted((0, 1), key=lambda a: scales[a]):
+        in_len, out_len = out.shape[axis], (out_h, out_w)[axis]
+        matrix = resize_matrix(in_len, out_len, scales[axis], antialias)
+        out = np.moveaxis(np.tensordot(matrix, np.moveaxis(out, axis, 0), axes=(1, 0)), 0, axis)
+        if is_uint8:
+            out = _to_uint8(out)
+    return out if is_uint8 else out.astype(np.float64)
