@@ -41,7 +41,7 @@ def ref_name(sample_id: str) -> str:
     safe = re.sub(r"[^A-Za-z0-9._-]", "_", sample_id)
     if safe != sample_id or safe.startswith("."):
         safe = f"{safe}-{hashlib.sha256(sample_id.encode()).hexdigest()[:8]}"
-    return f"ref/{safe}.png"
+    return f"variant_refs/{safe}.png"
 
 
 def group_refs(df) -> dict[str, list[tuple[str, str]]]:

@@ -194,9 +194,11 @@ def test_pair_list_with_header_and_bad_lines(tmp_path):
 def test_pair_list_without_header_given_as_file(tmp_path):
     img(tmp_path / "h.png", seed=1)
     img(tmp_path / "r.png", seed=2)
-    (tmp_path / "list.txt").write_text("h.png\tr.png\n")
-    _, _, m = run("pairs", tmp_path / "list.txt", tmp_path / "out")
-    assert list(m.index) == ["h~r"] and m.loc["h~r", "level"] == 1
+    img(tmp_path / "my photos" / "h 2.png", seed=3)
+    (tmp_path / "list.txt").write_text("h.png\tr.png\nmy photos/h 2.png, r.png\nh.png   r.png\n")
+    report, _, m = run("pairs", tmp_path / "list.txt", tmp_path / "out")
+    assert list(m.index) == ["h~r", "my photos/h 2~r"] and m.loc["h~r", "level"] == 1
+    assert report.skipped["duplicate-pair"] == 1
 
 
 def test_manifest_paths_escaping_the_root_are_refused(tmp_path):

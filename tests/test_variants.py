@@ -244,7 +244,7 @@ def test_variant_cli_stitch_and_lr_on_a_folder(cufed, tmp_path):
     import_layout("folder", tmp_path / "u", tmp_path / "urban")
     report = derive_variant(tmp_path / "urban", "lr", tmp_path / "urban_lr")
     m = Dataset.open(tmp_path / "urban_lr").manifest
-    assert list(m["level"]) == [1] and m["ref"][0] == "ref/x.png" and report.samples[("test", 1)] == 1
+    assert list(m["level"]) == [1] and m["ref"][0] == "variant_refs/x.png" and report.samples[("test", 1)] == 1
     report = derive_variant(tmp_path / "urban", "luma", tmp_path / "urban_luma")
     assert report.skipped["no-reference"] == 1 and len(Dataset.open(tmp_path / "urban_luma").manifest) == 0
 

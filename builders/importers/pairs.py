@@ -1,7 +1,7 @@
 """A pair list (DRefSR-style releases, or your own): a CSV/text file of ``hr,ref`` image paths, one
-pair a line, relative to the list's folder or absolute. Commas, tabs or spaces separate the fields;
-``#`` starts a comment. A header row naming ``hr`` and ``ref`` may add ``level``, ``group`` and
-``split`` columns. ``--src`` is the list file, or a folder holding exactly one ``*.csv``/``*.txt``.
+pair a line, relative to the list's folder or absolute. Commas or tabs separate the fields (spaces
+when a line has neither); ``#`` starts a comment. A header row naming ``hr`` and ``ref`` may add
+``level``, ``group`` and ``split`` columns. ``--src`` is the list file, or a folder holding exactly one ``*.csv``/``*.txt``.
 One sample per pair: id ``<hr>~<ref>`` (paths without extension), group = the HR, level 1 unless given."""
 from __future__ import annotations
 
@@ -11,7 +11,13 @@ from pathlib import Path
 from . import register_layout
 from .base import Planned, Scan, is_image, stem_key
 
-SEPARATOR = re.compile(r"\s*[,\t]\s*|\s+")
+
+
+def split_fields(line: str) -> list[str]:
+    """Comma- or tab-separated when the line has one (paths may hold spaces), else whitespace."""
+    if "," in line or "\t" in line:
+        return [f.strip() for f in re.split(r"[,\t]", line)]
+    return line.split()
 
 
 def find_list(src: Path) -> Path:
@@ -33,12 +39,12 @@ def scan(src: Path) -> Scan:
     seen: set[tuple[Path, Path]] = set()
     lines = [(i, line.split("#", 1)[0].strip()) for i, line in enumerate(listing.read_text().splitlines(), 1)]
     lines = [(i, line) for i, line in lines if line]
-    if lines and {"hr", "ref"} <= set(f.lower() for f in SEPARATOR.split(lines[0][1])):
-        columns = [f.lower() for f in SEPARATOR.split(lines[0][1])]
+    if lines and {"hr", "ref"} <= set(f.lower() for f in split_fields(lines[0][1])):
+        columns = [f.lower() for f in split_fields(lines[0][1])]
         lines = lines[1:]
     for i, line in lines:
         where = f"{listing.name}:{i}"
-        fields = SEPARATOR.split(line)
+        fields = split_fields(line)
         if len(fields) != len(columns):
             out.skip(f"malformed-line (want {len(columns)} fields)", where)
             continue
