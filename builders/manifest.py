@@ -152,13 +152,45 @@ class DatasetWriter:
             os.replace(self.tmp, self.out)
 
 
+#: Manifest columns holding image paths, and their names in imagefolder metadata (``*_file_name``
+#: columns become image features; ``file_name`` is the primary ``image``).
+IMAGE_COLUMNS = {"hr": "file_name", "ref": "ref_file_name", "lr": "lr_file_name"}
+
+
+def _json_value(v):
+    if v is None or v is pd.NA or (isinstance(v, float) and v != v):
+        return None
+    return v.item() if hasattr(v, "item") else v
+
+
+def _metadata(df: pd.DataFrame) -> dict[str, list[dict]]:
+    """imagefolder metadata records by the folder they go in.
+
+    ``imagefolder`` takes splits from top-level ``train/``/``test/`` folders and then reads a
+    ``metadata.jsonl`` inside each of them (paths relative to it); otherwise one at the root.
+    """
+    cols = [c for c in IMAGE_COLUMNS if c in df.columns and (c == "hr" or (df[c].fillna("") != "").any())]
+    splits = sorted(df["split"].unique())
+    per_split = all(df.loc[df["split"] == sp, c].fillna("").map(lambda p, sp=sp: p == "" or p.startswith(f"{sp}/")).all()
+                    for sp in splits for c in cols)
+    out: dict[str, list[dict]] = {}
+    for row in df.to_dict("records"):
+        folder = str(row["split"]) if per_split else ""
+        rec = {k: _json_value(v) for k, v in row.items() if k not in IMAGE_COLUMNS}
+        for c in cols:
+            rel = row[c] or None
+            if rel and folder:
+                rel = rel[len(folder) + 1:]
+            rec[IMAGE_COLUMNS[c]] = rel
+        out.setdefault(folder, []).append(rec)
+    return out
+
+
 def write_dataset_files(folder: Path, manifest: pd.DataFrame, spec: dict) -> None:
     """Write manifest, spec and imagefolder metadata into ``folder`` (inside a DatasetWriter)."""
     write_manifest(manifest, folder)
     (folder / SPEC).write_text(yaml.safe_dump(spec, sort_keys=True, allow_unicode=True))
-    df = normalise_manifest(manifest)
-    with open(folder / METADATA, "w") as f:
-        for row in df.itertuples(index=False):
-            rec = {"file_name": row.hr, "sample_id": row.sample_id, "split": row.split,
-                   "group": row.group, "level": int(row.level), "ref": row.ref}
-            f.write(json.dumps(rec, sort_keys=True) + "\n")
+    for sub, records in _metadata(normalise_manifest(manifest)).items():
+        with open(folder / sub / METADATA, "w") as f:
+            for rec in records:
+                f.write(json.dumps(rec, sort_keys=True) + "\n")

@@ -20,23 +20,23 @@ from ..report import BuildReport
 SPLITS = ("test", "train", "both")
 
 
-def config_from_dict(cls, data: dict | None):
-    """Build a (nested) config dataclass from a plain dict, refusing unknown keys."""
+def config_from_dict(cls, data: dict | None, base=None):
+    """A (nested) config dataclass from a plain dict over ``base`` (default: ``cls()``); unknown keys refused."""
+    base = cls() if base is None else base
     data = dict(data or {})
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - set(fields))
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - names)
     if unknown:
-        raise ValueError(f"unknown {cls.__name__} option(s) {unknown}; known: {sorted(fields)}")
+        raise ValueError(f"unknown {cls.__name__} option(s) {unknown}; known: {sorted(names)}")
     kwargs = {}
     for name, value in data.items():
-        default = fields[name].default_factory() if fields[name].default_factory is not dataclasses.MISSING \
-            else fields[name].default
-        if dataclasses.is_dataclass(default) and isinstance(value, dict):
-            value = config_from_dict(type(default), value)
-        elif isinstance(default, tuple) and isinstance(value, list):
+        current = getattr(base, name)
+        if dataclasses.is_dataclass(current) and isinstance(value, dict):
+            value = config_from_dict(type(current), value, current)
+        elif isinstance(current, tuple) and isinstance(value, list):
             value = tuple(value)
         kwargs[name] = value
-    return cls(**kwargs)
+    return dataclasses.replace(base, **kwargs)
 
 
 def as_config(cls, config):

@@ -1,0 +1,58 @@
+"""SIFT scoring: real matches on warped views, cache by file hash + params, results independent of jobs."""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from builders import albums as albums_mod
+from builders import sift
+from builders.report import BuildReport
+from tests.builders_synth import make_album, texture, warp
+
+
+def test_match_counts_follow_the_amount_of_change():
+    base = texture(1)
+    p = sift.SiftParams()
+    f0 = sift.extract(base, p)
+    scores = [sift.match(f0, sift.extract(warp(base, a, z, s)[0], p), p) for a, z, s in
+              [(5, 1.05, 0.02), (30, 1.5, 0.15), (75, 2.4, 0.25)]]
+    other = sift.match(f0, sift.extract(texture(2), p), p)
+    assert scores[0].inliers > scores[1].inliers > scores[2].inliers > 4 * other.inliers
+    assert all(s.matches >= s.inliers and s.keypoints_a == len(f0) for s in scores)
+
+
+def test_homography_maps_points_in_source_pixels():
+    base = texture(3)
+    view, m = warp(base, 20, 1.3, 0.05)
+    p = sift.SiftParams(max_side=200)   # features on a downscaled copy, coordinates in source pixels
+    s = sift.match(sift.extract(base, p), sift.extract(view, p), p)
+    pts = np.float32([[50, 60], [200, 150]]).reshape(-1, 1, 2)
+    got = cv2.perspectiveTransform(pts, s.model).reshape(-1, 2)
+    want = cv2.perspectiveTransform(pts, m).reshape(-1, 2)
+    assert np.abs(got - want).max() < 3.0
+
+
+def test_disk_cache_keyed_by_file_hash_and_params(tmp_path):
+    make_album(tmp_path / "a", seed=5)
+    paths = sorted((tmp_path / "a").glob("*.png"))[:2]
+    p = sift.SiftParams()
+    first = sift.read_images(paths, p, cache_dir=tmp_path / "cache")
+    assert len(list((tmp_path / "cache").glob("*.npz"))) == 2
+    cache = sift.FeatureCache(tmp_path / "cache")
+    again = cache.get(sift.FeatureCache.key(sift.file_sha256(paths[0]), p))
+    assert np.array_equal(again.desc, first[0].features.desc) and np.array_equal(again.xy, first[0].features.xy)
+    assert sift.SiftParams(nfeatures=100).extraction_key() != p.extraction_key()
+    assert sift.SiftParams(ratio=0.6).extraction_key() == p.extraction_key()   # matching-only option
+
+
+def test_features_once_per_image_and_scores_independent_of_jobs(tmp_path, monkeypatch):
+    make_album(tmp_path / "albums" / "x", seed=6)
+    calls = []
+    real = sift.extract
+    monkeypatch.setattr(sift, "extract", lambda rgb, p: calls.append(1) or real(rgb, p))
+    p = sift.SiftParams()
+    one = albums_mod.scan(tmp_path / "albums", p, BuildReport("t"), min_side=100, jobs=1)
+    assert len(calls) == 6                      # 6 images, 15 pairs: features never per pair
+    two = albums_mod.scan(tmp_path / "albums", p, BuildReport("t"), min_side=100, jobs=2)
+    assert albums_mod.pairs_table(one).equals(albums_mod.pairs_table(two))
+    assert len(one[0].pairs) == 15
