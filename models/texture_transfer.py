@@ -1,0 +1,195 @@
+"""Training-free texture transfer (our own RefSR baseline; no learned RefSR weights).
+
+Every LR pixel's neighbourhood is matched against the reference degraded the same way as the LR
+(bicubic ↓scale at every sub-pixel phase, over scaled copies of the reference, as SRNTT augments its
+references). The matched reference high frequencies (reference minus its down-up-sampled copy) are
+blended in with non-local-means weights that include a "no transfer" hypothesis, so unreliable
+matches fade back to bicubic. Iterative back-projection then makes the result consistent with the LR.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+from .base import ModelSpec, RefSRModel
+from .registry import register_model
+
+SPEC = ModelSpec(
+    name="texture_transfer", scale=4, uses_ref=True, paper="(ours: training-free RefSR baseline)",
+    licence="MIT",
+    test_kwargs={"ref_scales": (1.0,), "chunk": 64},
+    notes="Our own training-free method, not a published model: sub-pixel patch matching of the LR "
+          "against the down-sampled reference, confidence-weighted transfer of reference high "
+          "frequencies with a fall-back-to-bicubic hypothesis, iterative back-projection.",
+)
+
+
+def _down(x: torch.Tensor, s: int) -> torch.Tensor:
+    """Antialiased bicubic ↓s (torch's PIL-compatible kernel): the degradation that made the LR."""
+    return F.interpolate(x, size=(x.shape[-2] // s, x.shape[-1] // s), mode="bicubic",
+                         antialias=True, align_corners=False)
+
+
+def _up(x: torch.Tensor, s: int) -> torch.Tensor:
+    return F.interpolate(x, scale_factor=s, mode="bicubic", align_corners=False)
+
+
+def _descriptors(img: torch.Tensor, k: int) -> torch.Tensor:
+    """(B,3,h,w) -> (B, h*w, 3*k*k) patches with each channel's patch mean removed."""
+    b, c, h, w = img.shape
+    pad = F.pad(img, (k // 2,) * 4, mode="replicate")
+    p = F.unfold(pad, k).view(b, c, k * k, h * w)
+    p = p - p.mean(dim=2, keepdim=True)
+    return p.reshape(b, c * k * k, h * w).transpose(1, 2)
+
+
+def coarse_topk(query: torch.Tensor, cand: torch.Tensor, k: int, chunk: int) -> torch.Tensor:
+    """Indices (Nq, k) of the candidates with the highest normalised correlation, in chunks.
+
+    Chunking over queries and candidates bounds memory to ``chunk``² similarities; the result equals
+    the unchunked one (ties aside).
+    """
+    eps = 1e-4 * cand.shape[1]  # keeps flat candidates from winning on noise
+    cand = cand / (cand.pow(2).sum(1, keepdim=True) + eps).sqrt()
+    out = []
+    for qs in range(0, query.shape[0], chunk):
+        q = query[qs:qs + chunk]
+        best_v = best_i = None
+        for cs in range(0, cand.shape[0], chunk):
+            sim = q @ cand[cs:cs + chunk].T
+            v, i = sim.topk(min(k, sim.shape[1]), dim=1)
+            i = i + cs
+            if best_v is not None:
+                v, j = torch.cat([best_v, v], 1).topk(min(k, best_v.shape[1] + v.shape[1]), dim=1)
+                i = torch.cat([best_i, i], 1).gather(1, j)
+            best_v, best_i = v, i
+        out.append(best_i)
+    return torch.cat(out)
+
+
+class TextureTransfer(RefSRModel):
+    """See the module docstring. Parameter-free apart from the frozen hyper-parameters below."""
+
+    def __init__(self, scale: int = 4, patch: int = 5, ref_scales: tuple[float, ...] = (1.0, 0.75, 0.5),
+                 coarse_k: int = 3, top_k: int = 3, transfer_radius: int = 1, h: float = 0.02,
+                 fallback: float = 1.0, gain: tuple[float, float] = (0.5, 2.0), bp_iters: int = 10,
+                 chunk: int = 2048):
+        super().__init__()
+        self.scale, self.patch, self.ref_scales = scale, patch, tuple(ref_scales)
+        self.coarse_k, self.top_k, self.rt = coarse_k, top_k, transfer_radius
+        self.h, self.fallback, self.gain, self.bp_iters, self.chunk = h, fallback, gain, bp_iters, chunk
+
+    def forward(self, lr: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
+        return torch.cat([self._one(lr[i:i + 1].float(), ref[i:i + 1].float()) for i in range(lr.shape[0])])
+
+    # -- pieces ---------------------------------------------------------------------------------
+    def back_project(self, x: torch.Tensor, lr: torch.Tensor) -> torch.Tensor:
+        """Iterative back-projection: pull ``x`` towards ``_down(x) == lr``."""
+        for _ in range(self.bp_iters):
+            x = x + _up(lr - _down(x, self.scale), self.scale)
+        return x
+
+    def _phases(self, ref: torch.Tensor):
+        """Down-sampled copies and high frequencies of ``ref`` at every sub-pixel phase.
+
+        Returns LR images (s*s, 3, nh, nw) and high frequencies (s*s, 3, s*nh, s*nw); phase
+        ``dy*s+dx`` starts at reference pixel (dy, dx).
+        """
+        s = self.scale
+        nh, nw = ref.shape[-2] // s - 1, ref.shape[-1] // s - 1
+        crops = torch.cat([ref[..., dy:dy + s * nh, dx:dx + s * nw] for dy in range(s) for dx in range(s)])
+        low = _down(crops, s)
+        return low, crops - _up(low, s)
+
+    def _match_one_ref(self, q: torch.Tensor, ref: torch.Tensor):
+        """Best candidates of one reference copy for every query descriptor.
+
+        Returns distance, gain (Nq, kc) and the gathered high-frequency patches (Nq, kc, 3*T*T).
+        """
+        s, k, rt = self.scale, self.patch, self.rt
+        low, hf = self._phases(ref)
+        ph, nh, nw = low.shape[0], low.shape[-2], low.shape[-1]
+        cand = _descriptors(low, k)  # (ph, nh*nw, D)
+        idx0 = coarse_topk(q, cand[0], self.coarse_k, self.chunk)  # phase-0 search, (Nq, kc)
+        # sub-pixel refinement: every HR offset in [-(s-1), s-1]² around each coarse hit
+        off = torch.arange(-(s - 1), s)
+        oy, ox = torch.meshgrid(off, off, indexing="ij")
+        oy, ox = oy.reshape(-1), ox.reshape(-1)
+        yy = ((idx0 // nw) * s)[..., None] + oy  # (Nq, kc, O) HR rows in phase grid
+        xx = ((idx0 % nw) * s)[..., None] + ox
+        yy, xx = yy.clamp(0, s * nh - 1), xx.clamp(0, s * nw - 1)
+        flat = ((yy % s) * s + (xx % s)) * (nh * nw) + (yy // s) * nw + (xx // s)
+        cand_flat = cand.reshape(ph * nh * nw, -1)
+        d_best, a_best, f_best = [], [], []
+        for qs in range(0, q.shape[0], self.chunk):
+            qc, fc = q[qs:qs + self.chunk], flat[qs:qs + self.chunk]
+            r = cand_flat[fc.reshape(-1)].view(*fc.shape, -1)  # (n, kc, O, D)
+            qr = (r * qc[:, None, None]).sum(-1)
+            rr = r.pow(2).sum(-1)
+            a = (qr / (rr + 1e-8)).clamp(*self.gain)
+            d = (qc.pow(2).sum(-1)[:, None, None] - 2 * a * qr + a * a * rr) / qc.shape[1]
+            d, j = d.min(dim=2)
+            d_best.append(d)
+            a_best.append(a.gather(2, j[..., None])[..., 0])
+            f_best.append(fc.gather(2, j[..., None])[..., 0])
+        d, a, f = torch.cat(d_best), torch.cat(a_best), torch.cat(f_best)
+        # gather the T×T high-frequency patch whose centre s×s block sits on the matched position
+        t = s * (2 * rt + 1)
+        hfp = F.pad(hf, (s * rt,) * 4)
+        phase, pos = f // (nh * nw), f % (nh * nw)
+        y0 = (pos // nw) * s
+        x0 = (pos % nw) * s
+        u = torch.arange(t)
+        rows = (y0[..., None, None] + u[:, None])  # (Nq, kc, T, 1)
+        cols = (x0[..., None, None] + u[None, :])  # (Nq, kc, 1, T)
+        hh, ww = hfp.shape[-2:]
+        lin = (phase[..., None, None] * 3 * hh * ww + rows * ww + cols)  # channel 0
+        patches = torch.stack([hfp.reshape(-1)[lin + c * hh * ww] for c in range(3)], dim=2)
+        return d, a, patches.reshape(*d.shape, -1)
+
+    def _augmented_refs(self, ref: torch.Tensor):
+        for sc in self.ref_scales:
+            if sc == 1.0:
+                yield ref
+            else:
+                size = (max(1, round(ref.shape[-2] * sc)), max(1, round(ref.shape[-1] * sc)))
+                yield F.interpolate(ref, size=size, mode="bicubic", antialias=True, align_corners=False)
+
+    def transferred_detail(self, lr: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
+        """High frequencies to add to the bicubic upsampling, (1,3,s*h,s*w); zero where unreliable."""
+        s, rt = self.scale, self.rt
+        h, w = lr.shape[-2:]
+        q = _descriptors(lr, self.patch)[0]
+        ds, gs, ps = [], [], []
+        for r in self._augmented_refs(ref):
+            if min(r.shape[-2:]) < s * (self.patch + 1):
+                continue
+            d, a, p = self._match_one_ref(q, r)
+            ds.append(d), gs.append(a), ps.append(p)
+        if not ds:
+            return torch.zeros(1, 3, s * h, s * w)
+        d, a, p = torch.cat(ds, 1), torch.cat(gs, 1), torch.cat(ps, 1)
+        d, j = d.topk(min(self.top_k, d.shape[1]), dim=1, largest=False)
+        a = a.gather(1, j)
+        p = p.gather(1, j[..., None].expand(-1, -1, p.shape[-1]))
+        logits = torch.cat([-d / self.h ** 2, torch.full_like(d[:, :1], -self.fallback)], 1)
+        wgt = logits.softmax(1)[:, :-1] * a  # the last column is the "keep bicubic" hypothesis
+        est = (wgt[..., None] * p).sum(1)  # (Nq, 3*T*T)
+        t = s * (2 * rt + 1)
+        win = torch.hann_window(t + 2, periodic=False)[1:-1]
+        win = (win[:, None] * win[None, :]).reshape(-1)
+        cols = (est.view(-1, 3, t * t) * win).reshape(-1, 3 * t * t).T[None]
+        num = F.fold(cols, (s * h, s * w), t, stride=s, padding=s * rt)
+        den = F.fold(win[None, :, None].expand(1, -1, h * w), (s * h, s * w), t, stride=s, padding=s * rt)
+        return num / den
+
+    def _one(self, lr: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
+        x = _up(lr, self.scale) + self.transferred_detail(lr, ref)
+        return self.back_project(x, lr).clamp(0, 1)
+
+
+@register_model(SPEC)
+def texture_transfer(**kwargs) -> TextureTransfer:
+    return TextureTransfer(**kwargs)
