@@ -27,12 +27,12 @@ from models.checkpoint import CheckpointError, find_weights, weights_dir
 
 from . import dataset_registry, provenance
 from .device import describe, synchronize
-from .metrics import create_metric
+from .metrics import availability, get_metric
 from .protocol import load_protocol
 from .results import ResultStore
 from .suite import Job, Suite, _resolve_variant_arg
 
-PROTOCOL_METRICS = ("psnr_y", "ssim_y", "psnr_rgb")
+DRIFT_METRICS = ("psnr_y", "ssim_y")
 
 
 @dataclass
@@ -79,7 +79,7 @@ def weights_status(name: str) -> str:
 
 
 def to_tensor(img: np.ndarray, device: torch.device) -> torch.Tensor:
-    return torch.from_numpy(img).permute(2, 0, 1).unsqueeze(0).float().div(255.0).to(device)
+    return torch.from_numpy(np.array(img, copy=True)).permute(2, 0, 1).unsqueeze(0).float().div(255.0).to(device)
 
 
 def _pad_to(x: torch.Tensor, multiple: int) -> torch.Tensor:
@@ -122,7 +122,7 @@ def evaluate(ctx: RunContext, jobs: list[Job]) -> pd.DataFrame:
     suite = ctx.suite
     protocol = load_protocol(suite.protocol)
     drift = [load_protocol(p) for p in suite.drift_protocols]
-    image_metrics = {m: create_metric(m, device=ctx.device) for m in suite.metrics if m not in PROTOCOL_METRICS}
+    metrics = availability(suite.metrics, ctx.device)  # name -> (available, reason)
     done = ctx.store.done_images()
     common = {"suite": suite.name, "protocol": protocol.name, "protocol_hash": protocol.hash,
               "device": describe(ctx.device), "dtype": ctx.dtype, "seed": suite.seed,
@@ -147,7 +147,7 @@ def evaluate(ctx: RunContext, jobs: list[Job]) -> pd.DataFrame:
         if not todo:
             continue
         for s in tqdm(todo, desc=f"{job.model} · {job.dataset} · {job.variant}", unit="img", leave=False):
-            rows = evaluate_sample(ctx, lm, ds, job, variant, s, protocol, drift, image_metrics)
+            rows = evaluate_sample(ctx, lm, ds, job, variant, s, protocol, drift, metrics)
             base = {**common, "model": job.model, "weights": lm.weights, "dataset": job.dataset,
                     "split": s.split, "variant": job.variant, "level": int(s.level), "image": s.sample_id,
                     "dataset_hash": ds.fingerprint()}
@@ -170,49 +170,41 @@ def select_samples(ds: Dataset, suite: Suite) -> pd.DataFrame:
 
 
 def evaluate_sample(ctx: RunContext, lm: LoadedModel, ds: Dataset, job: Job, variant, s, protocol, drift,
-                    image_metrics) -> list[dict]:
+                    metrics: dict[str, tuple[bool, str]]) -> list[dict]:
     """All metric rows for one image; on failure, one failed row per metric with the reason."""
-    suite = ctx.suite
+    suite, scale = ctx.suite, lm.model.spec.scale
+    names = list(suite.metrics) + [f"{m}@{p.name}" for p in drift for m in DRIFT_METRICS]
     try:
         hr, _ = read_rgb(ds.path(s.hr))
-        hr_eval, lr = protocol.make_pair(hr, lm.model.spec.scale)
+        hr_eval, lr = protocol.make_pair(hr, scale)
         ref = read_rgb(ds.path(s.ref))[0] if s.ref else None
-        inp = VariantInput(sample_id=s.sample_id, level=int(s.level), hr=hr_eval, ref=ref, lr=lr,
-                           scale=lm.model.spec.scale)
+        inp = VariantInput(sample_id=s.sample_id, level=int(s.level), hr=hr_eval, ref=ref, lr=lr, scale=scale)
         new_ref, _record = variant.apply(inp, variant_rng(suite.seed, s.sample_id, variant.name))
         if new_ref is None:  # no reference at all (SISR set, clean variant): LR-as-reference
             new_ref, _ = get_variant("lr").apply(inp, variant_rng(suite.seed, s.sample_id, "lr"))
-        sr, seconds = run_model(lm.model, lr, protocol.prepare_ref(new_ref), ctx.device)
+        sr, seconds = run_model(lm.model, lr, protocol.prepare_ref(new_ref, scale), ctx.device)
         if not torch.isfinite(sr).all():
             raise FloatingPointError("model output contains NaN or Inf")
         ctx.timings.append({"model": job.model, "dataset": job.dataset, "variant": job.variant,
                             "image": s.sample_id, "forward_s": seconds})
         sr_img = sr[0].permute(1, 2, 0).float().cpu().numpy()
-        sr_q = protocol.quantise(sr_img)
-        values = protocol.score(sr_q, hr_eval, metrics=[m for m in suite.metrics if m in PROTOCOL_METRICS])
-        rows = [_row(m, v) for m, v in values.items()]
+        scorable = [m for m in suite.metrics if metrics[m][0]]
+        values = protocol.score(protocol.quantise(sr_img), hr_eval, metrics=scorable, device=ctx.device, scale=scale)
+        rows = [_row(m, values[m]) if m in values else _row(m, math.nan, "unavailable", metrics[m][1])
+                for m in suite.metrics]
         for p in drift:
-            for m, v in p.score(p.quantise(sr_img), hr_eval, metrics=["psnr_y", "ssim_y"]).items():
+            for m, v in p.score(p.quantise(sr_img), hr_eval, metrics=DRIFT_METRICS, device=ctx.device,
+                                scale=scale).items():
                 rows.append(_row(f"{m}@{p.name}", v))
-        for name, metric in image_metrics.items():
-            ok, reason = metric.available()
-            if not ok:
-                rows.append(_row(name, math.nan, metric.higher_is_better, "unavailable", reason))
-                continue
-            sr_t = torch.from_numpy(sr_q / 255.0).permute(2, 0, 1)[None].float().to(ctx.device)
-            hr_t = torch.from_numpy(hr_eval.astype(np.float32) / 255.0).permute(2, 0, 1)[None].to(ctx.device)
-            rows.append(_row(name, float(metric(sr_t, hr_t)[0]), metric.higher_is_better))
         return rows
     except Exception as exc:  # recorded, not fatal: one bad image must not stop a benchmark
         if isinstance(exc, torch.cuda.OutOfMemoryError):
             torch.cuda.empty_cache()
         reason = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"[:300]
-        names = list(suite.metrics) + [f"{m}@{p.name}" for p in drift for m in ("psnr_y", "ssim_y")]
-        return [_row(m, math.nan, True, "failed", reason) for m in names]
+        return [_row(m, math.nan, "failed", reason) for m in names]
 
 
-def _row(metric: str, value: float, higher_is_better: bool | None = None, status: str = "ok", reason: str = "") -> dict:
-    if higher_is_better is None:
-        higher_is_better = True  # PSNR and SSIM, under any protocol
-    return {"metric": metric, "value": float(value), "higher_is_better": bool(higher_is_better),
+def _row(metric: str, value: float, status: str = "ok", reason: str = "") -> dict:
+    base = metric.split("@")[0]
+    return {"metric": metric, "value": float(value), "higher_is_better": get_metric(base, "cpu").higher_is_better,
             "status": status, "reason": reason}

@@ -120,7 +120,9 @@ def validate(raw: dict, source: str = "<suite>") -> Suite:
 
     metric_names = _as_tuple(raw.get("metrics", ["psnr_y", "ssim_y"]), "metrics")
     for m in metric_names:
-        metrics.get_metric_class(m)
+        if m not in metrics.list_metrics():
+            close = difflib.get_close_matches(m, metrics.list_metrics(), n=2)
+            raise SuiteError(f"{source}: unknown metric {m!r}" + (f"; did you mean {', '.join(close)}?" if close else ""))
 
     levels = raw.get("levels", "all")
     if levels == "all":
