@@ -28,8 +28,7 @@ class MetricEntry:
 
 METRICS: dict[str, MetricEntry] = {
     "psnr_y": MetricEntry(PSNR, {"space": "y"}, "PSNR (dB) on the protocol's Y channel"),
-    "ssim_y": MetricEntry(SSIM, {"space": "y", "window": 11, "sigma": 1.5, "k1": 0.01, "k2": 0.03,
-                                 "padding": "valid"},
+    "ssim_y": MetricEntry(SSIM, {"space": "y", "window": 11, "sigma": 1.5, "k1": 0.01, "k2": 0.03},
                           "SSIM (Wang 2003, 11x11 Gaussian sigma 1.5, valid window) on Y"),
     "psnr_rgb": MetricEntry(PSNR, {"space": "rgb"}, "PSNR (dB) over the three RGB channels"),
     "lpips": MetricEntry(LPIPS, {}, "LPIPS AlexNet v0.1 (lower is better)"),

@@ -3,8 +3,6 @@
 SSIM follows the reference MATLAB ``ssim_index`` (and BasicSR ``calculate_ssim``): an 11x11
 Gaussian window with sigma 1.5, K1 = 0.01, K2 = 0.03, L = 255, statistics over the *valid*
 window positions only, mean of the SSIM map; multi-channel inputs average the per-channel values.
-``padding="replicate"`` gives MATLAB's newer ``ssim()`` function instead (map over every pixel,
-borders replicated).
 """
 from __future__ import annotations
 
@@ -36,27 +34,18 @@ def _blur(x: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
 
 
 def ssim(sr: torch.Tensor, hr: torch.Tensor, window: int = 11, sigma: float = 1.5,
-         k1: float = 0.01, k2: float = 0.03, padding: str = "valid",
-         data_range: float = DATA_RANGE) -> torch.Tensor:
+         k1: float = 0.01, k2: float = 0.03, data_range: float = DATA_RANGE) -> torch.Tensor:
     """Per-image SSIM of ``(B, C, H, W)`` tensors (mean over the map, then over channels)."""
-    if padding not in ("valid", "replicate"):
-        raise ValueError(f"SSIM padding must be 'valid' or 'replicate', got {padding!r}")
     b, c, h, w = sr.shape
-    if padding == "valid" and (h < window or w < window):
+    if h < window or w < window:
         raise ValueError(f"SSIM with a {window}x{window} valid window needs at least that many "
                          f"pixels, got {h}x{w}")
     x = sr.double().reshape(b * c, 1, h, w)
     y = hr.double().reshape(b * c, 1, h, w)
-    if padding == "replicate":
-        half = window // 2
-        x = F.pad(x, (half, half, half, half), mode="replicate")
-        y = F.pad(y, (half, half, half, half), mode="replicate")
     g = gaussian_window(window, sigma, device=x.device)
     c1, c2 = (k1 * data_range) ** 2, (k2 * data_range) ** 2
-    mu_x, mu_y = _blur(x, g), _blur(y, g)
-    var_x = _blur(x * x, g) - mu_x ** 2
-    var_y = _blur(y * y, g) - mu_y ** 2
-    cov = _blur(x * y, g) - mu_x * mu_y
+    mu_x, mu_y, xx, yy, xy = _blur(torch.cat([x, y, x * x, y * y, x * y]), g).chunk(5)
+    var_x, var_y, cov = xx - mu_x ** 2, yy - mu_y ** 2, xy - mu_x * mu_y
     ssim_map = ((2 * mu_x * mu_y + c1) * (2 * cov + c2)) / ((mu_x ** 2 + mu_y ** 2 + c1) * (var_x + var_y + c2))
     return ssim_map.mean(dim=(1, 2, 3)).view(b, c).mean(dim=1)
 
@@ -73,17 +62,17 @@ class PSNR(Metric):
 
 
 class SSIM(Metric):
-    """Structural similarity (Wang et al. 2003) with explicit window, sigma, constants and padding."""
+    """Structural similarity (Wang et al. 2003) with explicit window, sigma and constants."""
 
     def __init__(self, name: str = "ssim", space: str = "y", window: int = 11, sigma: float = 1.5,
-                 k1: float = 0.01, k2: float = 0.03, padding: str = "valid", device=None):
+                 k1: float = 0.01, k2: float = 0.03, device=None):
         super().__init__(name, device)
         if window < 1 or window % 2 == 0:
             raise ValueError(f"SSIM window must be a positive odd integer, got {window}")
-        if padding not in ("valid", "replicate"):
-            raise ValueError(f"SSIM padding must be 'valid' or 'replicate', got {padding!r}")
         self.space = space
-        self.options = dict(window=window, sigma=sigma, k1=k1, k2=k2, padding=padding)
+        if sigma <= 0 or not 0 < k1 < 1 or not 0 < k2 < 1:
+            raise ValueError(f"SSIM needs sigma > 0 and 0 < k1, k2 < 1, got sigma={sigma}, k1={k1}, k2={k2}")
+        self.options = dict(window=window, sigma=sigma, k1=k1, k2=k2)
 
     def compute(self, sr, hr):
         return ssim(sr, hr, **self.options)
