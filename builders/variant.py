@@ -19,6 +19,7 @@ import re
 import shutil
 import sys
 from concurrent.futures import ThreadPoolExecutor
+from functools import lru_cache
 from pathlib import Path
 
 import pandas as pd
@@ -54,14 +55,14 @@ def group_refs(df) -> dict[str, list[tuple[str, str]]]:
 
 
 def transform_row(ds: Dataset, tmp: Path, v: Variant, row: dict, seed: int, scale: int,
-                  groups: dict) -> tuple[dict | None, str]:
+                  groups: dict, load) -> tuple[dict | None, str]:
     """Make and write one sample's new reference; return (manifest row, "") or (None, skip reason)."""
     try:
-        hr = read_rgb(ds.path(row["hr"]))[0]
-        ref = read_rgb(ds.path(row["ref"]))[0] if row["ref"] else None
-        lr = read_rgb(ds.path(row["lr"]))[0] if isinstance(row.get("lr"), str) and row["lr"] else None
+        hr = load(row["hr"])
+        ref = load(row["ref"]) if row["ref"] else None
+        lr = load(row["lr"]) if isinstance(row.get("lr"), str) and row["lr"] else None
         others = [(sid, rel) for sid, rel in groups.get(row["group"], []) if sid != row["sample_id"]]
-        extra = tuple(read_rgb(ds.path(rel))[0] for _, rel in others) if v.uses_group_refs else ()
+        extra = tuple(load(rel) for _, rel in others) if v.uses_group_refs else ()
         inp = VariantInput(sample_id=row["sample_id"], level=int(row["level"]), hr=hr, ref=ref, lr=lr,
                            scale=scale, refs=extra)
         new, record = v.apply(inp, variant_rng(seed, row["sample_id"], v.name))
@@ -83,6 +84,12 @@ def transform_row(ds: Dataset, tmp: Path, v: Variant, row: dict, seed: int, scal
         if "ref_sha256" in row:
             out["ref_sha256"] = hashlib.sha256((tmp / rel).read_bytes()).hexdigest()[:16]
     return out, ""
+
+
+def frozen(img):
+    """Read-only, so a cached image shared between samples cannot be altered by one of them."""
+    img.flags.writeable = False
+    return img
 
 
 def place(src: Path, dst: Path, link: bool) -> None:
@@ -109,9 +116,11 @@ def derive_variant(dataset: str | Path, variant: str, out: str | Path, *, seed: 
     report.images, report.albums = len(df), df["group"].nunique()
     groups = group_refs(df) if v.uses_group_refs else {}
     rows = df.to_dict("records")
+    # rows of a group are adjacent (sorted ids) and share their HR and, for stitch, their references
+    load = lru_cache(maxsize=8 * max(1, jobs))(lambda rel: frozen(read_rgb(ds.path(rel))[0]))
     with DatasetWriter(out, overwrite=overwrite) as tmp:
         with ThreadPoolExecutor(max(1, jobs)) as pool:
-            results = list(pool.map(lambda r: transform_row(ds, tmp, v, r, seed, scale, groups), rows))
+            results = list(pool.map(lambda r: transform_row(ds, tmp, v, r, seed, scale, groups, load), rows))
         kept = []
         for row, (new, reason) in zip(rows, results):
             if new is None:
