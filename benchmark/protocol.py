@@ -12,9 +12,17 @@ Harness use::
 
     p = load_protocol("refsr-standard")
     hr_eval, lr = p.make_pair(hr_uint8, scale)
-    ref_in = p.prepare_ref(ref_uint8, scale)
+    ref_in = p.prepare_ref(ref_uint8, scale)   # or a list of references where the preset stacks them
     sr_q = p.quantise(sr)                 # (H, W, 3) or (B, H, W, 3) in [0, 1] -> float64 0..255
-    values = p.score(sr_q, hr_eval, metrics=["psnr_y", "ssim_y", "psnr_rgb"])
+    values = p.score(sr_q, hr_eval, metrics=["psnr_y", "ssim_y", "psnr_rgb"], scale=scale)
+
+The border crop defines the scored region for every metric (LPIPS and no-reference ones too).
+Under ``masa`` the SR of the padded input is cropped back to the original HR and scored there,
+as MASA-SR's ``Trainer.test`` does; ``hr.score_region: padded`` scores the padded image instead.
+
+``scale`` (default 4, the RefSR scale) matters where a policy says ``scale`` (mod-crop multiple,
+border crop). A metric that cannot run here (no pyiqa, no weights) raises ``MetricUnavailable``;
+``benchmark.metrics.availability(names)`` gives the reasons up front.
 """
 from __future__ import annotations
 
@@ -131,18 +139,15 @@ class Protocol:
         _check_scale(scale)
         multiple = scale if self.hr.multiple == SCALE else int(self.hr.multiple)
         h, w = hr.shape[:2]
+        if multiple % scale:
+            raise ValueError(f"protocol {self.name}: hr.multiple {multiple} is not a multiple of the "
+                             f"scale {scale}, so the LR size would not be exact")
         if self.hr.size == "mod-crop":
-            if multiple % scale:
-                raise ValueError(f"protocol {self.name}: hr.multiple {multiple} is not a multiple of "
-                                 f"the scale {scale}")
             hh, ww = h - h % multiple, w - w % multiple
             if hh == 0 or ww == 0:
                 raise ValueError(f"image {h}x{w} is smaller than the mod-crop multiple {multiple}")
             source = hr_eval = np.ascontiguousarray(hr[:hh, :ww])
         else:
-            if multiple % scale:
-                raise ValueError(f"protocol {self.name}: hr.multiple {multiple} is not a multiple of "
-                                 f"the scale {scale}, so the padded HR has no exact LR")
             source = _pad_centre(hr, multiple, self.hr.pad_mode)
             hr_eval = source if self.hr.score_region == "padded" else np.ascontiguousarray(hr)
         lh, lw = source.shape[0] // scale, source.shape[1] // scale
@@ -267,7 +272,7 @@ def _centre_pad_geometry(h: int, w: int, multiple: int) -> tuple[int, int, int, 
 
 
 def _pad_centre(img: np.ndarray, multiple: int, mode: str) -> np.ndarray:
-    top, left, ph, pw = _centre_pad_geometry(*img.shape[:2], multiple)
+    _, _, ph, pw = _centre_pad_geometry(*img.shape[:2], multiple)
     return _pad_to(img, ph, pw, mode, centre=True)
 
 

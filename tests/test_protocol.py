@@ -181,6 +181,14 @@ def test_masa_pads_around_the_centre_and_scores_the_original_region():
         p.score(perfect[:-1], he, device="cpu")
 
 
+def test_padded_score_region_scores_the_padded_image(tmp_path):
+    path = tmp_path / "masa-padded.yaml"
+    path.write_text("name: masa-padded\nbase: masa\nhr: {score_region: padded}\n")
+    p = load_protocol(path)
+    he, lr = p.make_pair(_image(50, 61), 4)
+    assert he.shape == (64, 64, 3) and lr.shape == (16, 16, 3) and p.hash != load_protocol("masa").hash
+
+
 def test_quantise_clamps_and_rounds_per_preset():
     sr = np.array([[[-0.1, 0.5, 1.2]]])
     np.testing.assert_array_equal(load_protocol("refsr-standard").quantise(sr), [[[0.0, 128.0, 255.0]]])
