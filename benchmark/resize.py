@@ -8,12 +8,15 @@
   every pass is rounded (half away from zero) and saturated to uint8; float input stays float64.
   This is the LR kernel of the SISR literature (SRCNN, VDSR, EDSR, RCAN, ... and BasicSR's
   ``imresize``), and MATLAB bicubic upsampling is how their "Bicubic" rows were computed.
+* :func:`imresize_tensor` — the same MATLAB resampling for float ``(B, C, H, W)`` tensors on any
+  device (no per-pass rounding), e.g. for a bicubic baseline model.
 """
 from __future__ import annotations
 
 import math
 
 import numpy as np
+import torch
 from PIL import Image
 
 
@@ -94,3 +97,13 @@ def imresize(img: np.ndarray, scale: float | None = None, size: tuple[int, int] 
         if is_uint8:
             out = _to_uint8(out)
     return out if is_uint8 else out.astype(np.float64)
+
+
+def imresize_tensor(x: torch.Tensor, scale: float, antialias: bool = True) -> torch.Tensor:
+    """MATLAB bicubic resize of a float ``(B, C, H, W)`` tensor by ``scale``, on its own device."""
+    if x.ndim != 4 or not x.is_floating_point():
+        raise ValueError(f"imresize_tensor takes a float (B, C, H, W) tensor, got {x.dtype} {tuple(x.shape)}")
+    h, w = x.shape[-2:]
+    rows = torch.from_numpy(resize_matrix(h, math.ceil(h * scale), scale, antialias)).to(x)
+    cols = torch.from_numpy(resize_matrix(w, math.ceil(w * scale), scale, antialias)).to(x)
+    return rows @ x @ cols.T

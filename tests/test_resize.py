@@ -6,7 +6,9 @@ import math
 import numpy as np
 import pytest
 
-from benchmark.resize import imresize, pil_bicubic
+import torch
+
+from benchmark.resize import imresize, imresize_tensor, pil_bicubic
 
 
 def keys_cubic(t: float) -> float:
@@ -103,3 +105,12 @@ def test_pil_bicubic_is_the_same_kernel_inside_the_image():
     assert np.abs(pil - mat)[:, :2].max() > 2  # the border handling really differs
     with pytest.raises(TypeError, match="uint8"):
         pil_bicubic(img.astype(np.float32), (4, 4))
+
+
+@pytest.mark.parametrize("scale", [0.25, 4])
+def test_tensor_version_matches_numpy(scale):
+    img = np.random.default_rng(4).random((11, 14, 3))
+    ours = imresize_tensor(torch.tensor(img).permute(2, 0, 1)[None], scale)[0].permute(1, 2, 0).numpy()
+    np.testing.assert_allclose(ours, imresize(img, scale), rtol=0, atol=1e-12)
+    with pytest.raises(ValueError, match="float"):
+        imresize_tensor(torch.zeros(1, 3, 4, 4, dtype=torch.uint8), 2)
