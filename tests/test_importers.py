@@ -156,9 +156,11 @@ def test_folder_without_references(tmp_path):
     img(src / "img_003.png", "rgba")
     img(src / "img_001.jpg")                           # same id as img_001.png
     img(src / "tiny.png", size=(4, 4))
+    (src / "zz_copy.jpg").write_bytes((src / "sub" / "img_002.jpg").read_bytes())
     (src / ".hidden.png").write_bytes(b"")
     report, ds, m = run("folder", src, tmp_path / "out")
     assert sorted(m.index) == ["img_001", "img_003", "sub/img_002"]
+    assert report.skipped["duplicate-image"] == 1 and report.skipped["sample-dropped: hr duplicate-image"] == 1
     assert set(m["level"]) == {0} and set(m["ref"]) == {""}
     assert m.loc["img_003", "hr"] == "img_003.png" and m.loc["sub/img_002", "hr"] == "sub/img_002.jpg"
     assert report.skipped["duplicate-name"] == 1 and report.skipped["too-small"] == 1

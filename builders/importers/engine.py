@@ -35,6 +35,7 @@ class Checked:
     width: int = 0
     notes: tuple[str, ...] = ()   # conversions needed (grayscale, alpha, 16-bit)
     reason: str = ""              # why the image is unusable ("" when usable)
+    digest: str = ""              # sha256 of the source bytes
 
 
 class ImportReport(BuildReport):
@@ -73,7 +74,8 @@ def check(scan: Scan, src: Path, min_size: int) -> Checked:
     h, w = img.shape[:2]
     if min(h, w) < min_size:
         return Checked(src, height=h, width=w, reason="too-small")
-    return Checked(src, dest_name(scan, src, bool(notes)), h, w, tuple(notes))
+    digest = hashlib.sha256(src.read_bytes()).hexdigest()
+    return Checked(src, dest_name(scan, src, bool(notes)), h, w, tuple(notes), digest=digest)
 
 
 def place(src: Path, dst: Path, info: Checked, link: bool) -> tuple[str, str]:
@@ -133,6 +135,13 @@ def import_scan(scan: Scan, layout: str, out: Path, *, jobs: int = 1, overwrite:
         elif owners.setdefault(info.rel, src) != src:
             checked[src] = Checked(src, reason="name-collision")
             report.skip(rel(src), "name-collision")
+    # the same ground truth under two names would count twice in every mean: keep the first
+    first_hr: dict[str, Path] = {}
+    for src in sorted({s.hr for s in samples}):
+        info = checked[src]
+        if not info.reason and first_hr.setdefault(info.digest, src) != src:
+            checked[src] = Checked(src, reason="duplicate-image")
+            report.skip(f"{rel(src)} (same bytes as {rel(first_hr[info.digest])})", "duplicate-image")
     usable = []
     for s in samples:
         bad = [(role, checked[p].reason) for role, p in (("hr", s.hr), ("ref", s.ref))
