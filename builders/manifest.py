@@ -158,8 +158,6 @@ IMAGE_COLUMNS = {"hr": "file_name", "ref": "ref_file_name", "lr": "lr_file_name"
 
 
 def _json_value(v):
-    if v is None or v is pd.NA or (isinstance(v, float) and v != v):
-        return None
     return v.item() if hasattr(v, "item") else v
 
 
@@ -167,21 +165,20 @@ def _metadata(df: pd.DataFrame) -> dict[str, list[dict]]:
     """imagefolder metadata records by the folder they go in.
 
     ``imagefolder`` takes splits from top-level ``train/``/``test/`` folders and then reads a
-    ``metadata.jsonl`` inside each of them (paths relative to it); otherwise one at the root.
+    ``metadata.jsonl`` inside each of them (paths relative to it), which must all have the same
+    columns; otherwise it reads one at the root. So only columns set in every row are exported
+    (the manifest keeps everything).
     """
-    cols = [c for c in IMAGE_COLUMNS if c in df.columns and (c == "hr" or (df[c].fillna("") != "").any())]
+    full = [c for c in df.columns if df[c].notna().all() and not (df[c].astype(str) == "").any()]
+    images = [c for c in IMAGE_COLUMNS if c in full]
     splits = sorted(df["split"].unique())
-    per_split = all(df.loc[df["split"] == sp, c].fillna("").map(lambda p, sp=sp: p == "" or p.startswith(f"{sp}/")).all()
-                    for sp in splits for c in cols)
+    per_split = all(df.loc[df["split"] == sp, c].str.startswith(f"{sp}/").all() for sp in splits for c in images)
     out: dict[str, list[dict]] = {}
-    for row in df.to_dict("records"):
+    for row in df[full].to_dict("records"):
         folder = str(row["split"]) if per_split else ""
         rec = {k: _json_value(v) for k, v in row.items() if k not in IMAGE_COLUMNS}
-        for c in cols:
-            rel = row[c] or None
-            if rel and folder:
-                rel = rel[len(folder) + 1:]
-            rec[IMAGE_COLUMNS[c]] = rel
+        for c in images:
+            rec[IMAGE_COLUMNS[c]] = row[c][len(folder) + 1:] if folder else row[c]
         out.setdefault(folder, []).append(rec)
     return out
 

@@ -214,8 +214,14 @@ def _read_and_extract(path: str, params: SiftParams, cache_dir: str | None) -> I
 
 
 def _pool(jobs: int, initializer=None, initargs=()):
-    ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else mp.get_context()
+    """A process pool that never forks a process holding OpenCV threads (that can deadlock)."""
+    methods = mp.get_all_start_methods()
+    ctx = mp.get_context("forkserver" if "forkserver" in methods else "spawn")
     return ctx.Pool(jobs, initializer=initializer, initargs=initargs)
+
+
+_STATE: tuple | None = None
+_LOADED: dict[int, Features] = {}
 
 
 def _worker_init(state):
@@ -224,17 +230,26 @@ def _worker_init(state):
     _STATE = state
 
 
-_STATE: tuple | None = None
-
-
 def _extract_task(path: str) -> ImageRecord:
     params, cache_dir = _STATE
     return _read_and_extract(path, params, cache_dir)
 
 
+def _features(i: int) -> Features:
+    """Feature set ``i``: in memory (inline runs) or loaded once per worker from the run's folder."""
+    source = _STATE[0]
+    if not isinstance(source, str):
+        return source[i]
+    if i not in _LOADED:
+        if len(_LOADED) >= 256:       # bounded memory; tasks come grouped by album
+            _LOADED.clear()
+        with np.load(os.path.join(source, f"{i}.npz"), allow_pickle=False) as z:
+            _LOADED[i] = Features(z["xy"], z["desc"])
+    return _LOADED[i]
+
+
 def _match_task(pair: tuple[int, int]) -> PairScore:
-    feats, params = _STATE
-    return match(feats[pair[0]], feats[pair[1]], params)
+    return match(_features(pair[0]), _features(pair[1]), _STATE[1])
 
 
 def _run(fn: Callable, items: Sequence, state, jobs: int, progress: Callable | None) -> Iterator:
@@ -268,5 +283,15 @@ def read_images(paths: Iterable[str | os.PathLike], params: SiftParams, jobs: in
 
 def score_pairs(features: Sequence[Features], pairs: Sequence[tuple[int, int]], params: SiftParams,
                 jobs: int = 1, progress: Callable | None = None) -> list[PairScore]:
-    """Score each (i, j) pair of ``features``; the result does not depend on ``jobs``."""
-    return list(_run(_match_task, list(pairs), (list(features), params), jobs, progress))
+    """Score each (i, j) pair of ``features``; the result does not depend on ``jobs``.
+
+    With several workers the features are handed over once through a temporary folder of ``.npz``
+    files that each worker loads as it needs them (not pickled per pair).
+    """
+    pairs = list(pairs)
+    if jobs <= 1 or len(pairs) < 2:
+        return list(_run(_match_task, pairs, (list(features), params), 1, progress))
+    with tempfile.TemporaryDirectory(prefix="refsr-sift-") as tmp:
+        for i, f in enumerate(features):
+            np.savez(os.path.join(tmp, f"{i}.npz"), xy=f.xy, desc=f.desc)
+        return list(_run(_match_task, pairs, (tmp, params), jobs, progress))
