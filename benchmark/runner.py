@@ -178,7 +178,8 @@ def evaluate_sample(ctx: RunContext, lm: LoadedModel, ds: Dataset, job: Job, var
         hr, _ = read_rgb(ds.path(s.hr))
         hr_eval, lr = protocol.make_pair(hr, scale)
         ref = read_rgb(ds.path(s.ref))[0] if s.ref else None
-        inp = VariantInput(sample_id=s.sample_id, level=int(s.level), hr=hr_eval, ref=ref, lr=lr, scale=scale)
+        inp = VariantInput(sample_id=s.sample_id, level=int(s.level), hr=hr_eval, ref=ref, lr=lr, scale=scale,
+                           refs=group_refs(ds, s) if variant.uses_group_refs else ())
         new_ref, _record = variant.apply(inp, variant_rng(suite.seed, s.sample_id, variant.name))
         if new_ref is None:  # no reference at all (SISR set, clean variant): LR-as-reference
             new_ref, _ = get_variant("lr").apply(inp, variant_rng(suite.seed, s.sample_id, "lr"))
@@ -202,6 +203,13 @@ def evaluate_sample(ctx: RunContext, lm: LoadedModel, ds: Dataset, job: Job, var
             torch.cuda.empty_cache()
         reason = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"[:300]
         return [_row(m, math.nan, "failed", reason) for m in names]
+
+
+def group_refs(ds: Dataset, s) -> tuple[np.ndarray, ...]:
+    """The other references of a sample's group, in level order (for the ``stitch`` variant)."""
+    m = ds.manifest
+    others = m[(m["group"] == s.group) & (m["split"] == s.split) & (m["sample_id"] != s.sample_id) & (m["ref"] != "")]
+    return tuple(read_rgb(ds.path(rel))[0] for rel in others.sort_values("level")["ref"])
 
 
 def _row(metric: str, value: float, status: str = "ok", reason: str = "") -> dict:

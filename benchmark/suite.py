@@ -137,11 +137,15 @@ def validate(raw: dict, source: str = "<suite>") -> Suite:
 
 
 def _resolve_variant_arg(spec: str) -> str:
-    """``irrelevant:<name>`` may name a pool under $REFSR_DATA; give the variant a real folder."""
+    """Make sure a named irrelevant-reference pool exists (the demo pool is made on demand).
+
+    The spec itself is returned unchanged: the variant finds a named pool under ``$REFSR_DATA``, so
+    its canonical name, which seeds its draws, does not depend on where the data is installed.
+    """
     if spec.startswith("irrelevant:"):
         from .dataset_registry import resolve_pool
 
-        return f"irrelevant:{resolve_pool(spec.split(':', 1)[1])}"
+        resolve_pool(spec.split(":", 1)[1])
     return spec
 
 

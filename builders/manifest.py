@@ -143,6 +143,7 @@ class DatasetWriter:
         if exc_type is not None:
             shutil.rmtree(self.tmp, ignore_errors=True)
             return
+        os.chmod(self.tmp, 0o755)  # mkdtemp makes it private; a dataset is for everyone who can read its parent
         if self.out.exists():
             trash = self.out.parent / f".{self.out.name}.old-{os.getpid()}"
             os.replace(self.out, trash)
