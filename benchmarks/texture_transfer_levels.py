@@ -1,0 +1,129 @@
+"""Training-free texture transfer vs bicubic per reference level on a CUFED5-style test split.
+
+    .venv/bin/python benchmarks/texture_transfer_levels.py                       # build from ../shared albums
+    .venv/bin/python benchmarks/texture_transfer_levels.py --dataset /tmp/c5     # an existing cufed5 build
+
+Without ``--dataset`` it builds the split with ``python -m builders.build --recipe cufed5`` into a
+temporary folder (never into the repository). Every test sample is scored under the
+``refsr-standard`` protocol (Y-PSNR, border crop = scale, mean over images) with its clean
+reference (levels L1..LN) and with an irrelevant reference (``builders.variants`` ``irrelevant:POOL``,
+drawn for every sample with the dataset seed, as ``python -m builders.variant`` would), and prints
+the per-level table plus the three margins of issue 5's done-when criterion and the runtime per image.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from benchmark.protocol import load_protocol  # noqa: E402
+from builders.images import read_rgb  # noqa: E402
+from builders.manifest import Dataset  # noqa: E402
+from builders.variants import VariantInput, get_variant, variant_rng  # noqa: E402
+from models.registry import create_model  # noqa: E402
+
+SHARED = REPO.parent / "shared" / "data"
+
+
+def build(albums: Path, out: Path, seed: int) -> None:
+    cmd = [sys.executable, "-m", "builders.build", "--recipe", "cufed5", "--albums", str(albums),
+           "--out", str(out), "--seed", str(seed), "--quiet"]
+    print("$", " ".join(cmd[1:]), flush=True)
+    subprocess.run(cmd, check=True, cwd=REPO)
+
+
+def to_tensor(img: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1)[None].float() / 255
+
+
+def evaluate(ds: Dataset, pool: str, seed: int, kwargs: dict) -> tuple[list[dict], float, int]:
+    """One row per (sample, setting) with Y-PSNR; plus total texture-transfer time and call count."""
+    protocol = load_protocol("refsr-standard")
+    model, bicubic = create_model("texture_transfer", **kwargs).eval(), create_model("bicubic")
+    irrelevant = get_variant(f"irrelevant:{pool}")
+    df = ds.samples(split="test")
+    df = df[df["level"] >= 1].sort_values(["group", "level"], kind="stable")
+    rows, spent, calls = [], 0.0, 0
+
+    def sr_psnr(m, lr, ref, hr_eval) -> tuple[float, float]:
+        t0 = time.perf_counter()
+        with torch.no_grad():
+            sr = m(to_tensor(lr), to_tensor(protocol.prepare_ref(ref)))
+        dt = time.perf_counter() - t0
+        sr_q = protocol.quantise(sr[0].permute(1, 2, 0))
+        return protocol.score(sr_q.numpy(), hr_eval, metrics=["psnr_y"])["psnr_y"], dt
+
+    for group, g in df.groupby("group", sort=True):
+        hr = read_rgb(ds.path(g["hr"].iloc[0]))[0]
+        hr_eval, lr = protocol.make_pair(hr, 4)
+        base = sr_psnr(bicubic, lr, lr, hr_eval)[0]
+        for s in g.itertuples(index=False):
+            ref = read_rgb(ds.path(s.ref))[0]
+            irr, _ = irrelevant.apply(VariantInput(sample_id=s.sample_id, level=int(s.level), hr=hr, ref=ref),
+                                      variant_rng(seed, s.sample_id, irrelevant.name))
+            for setting, r in ((f"L{s.level}", ref), ("irrelevant", irr)):
+                value, dt = sr_psnr(model, lr, r, hr_eval)
+                spent, calls = spent + dt, calls + 1
+                rows.append(dict(group=group, album=s.album, setting=setting, psnr=value, bicubic=base))
+            print(f"  {s.sample_id} {s.album:14s} bicubic {base:6.2f}  {rows[-2]['setting']} "
+                  f"{rows[-2]['psnr']:6.2f}  irrelevant {rows[-1]['psnr']:6.2f}", flush=True)
+    return rows, spent, calls
+
+
+def report(rows: list[dict], spent: float, calls: int) -> None:
+    import pandas as pd
+
+    df = pd.DataFrame(rows)
+    order = sorted(s for s in df.setting.unique() if s.startswith("L")) + ["irrelevant"]
+    print("\nrefsr-standard Y-PSNR (dB), mean over images")
+    print(f"{'reference':12s} {'n':>3s} {'texture_transfer':>17s} {'bicubic':>8s} {'gain':>7s}")
+    mean = {}
+    for s in order:
+        d = df[df.setting == s]
+        mean[s] = (d.psnr.mean(), d.bicubic.mean())
+        print(f"{s:12s} {len(d):3d} {d.psnr.mean():17.3f} {d.bicubic.mean():8.3f} {d.psnr.mean() - d.bicubic.mean():+7.3f}")
+    bic = df.drop_duplicates("group").bicubic.mean()
+    print(f"{'bicubic':12s} {df.group.nunique():3d} {'':17s} {bic:8.3f}")
+    l1, irr = mean["L1"][0], mean["irrelevant"][0]
+    checks = [("L1 - bicubic", l1 - mean["L1"][1], 0.3),
+              ("L1 - irrelevant", l1 - irr, 0.1),
+              ("irrelevant - bicubic", irr - mean["irrelevant"][1], -0.05)]
+    print("\ndone-when margins (issue 5):")
+    for name, value, need in checks:
+        print(f"  {name:22s} {value:+.3f} dB  (needs >= {need:+.2f})  {'PASS' if value >= need else 'FAIL'}")
+    print(f"\ntexture_transfer runtime: {spent / calls:.2f} s per image (mean of {calls} calls, "
+          f"{torch.get_num_threads()} thread(s))")
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--dataset", help="an existing CUFED5-style build (default: build one into a temp folder)")
+    p.add_argument("--albums", default=str(SHARED / "albums"), help="albums to build from without --dataset")
+    p.add_argument("--pool", default=str(SHARED / "sr_benchmarks"),
+                   help="folder of unrelated images for the irrelevant references (default: Set5 + Set14)")
+    p.add_argument("--seed", type=int, default=0, help="build and variant seed")
+    p.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    p.add_argument("--kwargs", default="{}", help="texture_transfer keyword arguments as JSON")
+    args = p.parse_args()
+    torch.set_num_threads(args.threads)
+    with tempfile.TemporaryDirectory(prefix="cufed5-") as tmp:
+        root = Path(args.dataset) if args.dataset else Path(tmp) / "cufed5"
+        if not args.dataset:
+            build(Path(args.albums), root, args.seed)
+        rows, spent, calls = evaluate(Dataset.open(root), args.pool, args.seed, json.loads(args.kwargs))
+    report(rows, spent, calls)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
