@@ -57,11 +57,13 @@ class C2Matching(RefSRModel):
         self.net_map = _MapNet()
         self.patch_size = patch_size
         self.match_chunk_elems = match_chunk_elems
+        # channels_last: the same convolutions run ~2x faster on CPU (oneDNN); results agree to ~1e-6
+        self.to(memory_format=torch.channels_last)
 
     # -- the three official steps, exposed for parity checks ------------------------------------
     def extract_features(self, img_in_up: torch.Tensor, img_ref: torch.Tensor) -> dict[str, torch.Tensor]:
         """Contrastive features of the bicubic-upsampled LR and of the reference (official net_extractor)."""
-        return self.net_extractor(img_in_up, img_ref)
+        return self.net_extractor(_cl(img_in_up), _cl(img_ref))
 
     def correspondence(self, features: dict[str, torch.Tensor], img_ref: torch.Tensor
                        ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
@@ -77,12 +79,12 @@ class C2Matching(RefSRModel):
         pre_offset = {"relu3_1": shifted_offsets(flow, 1, k),
                       "relu2_1": shifted_offsets(upscale_flow(flow, 2), 2, k),
                       "relu1_1": shifted_offsets(upscale_flow(flow, 4), 4, k)}
-        return pre_offset, self.net_map.vgg(img_ref)
+        return pre_offset, self.net_map.vgg(_cl(img_ref))
 
     def restore(self, img_in_lq: torch.Tensor, pre_offset: dict[str, torch.Tensor],
                 img_ref_feat: dict[str, torch.Tensor]) -> torch.Tensor:
         """Official net_g output (not clamped)."""
-        return self.net_g(img_in_lq, pre_offset, img_ref_feat)
+        return self.net_g(_cl(img_in_lq), pre_offset, {k: _cl(v) for k, v in img_ref_feat.items()})
 
     # -- our interface ----------------------------------------------------------------------------
     def forward(self, lr: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
@@ -122,6 +124,10 @@ class C2Matching(RefSRModel):
         if "features.0.weight" in vgg:
             vgg = torchvision_vgg_to_official(vgg)
         load_into(self.net_map, vgg)
+
+
+def _cl(t: torch.Tensor) -> torch.Tensor:
+    return t.contiguous(memory_format=torch.channels_last)
 
 
 class _MapNet(torch.nn.Module):

@@ -182,6 +182,12 @@ def upscale_flow(flow: torch.Tensor, factor: int) -> torch.Tensor:
 
 
 # ----------------------------------------------------------------------------- restoration
+def _layout(t: torch.Tensor) -> torch.memory_format:
+    """channels_last if ``t`` is in it (convs on CPU run ~2x faster so), else contiguous."""
+    cl = torch.channels_last
+    return cl if t.dim() == 4 and t.is_contiguous(memory_format=cl) and not t.is_contiguous() else torch.contiguous_format
+
+
 class ResidualBlockNoBN(nn.Module):
     """conv-ReLU-conv plus identity (BasicSR ``ResidualBlockNoBN``, res_scale 1)."""
 
@@ -240,8 +246,9 @@ class DynamicAggregation(nn.Module):
         pre = pre_offset.flip(-1).permute(0, 1, 4, 2, 3).reshape(b, 2 * kk, h, w)
         offset = torch.cat((o1, o2), 1) + pre.repeat(1, self.groups, 1, 1)
         pad = self.kernel_size // 2
-        return deform_conv2d(ref_feat, offset, self.weight, self.bias, padding=(pad, pad),
-                             mask=torch.sigmoid(mask))
+        out = deform_conv2d(ref_feat, offset, self.weight, self.bias, padding=(pad, pad),
+                            mask=torch.sigmoid(mask))
+        return out.contiguous(memory_format=_layout(cond))
 
 
 class DynamicAggregationRestoration(nn.Module):
