@@ -1,0 +1,46 @@
+"""Profile every model in the zoo at LR 128×128 with Ref 512×512 and print a Markdown table.
+
+    .venv/bin/python benchmarks/profile_zoo.py [--models a,b] [--runs 3] [--device cpu]
+
+Params, FLOPs and runtime do not depend on the weights, so models are built with random weights
+here (timing only: nothing in this table is a quality score). Published figures are from the
+MASA-SR paper's complexity table (same input sizes).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmark.device import select_device  # noqa: E402
+from benchmark.profile import profile_model  # noqa: E402
+from models import list_models  # noqa: E402
+
+#: model -> (params in millions, GFLOPs) as published in MASA-SR (CVPR 2021), Table 5.
+PUBLISHED = {"srntt": (5.75, 6500.70), "ttsr": (6.99, 1044.28), "masa": (4.03, 367.93)}
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--models", default=",".join(list_models()))
+    p.add_argument("--runs", type=int, default=3)
+    p.add_argument("--device", default="cpu")
+    args = p.parse_args()
+    device = select_device(args.device)
+    print("| model | params (ours) | params (published) | GFLOPs (ours, 2/MAC) | GMACs (ours) | GFLOPs (published) "
+          "| CPU runtime median (s) | peak extra memory (MB) |")
+    print("|---|---|---|---|---|---|---|---|")
+    for name in args.models.split(","):
+        prof = profile_model(name, device, (128, 128), (512, 512), warmup=1, runs=args.runs)
+        pub = PUBLISHED.get(name)
+        mem = f"{prof.peak_memory_mb:.0f}" if prof.peak_memory_mb is not None else "n/a"
+        print(f"| {name} | {prof.params_total:,} | {f'{pub[0]} M' if pub else '-'} | {prof.gflops:,.2f} | "
+              f"{prof.gmacs:,.2f} | {f'{pub[1]:,.2f}' if pub else '-'} | {prof.runtime_median_s:.2f} | {mem} |",
+              flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
