@@ -115,6 +115,8 @@ class RunContext:
     dtype: str = "float32"
     timings: list[dict] = field(default_factory=list)
     unavailable_models: dict[str, str] = field(default_factory=dict)
+    #: rows of reference-free models by (model, dataset, HR file): their output ignores level and variant
+    no_ref_rows: dict[tuple[str, str, str], list[dict]] = field(default_factory=dict)
 
 
 def evaluate(ctx: RunContext, jobs: list[Job]) -> pd.DataFrame:
@@ -147,7 +149,13 @@ def evaluate(ctx: RunContext, jobs: list[Job]) -> pd.DataFrame:
         if not todo:
             continue
         for s in tqdm(todo, desc=f"{job.model} · {job.dataset} · {job.variant}", unit="img", leave=False):
-            rows = evaluate_sample(ctx, lm, ds, job, variant, s, protocol, drift, metrics)
+            memo = (job.model, job.dataset, s.hr)
+            if not lm.model.spec.uses_ref and memo in ctx.no_ref_rows:
+                rows = ctx.no_ref_rows[memo]
+            else:
+                rows = evaluate_sample(ctx, lm, ds, job, variant, s, protocol, drift, metrics)
+                if not lm.model.spec.uses_ref and all(r["status"] != "failed" for r in rows):
+                    ctx.no_ref_rows[memo] = rows
             base = {**common, "model": job.model, "weights": lm.weights, "dataset": job.dataset,
                     "split": s.split, "variant": job.variant, "level": int(s.level), "image": s.sample_id,
                     "dataset_hash": ds.fingerprint()}
