@@ -5,7 +5,6 @@ import csv
 import warnings
 
 import numpy as np
-import pytest
 import torch
 from PIL import Image
 

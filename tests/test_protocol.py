@@ -6,7 +6,6 @@ import dataclasses
 import numpy as np
 import pytest
 import torch
-import yaml
 from PIL import Image
 from scipy import ndimage
 
