@@ -48,8 +48,8 @@ def _descriptors(img: torch.Tensor, k: int) -> torch.Tensor:
 def coarse_topk(query: torch.Tensor, cand: torch.Tensor, k: int, chunk: int) -> torch.Tensor:
     """Indices (Nq, k) of the candidates with the highest normalised correlation, in chunks.
 
-    Chunking over queries and candidates bounds memory to ``chunk``² similarities; the result equals
-    the unchunked one (ties aside).
+    Blocks of ``chunk`` queries × ``8 * chunk`` candidates bound the memory of the similarity matrix;
+    the result equals the unchunked one (ties aside).
     """
     eps = 1e-4 * cand.shape[1]  # keeps flat candidates from winning on noise
     cand = cand / (cand.pow(2).sum(1, keepdim=True) + eps).sqrt()
@@ -57,8 +57,8 @@ def coarse_topk(query: torch.Tensor, cand: torch.Tensor, k: int, chunk: int) -> 
     for qs in range(0, query.shape[0], chunk):
         q = query[qs:qs + chunk]
         best_v = best_i = None
-        for cs in range(0, cand.shape[0], chunk):
-            sim = q @ cand[cs:cs + chunk].T
+        for cs in range(0, cand.shape[0], 8 * chunk):
+            sim = q @ cand[cs:cs + 8 * chunk].T
             v, i = sim.topk(min(k, sim.shape[1]), dim=1)
             i = i + cs
             if best_v is not None:
@@ -73,13 +73,14 @@ class TextureTransfer(RefSRModel):
     """See the module docstring. Parameter-free apart from the frozen hyper-parameters below."""
 
     def __init__(self, scale: int = 4, patch: int = 5, ref_scales: tuple[float, ...] = (1.0, 0.75, 0.5),
-                 coarse_k: int = 3, top_k: int = 3, transfer_radius: int = 1, h: float = 0.02,
-                 fallback: float = 1.0, gain: tuple[float, float] = (0.5, 2.0), bp_iters: int = 10,
-                 chunk: int = 2048):
+                 coarse_k: int = 3, coarse_dims: int = 16, top_k: int = 3, transfer_radius: int = 1, h: float = 0.02,
+                 fallback: float = 1.0, gain: tuple[float, float] = (0.5, 2.0), energy: float = 1.0, bp_iters: int = 10,
+                 chunk: int = 1024):
         super().__init__()
         self.scale, self.patch, self.ref_scales = scale, patch, tuple(ref_scales)
-        self.coarse_k, self.top_k, self.rt = coarse_k, top_k, transfer_radius
-        self.h, self.fallback, self.gain, self.bp_iters, self.chunk = h, fallback, gain, bp_iters, chunk
+        self.coarse_k, self.coarse_dims, self.top_k, self.rt = coarse_k, coarse_dims, top_k, transfer_radius
+        self.h, self.fallback, self.gain, self.energy = h, fallback, gain, energy
+        self.bp_iters, self.chunk = bp_iters, chunk
 
     def forward(self, lr: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
         return torch.cat([self._one(lr[i:i + 1].float(), ref[i:i + 1].float()) for i in range(lr.shape[0])])
@@ -104,50 +105,58 @@ class TextureTransfer(RefSRModel):
         return low, crops - _up(low, s)
 
     def _match_one_ref(self, q: torch.Tensor, ref: torch.Tensor):
-        """Best candidates of one reference copy for every query descriptor.
+        """Best sub-pixel candidates of one reference copy for every query descriptor.
 
-        Returns distance, gain (Nq, kc) and the gathered high-frequency patches (Nq, kc, 3*T*T).
+        Returns distance, gain and flat candidate index (phase*nh*nw + row*nw + col), each (Nq, kc),
+        and the copy's high frequencies (s*s, 3, s*nh, s*nw).
         """
-        s, k, rt = self.scale, self.patch, self.rt
+        s = self.scale
         low, hf = self._phases(ref)
         ph, nh, nw = low.shape[0], low.shape[-2], low.shape[-1]
-        cand = _descriptors(low, k)  # (ph, nh*nw, D)
-        idx0 = coarse_topk(q, cand[0], self.coarse_k, self.chunk)  # phase-0 search, (Nq, kc)
-        # sub-pixel refinement: every HR offset in [-(s-1), s-1]² around each coarse hit
-        off = torch.arange(-(s - 1), s)
+        cand = _descriptors(low, self.patch).reshape(ph * nh * nw, -1)  # phase-major
+        cand_rr = cand.pow(2).sum(1)
+        basis = self._pca(q)
+        idx0 = coarse_topk(q @ basis, cand[: nh * nw] @ basis, self.coarse_k, self.chunk)  # phase 0
+        # sub-pixel refinement: every HR offset in [-s/2, s/2]² around each coarse hit
+        off = torch.arange(-(s // 2), s // 2 + 1)
         oy, ox = torch.meshgrid(off, off, indexing="ij")
-        oy, ox = oy.reshape(-1), ox.reshape(-1)
-        yy = ((idx0 // nw) * s)[..., None] + oy  # (Nq, kc, O) HR rows in phase grid
-        xx = ((idx0 % nw) * s)[..., None] + ox
+        yy = ((idx0 // nw) * s)[..., None] + oy.reshape(-1)  # (Nq, kc, O) HR rows of the phase grid
+        xx = ((idx0 % nw) * s)[..., None] + ox.reshape(-1)
         yy, xx = yy.clamp(0, s * nh - 1), xx.clamp(0, s * nw - 1)
-        flat = ((yy % s) * s + (xx % s)) * (nh * nw) + (yy // s) * nw + (xx // s)
-        cand_flat = cand.reshape(ph * nh * nw, -1)
+        flat = (((yy % s) * s + (xx % s)) * (nh * nw) + (yy // s) * nw + (xx // s)).flatten(1)
         d_best, a_best, f_best = [], [], []
         for qs in range(0, q.shape[0], self.chunk):
             qc, fc = q[qs:qs + self.chunk], flat[qs:qs + self.chunk]
-            r = cand_flat[fc.reshape(-1)].view(*fc.shape, -1)  # (n, kc, O, D)
-            qr = (r * qc[:, None, None]).sum(-1)
-            rr = r.pow(2).sum(-1)
+            r = cand.index_select(0, fc.reshape(-1)).view(*fc.shape, -1)  # (n, kc*O, D)
+            qr = torch.bmm(r, qc[:, :, None])[..., 0]
+            rr = cand_rr[fc]
             a = (qr / (rr + 1e-8)).clamp(*self.gain)
-            d = (qc.pow(2).sum(-1)[:, None, None] - 2 * a * qr + a * a * rr) / qc.shape[1]
-            d, j = d.min(dim=2)
-            d_best.append(d)
-            a_best.append(a.gather(2, j[..., None])[..., 0])
-            f_best.append(fc.gather(2, j[..., None])[..., 0])
-        d, a, f = torch.cat(d_best), torch.cat(a_best), torch.cat(f_best)
-        # gather the T×T high-frequency patch whose centre s×s block sits on the matched position
+            d = (qc.pow(2).sum(1, keepdim=True) - 2 * a * qr + a * a * rr) / qc.shape[1]
+            d, j = d.view(d.shape[0], idx0.shape[1], -1).min(dim=2)
+            j = j + torch.arange(idx0.shape[1]) * off.numel() ** 2
+            d_best.append(d), a_best.append(a.gather(1, j)), f_best.append(fc.gather(1, j))
+        return torch.cat(d_best), torch.cat(a_best), torch.cat(f_best), hf
+
+    def _pca(self, q: torch.Tensor) -> torch.Tensor:
+        """(D, m) leading principal directions of the query descriptors: a cheaper coarse search."""
+        if self.coarse_dims >= q.shape[1]:
+            return torch.eye(q.shape[1])
+        _, vec = torch.linalg.eigh(q.T @ q)
+        return vec[:, -self.coarse_dims:]
+
+    def _hf_patches(self, hf: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
+        """The T×T high-frequency patches (n, 3*T*T) whose centre s×s block is candidate ``f``."""
+        s, rt = self.scale, self.rt
+        nh, nw = hf.shape[-2] // s, hf.shape[-1] // s
         t = s * (2 * rt + 1)
         hfp = F.pad(hf, (s * rt,) * 4)
-        phase, pos = f // (nh * nw), f % (nh * nw)
-        y0 = (pos // nw) * s
-        x0 = (pos % nw) * s
-        u = torch.arange(t)
-        rows = (y0[..., None, None] + u[:, None])  # (Nq, kc, T, 1)
-        cols = (x0[..., None, None] + u[None, :])  # (Nq, kc, 1, T)
         hh, ww = hfp.shape[-2:]
-        lin = (phase[..., None, None] * 3 * hh * ww + rows * ww + cols)  # channel 0
-        patches = torch.stack([hfp.reshape(-1)[lin + c * hh * ww] for c in range(3)], dim=2)
-        return d, a, patches.reshape(*d.shape, -1)
+        phase, pos = f // (nh * nw), f % (nh * nw)
+        u = torch.arange(t)
+        top = phase * hh * ww + (pos // nw) * s * ww + (pos % nw) * s
+        lin = top[:, None, None] + (u * ww)[:, None] + u[None, :]  # (n, T, T)
+        pix = hfp.permute(0, 2, 3, 1).reshape(-1, 3).index_select(0, lin.reshape(-1))
+        return pix.view(f.shape[0], t * t, 3).transpose(1, 2).reshape(f.shape[0], -1)
 
     def _augmented_refs(self, ref: torch.Tensor):
         for sc in self.ref_scales:
@@ -162,18 +171,27 @@ class TextureTransfer(RefSRModel):
         s, rt = self.scale, self.rt
         h, w = lr.shape[-2:]
         q = _descriptors(lr, self.patch)[0]
-        ds, gs, ps = [], [], []
+        ds, gs, fs, srcs, hfs = [], [], [], [], []
         for r in self._augmented_refs(ref):
             if min(r.shape[-2:]) < s * (self.patch + 1):
                 continue
-            d, a, p = self._match_one_ref(q, r)
-            ds.append(d), gs.append(a), ps.append(p)
+            d, a, f, hf = self._match_one_ref(q, r)
+            ds.append(d), gs.append(a), fs.append(f), hfs.append(hf)
+            srcs.append(torch.full_like(f, len(hfs) - 1))
         if not ds:
-            return torch.zeros(1, 3, s * h, s * w)
-        d, a, p = torch.cat(ds, 1), torch.cat(gs, 1), torch.cat(ps, 1)
-        d, j = d.topk(min(self.top_k, d.shape[1]), dim=1, largest=False)
-        a = a.gather(1, j)
-        p = p.gather(1, j[..., None].expand(-1, -1, p.shape[-1]))
+            return lr.new_zeros(1, 3, s * h, s * w)
+        d, j = torch.cat(ds, 1).topk(min(self.top_k, sum(x.shape[1] for x in ds)), dim=1, largest=False)
+        a, f, src = (torch.cat(x, 1).gather(1, j) for x in (gs, fs, srcs))
+        p = lr.new_zeros(*f.shape, 3 * (s * (2 * rt + 1)) ** 2)
+        for i, hf in enumerate(hfs):
+            sel = src == i
+            p[sel] = self._hf_patches(hf, f[sel])
+        # the reference may not add more detail than `energy` times the LR patch's own contrast:
+        # a flat LR patch matched to a reference patch whose texture vanished in the down-sampling
+        # (noise, fine grass) is no evidence for that texture
+        q_rms = q.pow(2).mean(1).sqrt()[:, None]
+        p_rms = p.pow(2).mean(2).sqrt()
+        a = a * (self.energy * q_rms / (p_rms + 1e-8)).clamp(max=1)
         logits = torch.cat([-d / self.h ** 2, torch.full_like(d[:, :1], -self.fallback)], 1)
         wgt = logits.softmax(1)[:, :-1] * a  # the last column is the "keep bicubic" hypothesis
         est = (wgt[..., None] * p).sum(1)  # (Nq, 3*T*T)
