@@ -59,6 +59,11 @@ def conv3x3(cin: int, cout: int, stride: int = 1) -> nn.Conv2d:
     return nn.Conv2d(cin, cout, 3, stride, 1)
 
 
+def _relu(x: torch.Tensor) -> torch.Tensor:
+    """ReLU in place: every call site passes a fresh conv / pixel-shuffle output."""
+    return F.relu(x, inplace=True)
+
+
 def _up(x: torch.Tensor, factor: int) -> torch.Tensor:
     """Bicubic upsampling exactly as the official MainNet calls it."""
     return F.interpolate(x, scale_factor=factor, mode="bicubic")
@@ -75,7 +80,8 @@ class ResBlock(nn.Module):
         self.conv2 = conv3x3(n_feats, n_feats)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.conv2(self.relu(self.conv1(x))) * self.res_scale + x
+        out = self.conv2(self.relu(self.conv1(x)))
+        return (out.mul_(self.res_scale) if self.res_scale != 1 else out).add_(x)
 
 
 def _res_blocks(n: int, n_feats: int, res_scale: float) -> nn.ModuleList:
@@ -92,11 +98,11 @@ class SFE(nn.Module):
         self.conv_tail = conv3x3(n_feats, n_feats)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = F.relu(self.conv_head(x))
+        x = _relu(self.conv_head(x))
         y = x
         for rb in self.RBs:
             y = rb(y)
-        return self.conv_tail(y) + x
+        return self.conv_tail(y).add_(x)
 
 
 class CSFI2(nn.Module):
@@ -110,10 +116,10 @@ class CSFI2(nn.Module):
         self.conv_merge2 = conv3x3(n_feats * 2, n_feats)
 
     def forward(self, x1, x2):
-        x12 = F.relu(self.conv12(_up(x1, 2)))
-        x21 = F.relu(self.conv21(x2))
-        return (F.relu(self.conv_merge1(torch.cat((x1, x21), 1))),
-                F.relu(self.conv_merge2(torch.cat((x2, x12), 1))))
+        x12 = _relu(self.conv12(_up(x1, 2)))
+        x21 = _relu(self.conv21(x2))
+        return (_relu(self.conv_merge1(torch.cat((x1, x21), 1))),
+                _relu(self.conv_merge2(torch.cat((x2, x12), 1))))
 
 
 class CSFI3(nn.Module):
@@ -133,15 +139,15 @@ class CSFI3(nn.Module):
         self.conv_merge3 = conv3x3(n_feats * 3, n_feats)
 
     def forward(self, x1, x2, x3):
-        x12 = F.relu(self.conv12(_up(x1, 2)))
-        x13 = F.relu(self.conv13(_up(x1, 4)))
-        x21 = F.relu(self.conv21(x2))
-        x23 = F.relu(self.conv23(_up(x2, 2)))
-        x31 = F.relu(self.conv31_2(F.relu(self.conv31_1(x3))))
-        x32 = F.relu(self.conv32(x3))
-        return (F.relu(self.conv_merge1(torch.cat((x1, x21, x31), 1))),
-                F.relu(self.conv_merge2(torch.cat((x2, x12, x32), 1))),
-                F.relu(self.conv_merge3(torch.cat((x3, x13, x23), 1))))
+        x12 = _relu(self.conv12(_up(x1, 2)))
+        x13 = _relu(self.conv13(_up(x1, 4)))
+        x21 = _relu(self.conv21(x2))
+        x23 = _relu(self.conv23(_up(x2, 2)))
+        x31 = _relu(self.conv31_2(_relu(self.conv31_1(x3))))
+        x32 = _relu(self.conv32(x3))
+        return (_relu(self.conv_merge1(torch.cat((x1, x21, x31), 1))),
+                _relu(self.conv_merge2(torch.cat((x2, x12, x32), 1))),
+                _relu(self.conv_merge3(torch.cat((x3, x13, x23), 1))))
 
 
 class MergeTail(nn.Module):
@@ -156,9 +162,9 @@ class MergeTail(nn.Module):
         self.conv_tail2 = conv1x1(n_feats // 2, 3)
 
     def forward(self, x1, x2, x3):
-        x13 = F.relu(self.conv13(_up(x1, 4)))
-        x23 = F.relu(self.conv23(_up(x2, 2)))
-        x = F.relu(self.conv_merge(torch.cat((x3, x13, x23), 1)))
+        x13 = _relu(self.conv13(_up(x1, 4)))
+        x23 = _relu(self.conv23(_up(x2, 2)))
+        x = _relu(self.conv_merge(torch.cat((x3, x13, x23), 1)))
         return self.conv_tail2(self.conv_tail1(x)).clamp(-1, 1)
 
 
@@ -195,32 +201,32 @@ class MainNet(nn.Module):
     def forward(self, x, S, T_lv3, T_lv2, T_lv1):
         x11 = self.SFE(x)
         # stage 1 (x1): soft-attention-weighted fusion of the transferred lv3 texture
-        x11 = x11 + self.conv11_head(torch.cat((x11, T_lv3), 1)) * S
+        x11 = (self.conv11_head(torch.cat((x11, T_lv3), 1)) * S).add_(x11)
         r = x11
         for rb in self.RB11:
             r = rb(r)
-        x11 = x11 + self.conv11_tail(r)
+        x11 = self.conv11_tail(r).add_(x11)
 
         # stage 2 (x1, x2)
         x21 = x11
-        x22 = F.relu(self.ps12(self.conv12(x11)))
-        x22 = x22 + self.conv22_head(torch.cat((x22, T_lv2), 1)) * _up(S, 2)
+        x22 = _relu(self.ps12(self.conv12(x11)))
+        x22 = (self.conv22_head(torch.cat((x22, T_lv2), 1)) * _up(S, 2)).add_(x22)
         r21, r22 = self.ex12(x21, x22)
         for rb21, rb22 in zip(self.RB21, self.RB22):
             r21, r22 = rb21(r21), rb22(r22)
-        x21 = x21 + self.conv21_tail(r21)
-        x22 = x22 + self.conv22_tail(r22)
+        x21 = self.conv21_tail(r21).add_(x21)
+        x22 = self.conv22_tail(r22).add_(x22)
 
         # stage 3 (x1, x2, x4)
         x31, x32 = x21, x22
-        x33 = F.relu(self.ps23(self.conv23(x22)))
-        x33 = x33 + self.conv33_head(torch.cat((x33, T_lv1), 1)) * _up(S, 4)
+        x33 = _relu(self.ps23(self.conv23(x22)))
+        x33 = (self.conv33_head(torch.cat((x33, T_lv1), 1)) * _up(S, 4)).add_(x33)
         r31, r32, r33 = self.ex123(x31, x32, x33)
         for rb31, rb32, rb33 in zip(self.RB31, self.RB32, self.RB33):
             r31, r32, r33 = rb31(r31), rb32(r32), rb33(r33)
-        x31 = x31 + self.conv31_tail(r31)
-        x32 = x32 + self.conv32_tail(r32)
-        x33 = x33 + self.conv33_tail(r33)
+        x31 = self.conv31_tail(r31).add_(x31)
+        x32 = self.conv32_tail(r32).add_(x32)
+        x33 = self.conv33_tail(r33).add_(x33)
         return self.merge_tail(x31, x32, x33)
 
 
@@ -278,14 +284,14 @@ def relevance(q: torch.Tensor, k: torch.Tensor, chunk_elements: int = 2 ** 24):
     """
     C, H, W = q.shape
     _, Hr, Wr = k.shape
-    qp = F.pad(q, (1, 1, 1, 1)).reshape(C, -1)
-    kp = F.pad(k, (1, 1, 1, 1)).reshape(C, -1)
+    qp = _pad_hwc(q, 1, 1, 1).reshape(-1, C)  # ((H+2)*(W+2), C) pixel rows
+    kp = _pad_hwc(k, 1, 1, 1).reshape(-1, C)
     k_norm = _patch_norm(k).reshape(-1)
     rows = max(1, chunk_elements // (W * Hr * Wr))
     best, arg = [], []
     for i0 in range(0, H, rows):
         n = min(rows, H - i0)
-        g = (qp[:, i0 * (W + 2):(i0 + n + 2) * (W + 2)].t() @ kp).view(n + 2, W + 2, Hr + 2, Wr + 2)
+        g = (qp[i0 * (W + 2):(i0 + n + 2) * (W + 2)] @ kp.t()).view(n + 2, W + 2, Hr + 2, Wr + 2)
         g = g[:, 0:W, :, 0:Wr] + g[:, 1:W + 1, :, 1:Wr + 1] + g[:, 2:W + 2, :, 2:Wr + 2]
         r = g[0:n, :, 0:Hr] + g[1:n + 1, :, 1:Hr + 1] + g[2:n + 2, :, 2:Hr + 2]
         r = r.reshape(n * W, Hr * Wr).div_(k_norm)
@@ -294,6 +300,11 @@ def relevance(q: torch.Tensor, k: torch.Tensor, chunk_elements: int = 2 ** 24):
         arg.append(i)
     best = torch.cat(best).view(H, W) / _patch_norm(q)
     return best, torch.cat(arg).view(H, W)
+
+
+def _pad_hwc(x: torch.Tensor, s: int, h: int, w: int) -> torch.Tensor:
+    """(C,H,W) -> zero-padded (H',W',C) with ``s`` before and ``h``/``w`` after (free view if channels-last)."""
+    return F.pad(x.permute(1, 2, 0), (0, 0, s, w, s, h))
 
 
 def _patch_norm(x: torch.Tensor) -> torch.Tensor:
@@ -306,23 +317,23 @@ def transfer(feat: torch.Tensor, arg: torch.Tensor, s: int) -> torch.Tensor:
     """Texture transfer of one level: fold of the ``3s``x``3s`` reference patches picked by ``arg``.
 
     Equals the official unfold(kernel 3s, stride s, padding s) -> gather -> fold -> /9, computed on
-    the s x s space-to-depth blocks of ``feat`` (C, s*Hr(+), s*Wr(+)) so only H*W*9 blocks are
-    gathered, never the unfolded reference. ``arg`` (H,W) indexes the Hr*Wr lv3 grid.
+    s x s blocks of ``feat`` (C, s*Hr(+), s*Wr(+)): only H*W*9 blocks are gathered (whole rows of
+    memory), never the unfolded reference. ``arg`` (H,W) indexes the Hr*Wr lv3 grid.
     """
     H, W = arg.shape
     C = feat.shape[0]
     Hr, Wr = feat.shape[1] // s, feat.shape[2] // s
-    # zero padding s before, and after up to (Hr+2) x (Wr+2) blocks (rows past them reach no patch)
-    pad = (s, s * (Wr + 1) - feat.shape[2], s, s * (Hr + 1) - feat.shape[1])
-    blocks = F.pixel_unshuffle(F.pad(feat, pad)[None], s)[0]  # (C*s*s, Hr+2, Wr+2)
-    blocks = blocks.reshape(blocks.shape[0], -1)
+    # zero padding s before, and after up to (Hr+2) x (Wr+2) blocks (pixels past them reach no patch)
+    padded = _pad_hwc(feat, s, s * (Hr + 1) - feat.shape[1], s * (Wr + 1) - feat.shape[2])
+    blocks = padded.reshape(Hr + 2, s, Wr + 2, s, C).transpose(1, 2).reshape((Hr + 2) * (Wr + 2), s * s * C)
     ri, rj = arg.div(Wr, rounding_mode="floor"), arg.remainder(Wr)
-    out = feat.new_zeros(blocks.shape[0], H + 2, W + 2)
+    out = feat.new_zeros(H + 2, W + 2, s * s * C)
     for a in range(3):
         for b in range(3):
             idx = ((ri + a) * (Wr + 2) + rj + b).reshape(-1)
-            out[:, a:a + H, b:b + W] += blocks.index_select(1, idx).view(-1, H, W)
-    return F.pixel_shuffle(out[None], s)[0, :, s:s * (H + 1), s:s * (W + 1)] / 9.0
+            out[a:a + H, b:b + W] += blocks.index_select(0, idx).view(H, W, -1)
+    out = out.view(H + 2, W + 2, s, s, C).transpose(1, 2).reshape(s * (H + 2), s * (W + 2), C)
+    return out[s:s * (H + 1), s:s * (W + 1)].permute(2, 0, 1) / 9.0
 
 
 # --------------------------------------------------------------------------- model
@@ -369,6 +380,8 @@ class TTSR(RefSRModel):
 
         Returns (sr, S, T_lv3, T_lv2, T_lv1) like the official network.
         """
+        lr, lrsr, ref, refsr = (t.contiguous(memory_format=torch.channels_last)  # faster convs on CPU
+                                for t in (lr, lrsr, ref, refsr))
         lrsr_lv3 = self.LTE((lrsr.detach() + 1) / 2)[2]
         refsr_lv3 = self.LTE((refsr.detach() + 1) / 2)[2]
         ref_lv1, ref_lv2, ref_lv3 = self.LTE((ref.detach() + 1) / 2)
@@ -388,10 +401,10 @@ class TTSR(RefSRModel):
         ref = ref[..., :H, :W]
         lrsr = _pil_bicubic(_to_uint8(lr), (4 * h, 4 * w))
         refsr = _pil_bicubic(_pil_bicubic(_to_uint8(ref), (H // 4, W // 4)), (H, W))
-        return (lr * 2 - 1, lrsr.float() / 127.5 - 1, ref * 2 - 1, refsr.float() / 127.5 - 1)
+        return (lr * 2 - 1, lrsr.to(lr.dtype) / 127.5 - 1, ref * 2 - 1, refsr.to(lr.dtype) / 127.5 - 1)
 
     def forward(self, lr: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
-        return (self.forward_official(*self.official_inputs(lr, ref))[0] + 1) / 2
+        return ((self.forward_official(*self.official_inputs(lr, ref))[0] + 1) / 2).contiguous()
 
 
 @register_model(SPEC)
