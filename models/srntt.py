@@ -216,15 +216,23 @@ def depth_to_space(x: torch.Tensor, r: int) -> torch.Tensor:
     return x.view(b, r, r, c // (r * r), h, w).permute(0, 3, 4, 1, 5, 2).reshape(b, c // (r * r), h * r, w * r)
 
 
-class BatchNorm(nn.BatchNorm2d):
+class BatchNorm(nn.Module):
     """TensorLayer's BatchNormLayer (eps 1e-5, decay 0.9): weight=gamma, bias=beta, running stats.
 
-    No ``num_batches_tracked`` buffer: the official checkpoints have no such variable.
+    Not ``nn.BatchNorm2d``: that one adds a ``num_batches_tracked`` buffer, which the official
+    checkpoints do not have.
     """
 
     def __init__(self, channels: int):
-        super().__init__(channels, eps=1e-5, momentum=0.1)
-        self.num_batches_tracked = None
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(channels))
+        self.bias = nn.Parameter(torch.zeros(channels))
+        self.register_buffer("running_mean", torch.zeros(channels))
+        self.register_buffer("running_var", torch.ones(channels))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias,
+                            self.training, momentum=0.1, eps=1e-5)
 
 
 def _conv(cin: int, cout: int, k: int = 3, bias: bool = True) -> nn.Conv2d:
