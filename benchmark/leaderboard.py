@@ -17,7 +17,8 @@ def _cell(group: pd.DataFrame) -> object:
     if len(ok):
         return float(ok.mean())
     bad = group.iloc[0]
-    return f"{bad['status']} ({bad['reason']})"
+    reason = str(bad["reason"])
+    return reason if reason.startswith(f"{bad['status']} (") else f"{bad['status']} ({reason})"
 
 
 def _provenance(df: pd.DataFrame) -> dict:

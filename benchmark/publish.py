@@ -41,6 +41,8 @@ def _save_fig(fig, path: Path) -> None:
 
 def plot_levels(per_level: pd.DataFrame, path: Path) -> None:
     fig, ax = plt.subplots(figsize=(6, 4))
+    levels = sorted({int(c[1:]) for c in per_level.columns if c.startswith("L") and c[1:].isdigit()})
+    ax.set_xticks(levels)
     for _, row in per_level.iterrows():
         cols = [c for c in per_level.columns if c.startswith("L") and c[1:].isdigit() and isinstance(row[c], float)]
         if cols:
