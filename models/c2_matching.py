@@ -50,7 +50,7 @@ class C2Matching(RefSRModel):
     """forward(lr, ref) -> sr, RGB in [0,1]; the official preprocessing happens inside."""
 
     def __init__(self, ngf: int = 64, n_blocks: int = 16, groups: int = 8, patch_size: int = 3,
-                 match_chunk_elems: int = 1 << 26):
+                 match_chunk_elems: int = 1 << 25):
         super().__init__()
         self.net_g = RestorationNet(ngf, n_blocks, groups)
         self.net_extractor = ContrasExtractorSep()

@@ -115,14 +115,15 @@ def torchvision_vgg_to_official(sd: dict[str, torch.Tensor]) -> dict[str, torch.
 
 # ----------------------------------------------------------------------------- matching
 def patch_match_index(feat_in: torch.Tensor, feat_ref: torch.Tensor, patch_size: int = 3,
-                      chunk_elems: int = 1 << 26) -> torch.Tensor:
+                      chunk_elems: int = 1 << 25) -> torch.Tensor:
     """Index of the best reference patch for every input patch (stride 1), as the official code.
 
     Score = <input patch, reference patch> / (||reference patch|| + 1e-5) on (c,h,w) features
     that are already L2-normalised per pixel. The official code correlates with every reference
     patch as a conv kernel (c*k*k multiply-adds per pair); here one pixel-to-pixel correlation
     (c per pair) is shared by the k*k patch offsets, computed for a band of input rows at a time so
-    that at most about ``chunk_elems`` scores are held. Returns (h-k+1, w-k+1) indices into the
+    that about ``chunk_elems`` scores are held (three such buffers at the peak; a band has at least
+    one output row, k input rows). Returns (h-k+1, w-k+1) indices into the
     row-major (H-k+1)*(W-k+1) reference patch grid.
     """
     c, h, w = feat_in.shape

@@ -9,6 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from PIL import Image
+from torchvision.models import vgg
 
 from models import create_model, get_spec
 from models.c2_matching_parts import patch_match_index, pil_bicubic_resize, torchvision_vgg_to_official
@@ -22,9 +23,19 @@ def _shapes(module: torch.nn.Module) -> dict[str, list[int]]:
     return {k: list(v.shape) for k, v in module.state_dict().items()}
 
 
-def test_tiny_forward_cpu():
+@pytest.fixture(scope="module")
+def full_model():
+    return create_model("c2_matching").eval()
+
+
+@pytest.fixture(scope="module")
+def tiny_model():
     torch.manual_seed(0)
-    model = create_model("c2_matching", **get_spec("c2_matching").test_kwargs).eval()
+    return create_model("c2_matching", **get_spec("c2_matching").test_kwargs).eval()
+
+
+def test_tiny_forward_cpu(tiny_model):
+    model = tiny_model
     lr, ref = torch.rand(2, 3, 6, 7), torch.rand(2, 3, 30, 25)  # ref larger in h, smaller in w
     with torch.no_grad():
         out = model(lr, ref)
@@ -32,9 +43,9 @@ def test_tiny_forward_cpu():
     assert torch.isfinite(out).all() and 0 <= out.min() and out.max() <= 1
 
 
-def test_keys_and_shapes_equal_official():
+def test_keys_and_shapes_equal_official(full_model):
     fixture = json.loads(KEYS.read_text())["roles"]
-    model = create_model("c2_matching")
+    model = full_model
     for role, attr in ROLE_MODULE.items():
         module = getattr(model, attr)
         assert _shapes(module) == fixture[role]["keys"], role
@@ -65,32 +76,30 @@ def test_pil_bicubic_is_bit_exact():
     assert np.array_equal(got, want)
 
 
-def test_torchvision_vgg19_file_gives_torchvision_features(tmp_path):
+def test_torchvision_vgg19_file_gives_torchvision_features(tiny_model):
     """A torchvision ``vgg19`` state dict, mapped, reproduces torchvision's relu3_1 features."""
-    from torchvision.models import vgg19
-
     torch.manual_seed(2)
-    tv = vgg19(weights=None).eval()
-    model = create_model("c2_matching", **get_spec("c2_matching").test_kwargs)
-    model.net_map.load_state_dict(torchvision_vgg_to_official(tv.state_dict()))
+    features = vgg.make_layers(vgg.cfgs["E"]).eval()  # torchvision vgg19().features, no classifier
+    tv = {f"features.{k}": v for k, v in features.state_dict().items()}
+    model = tiny_model
+    model.net_map.load_state_dict(torchvision_vgg_to_official(tv))
     x = torch.rand(1, 3, 16, 16)
     mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
     std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
     with torch.no_grad():
-        want = tv.features[:12]((x - mean) / std)
+        want = features[:12]((x - mean) / std)
         got = model.net_map.vgg(x)["relu3_1"]
     assert torch.allclose(got, want, atol=1e-6)
 
 
-def test_missing_vgg19_names_the_file(tmp_path, monkeypatch):
+def test_missing_vgg19_names_the_file(tiny_model, tmp_path, monkeypatch):
     monkeypatch.setenv("REFSR_WEIGHTS", str(tmp_path))
-    model = create_model("c2_matching", **get_spec("c2_matching").test_kwargs)
     with pytest.raises(CheckpointError, match=r"vgg19-dcbb9e9d\.pth.*c2_matching"):
-        model.load_official({"net_g": "x.pth", "extractor": "y.pth"})
+        tiny_model.load_official({"net_g": "x.pth", "extractor": "y.pth"})
 
 
-def test_parity_with_official(parity_dir):
-    model = create_model("c2_matching").eval()
+def test_parity_with_official(full_model, parity_dir):
+    model = full_model
     model.load_official({"net_g": str(parity_dir / "c2_matching_restoration.state_dict.pth"),
                          "extractor": str(parity_dir / "c2_matching_feature_extraction.state_dict.pth"),
                          "vgg19": str(parity_dir / "c2_matching_vgg19_map.state_dict.pth")})
