@@ -19,7 +19,7 @@ from .registry import register_model
 SPEC = ModelSpec(
     name="texture_transfer", scale=4, uses_ref=True, paper="(ours: training-free RefSR baseline)",
     licence="MIT",
-    test_kwargs={"ref_scales": (1.0,), "chunk": 64},
+    test_kwargs={"ref_scales": (1.0,), "ref_angles": (), "chunk": 64},
     notes="Our own training-free method, not a published model: sub-pixel patch matching of the LR "
           "against the down-sampled reference, confidence-weighted transfer of reference high "
           "frequencies with a fall-back-to-bicubic hypothesis, iterative back-projection.",
@@ -43,6 +43,27 @@ def _descriptors(img: torch.Tensor, k: int) -> torch.Tensor:
     p = F.unfold(pad, k).view(b, c, k * k, h * w)
     p = p - p.mean(dim=2, keepdim=True)
     return p.reshape(b, c * k * k, h * w).transpose(1, 2)
+
+
+def _channels_last(stack: torch.Tensor) -> torch.Tensor:
+    """(P,C,H,W) -> (P,H,W,C) contiguous, for pixel gathers; keeps its (H, W) for :func:`_gather`."""
+    return stack.permute(0, 2, 3, 1).contiguous()
+
+
+def _gather(stack: torch.Tensor, f: torch.Tensor, nh: int, nw: int, step: int, size: int) -> torch.Tensor:
+    """Patches (n, C, size*size) of a padded channels-last phase stack (P,H,W,C) at candidates ``f``.
+
+    Candidate ``f = phase*nh*nw + row*nw + col`` has its patch's top-left corner at padded pixel
+    (row*step, col*step) of that phase: with padding ``(size - step) // 2`` the patch is centred on
+    the candidate's step×step block.
+    """
+    _, hh, ww, c = stack.shape
+    phase, pos = f // (nh * nw), f % (nh * nw)
+    top = phase * hh * ww + (pos // nw) * step * ww + (pos % nw) * step
+    u = torch.arange(size)
+    lin = top[:, None, None] + (u * ww)[:, None] + u[None, :]
+    pix = stack.reshape(-1, c).index_select(0, lin.reshape(-1)).view(f.shape[0], size * size, c)
+    return pix.transpose(1, 2)
 
 
 def coarse_topk(query: torch.Tensor, cand: torch.Tensor, k: int, chunk: int) -> torch.Tensor:
@@ -73,11 +94,12 @@ class TextureTransfer(RefSRModel):
     """See the module docstring. Parameter-free apart from the frozen hyper-parameters below."""
 
     def __init__(self, scale: int = 4, patch: int = 5, ref_scales: tuple[float, ...] = (1.0, 0.75, 0.5),
-                 coarse_k: int = 3, coarse_dims: int = 16, top_k: int = 3, transfer_radius: int = 1, h: float = 0.02,
-                 fallback: float = 1.0, gain: tuple[float, float] = (0.5, 2.0), energy: float = 1.0, bp_iters: int = 10,
+                 ref_angles: tuple[float, ...] = (-15.0, 15.0), coarse_k: int = 3, coarse_dims: int = 16,
+                 top_k: int = 3, transfer_radius: int = 1, h: float = 0.02, fallback: float = 1.0,
+                 gain: tuple[float, float] = (0.5, 2.0), energy: float = 1.0, bp_iters: int = 10,
                  chunk: int = 1024):
         super().__init__()
-        self.scale, self.patch, self.ref_scales = scale, patch, tuple(ref_scales)
+        self.scale, self.patch, self.ref_scales, self.ref_angles = scale, patch, tuple(ref_scales), tuple(ref_angles)
         self.coarse_k, self.coarse_dims, self.top_k, self.rt = coarse_k, coarse_dims, top_k, transfer_radius
         self.h, self.fallback, self.gain, self.energy = h, fallback, gain, energy
         self.bp_iters, self.chunk = bp_iters, chunk
@@ -108,28 +130,29 @@ class TextureTransfer(RefSRModel):
         """Best sub-pixel candidates of one reference copy for every query descriptor.
 
         Returns distance, gain and flat candidate index (phase*nh*nw + row*nw + col), each (Nq, kc),
-        and the copy's high frequencies (s*s, 3, s*nh, s*nw).
+        and the copy's high frequencies (s*s, 3, s*nh, s*nw). Candidate descriptors are gathered on
+        the fly, so memory grows with the reference's pixels, not with pixels × phases × patch size.
         """
-        s = self.scale
+        s, k = self.scale, self.patch
         low, hf = self._phases(ref)
-        ph, nh, nw = low.shape[0], low.shape[-2], low.shape[-1]
-        cand = _descriptors(low, self.patch).reshape(ph * nh * nw, -1)  # phase-major
-        cand_rr = cand.pow(2).sum(1)
+        nh, nw = low.shape[-2:]
         basis = self._pca(q)
-        idx0 = coarse_topk(q @ basis, cand[: nh * nw] @ basis, self.coarse_k, self.chunk)  # phase 0
-        # sub-pixel refinement: every HR offset in [-s/2, s/2]² around each coarse hit
+        idx0 = coarse_topk(q @ basis, _descriptors(low[:1], k)[0] @ basis, self.coarse_k, self.chunk)
+        # sub-pixel refinement: every HR offset in [-s/2, s/2]² around each coarse (phase-0) hit
         off = torch.arange(-(s // 2), s // 2 + 1)
         oy, ox = torch.meshgrid(off, off, indexing="ij")
         yy = ((idx0 // nw) * s)[..., None] + oy.reshape(-1)  # (Nq, kc, O) HR rows of the phase grid
         xx = ((idx0 % nw) * s)[..., None] + ox.reshape(-1)
         yy, xx = yy.clamp(0, s * nh - 1), xx.clamp(0, s * nw - 1)
         flat = (((yy % s) * s + (xx % s)) * (nh * nw) + (yy // s) * nw + (xx // s)).flatten(1)
+        low_cl = _channels_last(F.pad(low, (k // 2,) * 4, mode="replicate"))
         d_best, a_best, f_best = [], [], []
         for qs in range(0, q.shape[0], self.chunk):
             qc, fc = q[qs:qs + self.chunk], flat[qs:qs + self.chunk]
-            r = cand.index_select(0, fc.reshape(-1)).view(*fc.shape, -1)  # (n, kc*O, D)
+            r = _gather(low_cl, fc.reshape(-1), nh, nw, 1, k).view(*fc.shape, 3, k * k)
+            r = (r - r.mean(-1, keepdim=True)).flatten(2)  # (n, kc*O, D), as _descriptors
             qr = torch.bmm(r, qc[:, :, None])[..., 0]
-            rr = cand_rr[fc]
+            rr = r.pow(2).sum(-1)
             a = (qr / (rr + 1e-8)).clamp(*self.gain)
             d = (qc.pow(2).sum(1, keepdim=True) - 2 * a * qr + a * a * rr) / qc.shape[1]
             d, j = d.view(d.shape[0], idx0.shape[1], -1).min(dim=2)
@@ -144,27 +167,20 @@ class TextureTransfer(RefSRModel):
         _, vec = torch.linalg.eigh(q.T @ q)
         return vec[:, -self.coarse_dims:]
 
-    def _hf_patches(self, hf: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
-        """The T×T high-frequency patches (n, 3*T*T) whose centre s×s block is candidate ``f``."""
-        s, rt = self.scale, self.rt
-        nh, nw = hf.shape[-2] // s, hf.shape[-1] // s
-        t = s * (2 * rt + 1)
-        hfp = F.pad(hf, (s * rt,) * 4)
-        hh, ww = hfp.shape[-2:]
-        phase, pos = f // (nh * nw), f % (nh * nw)
-        u = torch.arange(t)
-        top = phase * hh * ww + (pos // nw) * s * ww + (pos % nw) * s
-        lin = top[:, None, None] + (u * ww)[:, None] + u[None, :]  # (n, T, T)
-        pix = hfp.permute(0, 2, 3, 1).reshape(-1, 3).index_select(0, lin.reshape(-1))
-        return pix.view(f.shape[0], t * t, 3).transpose(1, 2).reshape(f.shape[0], -1)
-
     def _augmented_refs(self, ref: torch.Tensor):
+        """The reference at every scale in ``ref_scales`` and, at full scale, every ``ref_angles`` rotation."""
         for sc in self.ref_scales:
             if sc == 1.0:
                 yield ref
             else:
                 size = (max(1, round(ref.shape[-2] * sc)), max(1, round(ref.shape[-1] * sc)))
                 yield F.interpolate(ref, size=size, mode="bicubic", antialias=True, align_corners=False)
+        for deg in self.ref_angles:
+            c, s = math.cos(math.radians(deg)), math.sin(math.radians(deg))
+            theta = torch.tensor([[c, -s * ref.shape[-2] / ref.shape[-1], 0.0],
+                                  [s * ref.shape[-1] / ref.shape[-2], c, 0.0]], dtype=ref.dtype)[None]
+            grid = F.affine_grid(theta, list(ref.shape), align_corners=False)
+            yield F.grid_sample(ref, grid, mode="bicubic", padding_mode="reflection", align_corners=False)
 
     def transferred_detail(self, lr: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
         """High frequencies to add to the bicubic upsampling, (1,3,s*h,s*w); zero where unreliable."""
@@ -183,9 +199,11 @@ class TextureTransfer(RefSRModel):
         d, j = torch.cat(ds, 1).topk(min(self.top_k, sum(x.shape[1] for x in ds)), dim=1, largest=False)
         a, f, src = (torch.cat(x, 1).gather(1, j) for x in (gs, fs, srcs))
         p = lr.new_zeros(*f.shape, 3 * (s * (2 * rt + 1)) ** 2)
+        pad = s * rt
         for i, hf in enumerate(hfs):
             sel = src == i
-            p[sel] = self._hf_patches(hf, f[sel])
+            hf_cl = _channels_last(F.pad(hf, (pad,) * 4))
+            p[sel] = _gather(hf_cl, f[sel], hf.shape[-2] // s, hf.shape[-1] // s, s, s * (2 * rt + 1)).flatten(1)
         # the reference may not add more detail than `energy` times the LR patch's own contrast:
         # a flat LR patch matched to a reference patch whose texture vanished in the down-sampling
         # (noise, fine grass) is no evidence for that texture

@@ -42,7 +42,7 @@ def test_tiny_forward_shape_and_range():
 
 
 def test_noise_reference_falls_back_to_bicubic_back_projection(photo):
-    model = create_model("texture_transfer", ref_scales=(1.0,))
+    model = create_model("texture_transfer", ref_scales=(1.0,), ref_angles=())
     lr = _lr(photo)
     noise = torch.rand(1, 3, 120, 120, generator=torch.Generator().manual_seed(1))
     sr = model(lr, noise)
@@ -53,7 +53,7 @@ def test_noise_reference_falls_back_to_bicubic_back_projection(photo):
 
 
 def test_matched_reference_beats_bicubic(photo):
-    model = create_model("texture_transfer", ref_scales=(1.0,))
+    model = create_model("texture_transfer", ref_scales=(1.0,), ref_angles=())
     lr = _lr(photo)
     ref = photo[..., 5:, 7:]  # the HR itself, shifted by a non-multiple of the scale
     sr = model(lr, ref)
@@ -69,6 +69,18 @@ def test_chunked_matching_equals_unchunked(photo):
     cand = _descriptors(_lr(photo[..., 3:, 2:]), 5)[0]
     assert torch.equal(coarse_topk(q, cand, 3, chunk=37), coarse_topk(q, cand, 3, chunk=10**6))
     ref = photo[..., 3:, 2:]
-    small = create_model("texture_transfer", ref_scales=(1.0, 0.75), chunk=41)(lr, ref)
-    big = create_model("texture_transfer", ref_scales=(1.0, 0.75), chunk=10**6)(lr, ref)
+    kw = dict(ref_scales=(1.0, 0.75), ref_angles=(15.0,))
+    small = create_model("texture_transfer", chunk=41, **kw)(lr, ref)
+    big = create_model("texture_transfer", chunk=10**6, **kw)(lr, ref)
     assert torch.allclose(small, big, atol=1e-5)
+
+
+def test_rotated_reference_needs_rotation_augmentation(photo):
+    from scipy.ndimage import rotate
+
+    lr = _lr(photo)
+    turned = rotate(photo[0].permute(1, 2, 0).numpy(), 15, reshape=True, order=3, mode="reflect")
+    ref = torch.from_numpy(np.clip(turned, 0, 1)).permute(2, 0, 1)[None].float()
+    plain = create_model("texture_transfer", ref_scales=(1.0,), ref_angles=())(lr, ref)
+    turning = create_model("texture_transfer", ref_scales=(1.0,), ref_angles=(-15.0, 15.0))(lr, ref)
+    assert _psnr(turning, photo) > _psnr(plain, photo) + 1
