@@ -49,6 +49,8 @@ SPEC = ModelSpec(
 class C2Matching(RefSRModel):
     """forward(lr, ref) -> sr, RGB in [0,1]; the official preprocessing happens inside."""
 
+    spec = SPEC
+
     def __init__(self, ngf: int = 64, n_blocks: int = 16, groups: int = 8, patch_size: int = 3,
                  match_chunk_elems: int = 1 << 25):
         super().__init__()
