@@ -14,6 +14,7 @@ the prepared inputs; ours includes its own input preparation (PIL-exact bicubic 
 from __future__ import annotations
 
 import argparse
+import importlib
 import statistics
 import sys
 import time
@@ -50,7 +51,6 @@ def import_official(repo: Path) -> dict[str, types.ModuleType]:
     for arch in ("vgg16", "vgg19"):  # random weights, never a download
         ctor = getattr(tv_vgg, arch)
         setattr(tv_vgg, arch, lambda pretrained=False, _c=ctor, **kw: _c(weights=None, **kw))
-    import importlib
     return {n: importlib.import_module(f"mmsr.models.archs.{n}")
             for n in ("ref_restoration_arch", "corres_generation_arch", "contras_extractor_arch")}
 
