@@ -28,6 +28,15 @@ def _torch_shape(tf_shape: list[int]) -> tuple[int, ...]:
     return tuple(tf_shape[::-1][:2] + tf_shape[:2]) if len(tf_shape) == 4 else tuple(tf_shape)
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread():
+    """Inputs here are a few pixels: extra threads only add contention on a shared machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="module")
 def fixture():
     return json.loads(KEYS.read_text())["roles"]
@@ -104,7 +113,7 @@ def test_matching_and_swapping_equal_the_official_algorithm_chunked_or_not():
     idx_ref, maps_ref = _official_swap(to_np(content), to_np(condition), [to_np(s) for s in styles])
 
     whole = match_patches(content, condition)
-    chunked = match_patches(content, condition, chunk_bytes=1)  # one reference row band at a time
+    chunked = match_patches(content, condition, chunk_bytes=1)  # one content row per band
     assert torch.equal(whole, chunked)
     assert np.array_equal(whole.numpy(), idx_ref)
     for style, ratio, ref in zip(styles, (1, 2, 4), maps_ref):
@@ -157,13 +166,14 @@ def _save_matconvnet_vgg(path: Path, kernels: dict[str, np.ndarray], biases: dic
 
 
 def test_official_files_load_unchanged(tmp_path, fixture):
-    model = create_model("srntt", num_res_blocks=16)
+    model = create_model("srntt", num_res_blocks=4)  # fewer texture blocks: a smaller file to write
+    shapes = {n: s for role in ROLES for n, s in fixture[role]["variables"]}
+    names = {role: official_variable_names(role, 4) for role in ROLES}
     rng = np.random.default_rng(0)
-    values = {role: [rng.standard_normal(s).astype(np.float32) for _, s in fixture[role]["variables"]]
-              for role in ROLES}
+    values = {role: [rng.standard_normal(shapes[n]).astype(np.float32) for n in names[role]] for role in ROLES}
     _save_tensorlayer_npz(tmp_path / "upscale.npz", values["content_extractor"])
     _save_tensorlayer_npz(tmp_path / "srntt.npz", values["texture_transfer"])
-    vgg = dict(zip([n for n, _ in fixture["vgg19"]["variables"]], values["vgg19"]))
+    vgg = dict(zip(names["vgg19"], values["vgg19"]))
     convs = ("conv1_1", "conv1_2", "conv2_1", "conv2_2", "conv3_1")
     _save_matconvnet_vgg(tmp_path / "vgg.mat",  # MatConvNet kernels are (x, y, in, out)
                          {c: vgg[f"vgg19/{c}/w:0"].transpose(1, 0, 2, 3) for c in convs},
@@ -172,13 +182,13 @@ def test_official_files_load_unchanged(tmp_path, fixture):
                          "texture_transfer": str(tmp_path / "srntt.npz"), "vgg19": str(tmp_path / "vgg.mat")})
     sd = model.state_dict()
     for role in ROLES:
-        for (name, _), arr in zip(fixture[role]["variables"], values[role]):
+        for name, arr in zip(names[role], values[role]):
             expected = arr.transpose(3, 2, 0, 1) if arr.ndim == 4 else arr
             assert np.array_equal(sd[tf_to_torch_key(name)].numpy(), expected), name
 
     # a TF checkpoint converted to a plain dict (TF names, torch layout) loads through the 'net' role
-    other = create_model("srntt")
-    torch.save({n: sd[tf_to_torch_key(n)] for role in ROLES for n, _ in fixture[role]["variables"]},
+    other = create_model("srntt", num_res_blocks=4)
+    torch.save({n: sd[tf_to_torch_key(n)] for role in ROLES for n in names[role]},
                tmp_path / "converted.pth")
     other.load_official({"net": str(tmp_path / "converted.pth")})
     assert all(torch.equal(v, other.state_dict()[k]) for k, v in sd.items())
