@@ -1,7 +1,8 @@
 """The on-disk dataset contract shared by builders and the harness.
 
 A dataset is a folder holding image files, ``manifest.parquet`` (one row per sample), ``spec.yaml``
-(what made it) and ``metadata.jsonl`` (HuggingFace ``imagefolder`` metadata). Paths in the manifest
+(what made it) and ``metadata.jsonl`` (HuggingFace ``imagefolder`` metadata: one per split folder
+when the images live under ``train/``/``test/``, else one at the root). Paths in the manifest
 are relative to the folder and may never escape it. Datasets are written into a temporary sibling
 folder and renamed into place, so an interrupted build leaves nothing half-written.
 """
