@@ -119,8 +119,9 @@ class FeatureCache:
     Disk entries are ``.npz`` files (read with ``allow_pickle=False``) written atomically.
     """
 
-    def __init__(self, folder: str | os.PathLike | None = None):
+    def __init__(self, folder: str | os.PathLike | None = None, max_items: int = 4096):
         self.folder = Path(folder) if folder else None
+        self.max_items = max_items
         self.memory: dict[str, Features] = {}
         self.hits = 0
 
@@ -135,13 +136,18 @@ class FeatureCache:
         if self.folder is not None and (self.folder / f"{key}.npz").is_file():
             with np.load(self.folder / f"{key}.npz", allow_pickle=False) as z:
                 feats = Features(z["xy"].astype(np.float32), z["desc"].astype(np.uint8))
-            self.memory[key] = feats
+            self._remember(key, feats)
             self.hits += 1
             return feats
         return None
 
-    def put(self, key: str, feats: Features) -> None:
+    def _remember(self, key: str, feats: Features) -> None:
+        if len(self.memory) >= self.max_items:   # bounded: a long-lived process must not grow forever
+            self.memory.clear()
         self.memory[key] = feats
+
+    def put(self, key: str, feats: Features) -> None:
+        self._remember(key, feats)
         if self.folder is None:
             return
         self.folder.mkdir(parents=True, exist_ok=True)
@@ -200,6 +206,9 @@ class ImageRecord:
     error: str = ""                        # BadImage reason when unusable
 
 
+_CACHES: dict[str | None, FeatureCache] = {}   # one per process and cache folder
+
+
 def _read_and_extract(path: str, params: SiftParams, cache_dir: str | None) -> ImageRecord:
     try:
         sha = file_sha256(path)
@@ -210,7 +219,7 @@ def _read_and_extract(path: str, params: SiftParams, cache_dir: str | None) -> I
         return ImageRecord(path=path, error="unreadable")
     rec = ImageRecord(path=path, sha256=sha, pixel_sha256=hashlib.sha256(rgb.tobytes()).hexdigest(),
                       size=rgb.shape[:2], notes=tuple(notes))
-    cache = FeatureCache(cache_dir)
+    cache = _CACHES.setdefault(cache_dir, FeatureCache(cache_dir))
     key = FeatureCache.key(sha, params)
     rec.features = cache.get(key)
     if rec.features is None:

@@ -55,4 +55,6 @@ def test_features_once_per_image_and_scores_independent_of_jobs(tmp_path, monkey
     assert len(calls) == 6                      # 6 images, 15 pairs: features never per pair
     two = albums_mod.scan(tmp_path / "albums", p, BuildReport("t"), min_side=100, jobs=2)
     assert albums_mod.pairs_table(one).equals(albums_mod.pairs_table(two))
+    albums_mod.scan(tmp_path / "albums", p, BuildReport("t"), min_side=100, jobs=1)
+    assert len(calls) == 6                      # same files, same options: served from memory
     assert len(one[0].pairs) == 15
