@@ -60,7 +60,7 @@ def _gather(stack: torch.Tensor, f: torch.Tensor, nh: int, nw: int, step: int, s
     _, hh, ww, c = stack.shape
     phase, pos = f // (nh * nw), f % (nh * nw)
     top = phase * hh * ww + (pos // nw) * step * ww + (pos % nw) * step
-    u = torch.arange(size)
+    u = torch.arange(size, device=stack.device)
     lin = top[:, None, None] + (u * ww)[:, None] + u[None, :]
     pix = stack.reshape(-1, c).index_select(0, lin.reshape(-1)).view(f.shape[0], size * size, c)
     return pix.transpose(1, 2)
@@ -91,7 +91,19 @@ def coarse_topk(query: torch.Tensor, cand: torch.Tensor, k: int, chunk: int) -> 
 
 
 class TextureTransfer(RefSRModel):
-    """See the module docstring. Parameter-free apart from the frozen hyper-parameters below."""
+    """See the module docstring. No weights; the hyper-parameters (intensities on a 0..1 scale):
+
+    - ``patch``: LR patch side used for matching; ``transfer_radius``: transferred patches cover
+      (2r+1)×(2r+1) LR pixels and overlap, blended with a Hann window.
+    - ``ref_scales`` / ``ref_angles``: reference copies searched (scaled; rotated at full scale).
+    - ``coarse_k`` hits per copy from a ``coarse_dims``-dimensional PCA search on the LR grid, each
+      refined over every sub-pixel offset within half an LR pixel; ``top_k`` kept over all copies.
+    - ``h``: matching tolerance (RMS LR error of a good match); ``fallback``: the "keep bicubic"
+      hypothesis competes as a match with squared error ``fallback * h**2``.
+    - ``gain``: allowed contrast ratio between LR and reference patch; ``energy``: transferred detail
+      is at most this multiple of the LR patch's RMS contrast.
+    - ``bp_iters``: back-projection iterations; ``chunk``: queries per block (bounds memory).
+    """
 
     def __init__(self, scale: int = 4, patch: int = 5, ref_scales: tuple[float, ...] = (1.0, 0.75, 0.5),
                  ref_angles: tuple[float, ...] = (-15.0, 15.0), coarse_k: int = 3, coarse_dims: int = 16,
@@ -139,7 +151,7 @@ class TextureTransfer(RefSRModel):
         basis = self._pca(q)
         idx0 = coarse_topk(q @ basis, _descriptors(low[:1], k)[0] @ basis, self.coarse_k, self.chunk)
         # sub-pixel refinement: every HR offset in [-s/2, s/2]² around each coarse (phase-0) hit
-        off = torch.arange(-(s // 2), s // 2 + 1)
+        off = torch.arange(-(s // 2), s // 2 + 1, device=q.device)
         oy, ox = torch.meshgrid(off, off, indexing="ij")
         yy = ((idx0 // nw) * s)[..., None] + oy.reshape(-1)  # (Nq, kc, O) HR rows of the phase grid
         xx = ((idx0 % nw) * s)[..., None] + ox.reshape(-1)
@@ -156,14 +168,14 @@ class TextureTransfer(RefSRModel):
             a = (qr / (rr + 1e-8)).clamp(*self.gain)
             d = (qc.pow(2).sum(1, keepdim=True) - 2 * a * qr + a * a * rr) / qc.shape[1]
             d, j = d.view(d.shape[0], idx0.shape[1], -1).min(dim=2)
-            j = j + torch.arange(idx0.shape[1]) * off.numel() ** 2
+            j = j + torch.arange(idx0.shape[1], device=q.device) * off.numel() ** 2
             d_best.append(d), a_best.append(a.gather(1, j)), f_best.append(fc.gather(1, j))
         return torch.cat(d_best), torch.cat(a_best), torch.cat(f_best), hf
 
     def _pca(self, q: torch.Tensor) -> torch.Tensor:
         """(D, m) leading principal directions of the query descriptors: a cheaper coarse search."""
         if self.coarse_dims >= q.shape[1]:
-            return torch.eye(q.shape[1])
+            return torch.eye(q.shape[1], device=q.device)
         _, vec = torch.linalg.eigh(q.T @ q)
         return vec[:, -self.coarse_dims:]
 
@@ -178,7 +190,8 @@ class TextureTransfer(RefSRModel):
         for deg in self.ref_angles:
             c, s = math.cos(math.radians(deg)), math.sin(math.radians(deg))
             theta = torch.tensor([[c, -s * ref.shape[-2] / ref.shape[-1], 0.0],
-                                  [s * ref.shape[-1] / ref.shape[-2], c, 0.0]], dtype=ref.dtype)[None]
+                                  [s * ref.shape[-1] / ref.shape[-2], c, 0.0]], dtype=ref.dtype,
+                                 device=ref.device)[None]
             grid = F.affine_grid(theta, list(ref.shape), align_corners=False)
             yield F.grid_sample(ref, grid, mode="bicubic", padding_mode="reflection", align_corners=False)
 
@@ -214,7 +227,7 @@ class TextureTransfer(RefSRModel):
         wgt = logits.softmax(1)[:, :-1] * a  # the last column is the "keep bicubic" hypothesis
         est = (wgt[..., None] * p).sum(1)  # (Nq, 3*T*T)
         t = s * (2 * rt + 1)
-        win = torch.hann_window(t + 2, periodic=False)[1:-1]
+        win = torch.hann_window(t + 2, periodic=False, device=lr.device)[1:-1]
         win = (win[:, None] * win[None, :]).reshape(-1)
         cols = (est.view(-1, 3, t * t) * win).reshape(-1, 3 * t * t).T[None]
         num = F.fold(cols, (s * h, s * w), t, stride=s, padding=s * rt)
