@@ -40,28 +40,43 @@ def album_folders(albums_dir: Path) -> list[Path]:
 
 def scan(albums_dir: str | os.PathLike, params: SiftParams, report: BuildReport, *, min_side: int,
          jobs: int = 1, cache_dir: str | os.PathLike | None = None, min_matches: int = 1,
-         progress: Callable | None = None) -> list[Album]:
-    """Read, check and score every album; every unusable input is counted in ``report``."""
+         progress: Callable | None = None, batch_images: int = 1024) -> list[Album]:
+    """Read, check and score every album; every unusable input is counted in ``report``.
+
+    Albums are processed in batches of about ``batch_images`` images, and features are dropped once
+    a batch is scored, so memory stays bounded for CUFED-sized collections (1,883 albums).
+    """
     root = Path(albums_dir)
     if not root.is_dir():
         raise FileNotFoundError(f"albums folder {root} does not exist")
     folders = album_folders(root)
-    files = [(folder, p) for folder in folders for p in list_images(folder)]
-    report.albums, report.images = len(folders), len(files)
+    listed = {folder: list_images(folder) for folder in folders}
+    report.albums, report.images = len(folders), sum(map(len, listed.values()))
+    seen: dict[str, str] = {}
+    albums: list[Album] = []
+    batch: list[Path] = []
+    for k, folder in enumerate(folders):
+        batch.append(folder)
+        if k == len(folders) - 1 or sum(len(listed[f]) for f in batch) + len(listed[folders[k + 1]]) > batch_images:
+            albums += _scan_batch(root, batch, listed, params, report, seen, min_side=min_side, jobs=jobs,
+                                  cache_dir=cache_dir, min_matches=min_matches, progress=progress)
+            batch = []
+    return albums
 
+
+def _scan_batch(root: Path, folders: list[Path], listed: dict, params: SiftParams, report: BuildReport,
+                seen: dict[str, str], *, min_side, jobs, cache_dir, min_matches, progress) -> list[Album]:
     t0 = time.perf_counter()
+    paths = [p for f in folders for p in listed[f]]
     wrap = (lambda it, total: progress(it, total, "features")) if progress else None
-    records = read_images([p for _, p in files], params, jobs=jobs, cache_dir=cache_dir, progress=wrap)
+    records = dict(zip(paths, read_images(paths, params, jobs=jobs, cache_dir=cache_dir, progress=wrap)))
     report.stage("features", time.perf_counter() - t0)
 
-    seen: dict[str, str] = {}
     albums: list[Album] = []
     for folder in folders:
         album = Album(name=folder.name if folder != root else root.name, images=[], rel=[])
-        for (f, path), rec in zip(files, records):
-            if f != folder:
-                continue
-            rel = path.relative_to(root).as_posix()
+        for path in listed[folder]:
+            rec, rel = records[path], path.relative_to(root).as_posix()
             if rec.error:
                 report.skip(rel, rec.error)
                 continue
@@ -93,13 +108,16 @@ def scan(albums_dir: str | os.PathLike, params: SiftParams, report: BuildReport,
     wrap = (lambda it, total: progress(it, total, "pairs")) if progress else None
     scores = score_pairs(feats, tasks, params, jobs=jobs, progress=wrap)
     report.stage("matching", time.perf_counter() - t0)
-    report.pairs_scored = len(scores)
+    report.pairs_scored += len(scores)
     for (a, i, j), s in zip(owners, scores):
         album = albums[a]
         if s.matches < min_matches:
             report.skip(f"{album.rel[i]} ~ {album.rel[j]}", "pair-no-matches")
             continue
         album.pairs[(i, j)] = s
+    for album in albums:
+        for rec in album.images:
+            rec.features = None      # scored: keep counts and verified points only
     return albums
 
 

@@ -119,7 +119,7 @@ class FeatureCache:
     Disk entries are ``.npz`` files (read with ``allow_pickle=False``) written atomically.
     """
 
-    def __init__(self, folder: str | os.PathLike | None = None, max_items: int = 4096):
+    def __init__(self, folder: str | os.PathLike | None = None, max_items: int = 1024):
         self.folder = Path(folder) if folder else None
         self.max_items = max_items
         self.memory: dict[str, Features] = {}

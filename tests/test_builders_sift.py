@@ -58,3 +58,15 @@ def test_features_once_per_image_and_scores_independent_of_jobs(tmp_path, monkey
     albums_mod.scan(tmp_path / "albums", p, BuildReport("t"), min_side=100, jobs=1)
     assert len(calls) == 6                      # same files, same options: served from memory
     assert len(one[0].pairs) == 15
+
+
+def test_batches_of_albums_give_the_same_scores(tmp_path):
+    for a in range(3):
+        make_album(tmp_path / "albums" / f"a{a}", seed=40 + a, views=[(0, 1.0, 0.0), (10, 1.2, 0.05), (30, 1.5, 0.1)])
+    p = sift.SiftParams(nfeatures=300)
+    whole, batched = BuildReport("t"), BuildReport("t")
+    one = albums_mod.scan(tmp_path / "albums", p, whole, min_side=100)
+    many = albums_mod.scan(tmp_path / "albums", p, batched, min_side=100, batch_images=4)
+    assert albums_mod.pairs_table(one).equals(albums_mod.pairs_table(many)) and len(one) == 3
+    assert whole.pairs_scored == batched.pairs_scored == 9
+    assert all(rec.features is None for al in many for rec in al.images)   # memory released after scoring
