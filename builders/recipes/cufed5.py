@@ -22,7 +22,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-import numpy as np
 
 from ..albums import Album, scan
 from ..crops import clamp_box, cut, place_by_matches, shared_inliers
