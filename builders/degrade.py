@@ -17,7 +17,7 @@ def make_lr(hr: np.ndarray, scale: int, kernel: str = "pil-bicubic") -> np.ndarr
     """Downscale a uint8 RGB HR whose sides are multiples of ``scale``.
 
     ``pil-bicubic`` is PIL's bicubic (the RefSR literature's LR); ``matlab-bicubic`` is MATLAB's
-    antialiased ``imresize`` as implemented in ``benchmark.resize``.
+    antialiased ``imresize`` (``benchmark.resize``).
     """
     h, w = hr.shape[:2]
     if h % scale or w % scale:
@@ -25,11 +25,7 @@ def make_lr(hr: np.ndarray, scale: int, kernel: str = "pil-bicubic") -> np.ndarr
     if kernel == "pil-bicubic":
         return np.asarray(Image.fromarray(hr).resize((w // scale, h // scale), Image.BICUBIC))
     if kernel == "matlab-bicubic":
-        try:
-            from benchmark.resize import imresize
-        except ImportError as e:
-            raise RuntimeError("lr kernel 'matlab-bicubic' needs benchmark.resize.imresize, "
-                               f"which is not available here ({e}); use 'pil-bicubic'") from e
-        out = imresize(hr.astype(np.float64), 1.0 / scale)
-        return np.clip(np.round(out), 0, 255).astype(np.uint8)
+        from benchmark.resize import imresize   # imported here: it pulls in torch
+
+        return imresize(hr, scale=1.0 / scale)   # uint8 in, uint8 out, as MATLAB does
     raise ValueError(f"unknown LR kernel {kernel!r}; choose one of {KERNELS}")

@@ -32,3 +32,4 @@ def test_rank_bins_per_hr_and_pick_one_per_level():
     assert chosen == {1: "b", 2: "a"} and missing == []
     chosen, missing = pick_one_per_level(cands, {"a": 1, "b": 1, "c": 1, "d": 1}, 2)
     assert missing == [2]
+
