@@ -108,6 +108,9 @@ def finish(folder: Path, rows: list[dict], albums: list[Album], spec: dict, repo
     manifest = pd.DataFrame(rows, columns=list(columns)).astype(columns)
     pairs_table(albums).to_parquet(folder / "pairs.parquet", index=False, compression="zstd")
     report.finish()
-    spec = dict(spec, report=report.to_dict(), versions=versions())
+    used = sorted((rel, rec.sha256) for al in albums for rel, rec in zip(al.rel, al.images))
+    inputs = {"images_used": len(used),
+              "sha256": hashlib.sha256("\n".join(f"{r} {h}" for r, h in used).encode()).hexdigest()}
+    spec = dict(spec, report=report.to_dict(), versions=versions(), inputs=inputs)
     write_dataset_files(folder, manifest, spec)
 
