@@ -126,27 +126,41 @@ class TextureTransfer(RefSRModel):
             x = x + _up(lr - _down(x, self.scale), self.scale)
         return x
 
-    def _phases(self, ref: torch.Tensor):
-        """Down-sampled copies and high frequencies of ``ref`` at every sub-pixel phase.
-
-        Returns LR images (s*s, 3, nh, nw) and high frequencies (s*s, 3, s*nh, s*nw); phase
-        ``dy*s+dx`` starts at reference pixel (dy, dx).
-        """
+    def _phase_crop(self, ref: torch.Tensor, phase: int) -> torch.Tensor:
+        """The largest multiple-of-s crop of ``ref`` starting at pixel (phase // s, phase % s) that
+        every phase has: (1, 3, s*nh, s*nw) with nh = H // s - 1, nw = W // s - 1."""
         s = self.scale
         nh, nw = ref.shape[-2] // s - 1, ref.shape[-1] // s - 1
-        crops = torch.cat([ref[..., dy:dy + s * nh, dx:dx + s * nw] for dy in range(s) for dx in range(s)])
-        low = _down(crops, s)
-        return low, crops - _up(low, s)
+        dy, dx = divmod(phase, s)
+        return ref[..., dy:dy + s * nh, dx:dx + s * nw]
+
+    def _phases(self, ref: torch.Tensor) -> torch.Tensor:
+        """Down-sampled copies of ``ref`` at every sub-pixel phase: (s*s, 3, nh, nw)."""
+        return torch.cat([_down(self._phase_crop(ref, ph), self.scale) for ph in range(self.scale ** 2)])
+
+    def _hf_patches(self, ref: torch.Tensor, low: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
+        """High-frequency patches (n, 3*T*T) of ``ref`` (the reference minus its down-up-sampled copy
+        at the candidate's phase) centred on candidates ``f``; one phase in memory at a time."""
+        s, rt = self.scale, self.rt
+        nh, nw = low.shape[-2:]
+        out = ref.new_zeros(f.shape[0], 3 * (s * (2 * rt + 1)) ** 2)
+        for ph in range(s * s):
+            sel = (f // (nh * nw)) == ph
+            if sel.any():
+                hf = self._phase_crop(ref, ph) - _up(low[ph:ph + 1], s)
+                hf_cl = _channels_last(F.pad(hf, (s * rt,) * 4))
+                out[sel] = _gather(hf_cl, f[sel] % (nh * nw), nh, nw, s, s * (2 * rt + 1)).flatten(1)
+        return out
 
     def _match_one_ref(self, q: torch.Tensor, ref: torch.Tensor):
         """Best sub-pixel candidates of one reference copy for every query descriptor.
 
         Returns distance, gain and flat candidate index (phase*nh*nw + row*nw + col), each (Nq, kc),
-        and the copy's high frequencies (s*s, 3, s*nh, s*nw). Candidate descriptors are gathered on
-        the fly, so memory grows with the reference's pixels, not with pixels × phases × patch size.
+        and the copy's phase images from :meth:`_phases`. Candidate descriptors are gathered on the
+        fly, so memory grows with the reference's pixels, not with pixels × phases × patch size.
         """
         s, k = self.scale, self.patch
-        low, hf = self._phases(ref)
+        low = self._phases(ref)
         nh, nw = low.shape[-2:]
         basis = self._pca(q)
         idx0 = coarse_topk(q @ basis, _descriptors(low[:1], k)[0] @ basis, self.coarse_k, self.chunk)
@@ -170,7 +184,7 @@ class TextureTransfer(RefSRModel):
             d, j = d.view(d.shape[0], idx0.shape[1], -1).min(dim=2)
             j = j + torch.arange(idx0.shape[1], device=q.device) * off.numel() ** 2
             d_best.append(d), a_best.append(a.gather(1, j)), f_best.append(fc.gather(1, j))
-        return torch.cat(d_best), torch.cat(a_best), torch.cat(f_best), hf
+        return torch.cat(d_best), torch.cat(a_best), torch.cat(f_best), low
 
     def _pca(self, q: torch.Tensor) -> torch.Tensor:
         """(D, m) leading principal directions of the query descriptors: a cheaper coarse search."""
@@ -200,23 +214,21 @@ class TextureTransfer(RefSRModel):
         s, rt = self.scale, self.rt
         h, w = lr.shape[-2:]
         q = _descriptors(lr, self.patch)[0]
-        ds, gs, fs, srcs, hfs = [], [], [], [], []
+        ds, gs, fs, srcs, copies = [], [], [], [], []
         for r in self._augmented_refs(ref):
             if min(r.shape[-2:]) < s * (self.patch + 1):
                 continue
-            d, a, f, hf = self._match_one_ref(q, r)
-            ds.append(d), gs.append(a), fs.append(f), hfs.append(hf)
-            srcs.append(torch.full_like(f, len(hfs) - 1))
+            d, a, f, low = self._match_one_ref(q, r)
+            ds.append(d), gs.append(a), fs.append(f), copies.append((r, low))
+            srcs.append(torch.full_like(f, len(copies) - 1))
         if not ds:
             return lr.new_zeros(1, 3, s * h, s * w)
         d, j = torch.cat(ds, 1).topk(min(self.top_k, sum(x.shape[1] for x in ds)), dim=1, largest=False)
         a, f, src = (torch.cat(x, 1).gather(1, j) for x in (gs, fs, srcs))
         p = lr.new_zeros(*f.shape, 3 * (s * (2 * rt + 1)) ** 2)
-        pad = s * rt
-        for i, hf in enumerate(hfs):
+        for i, (r, low) in enumerate(copies):
             sel = src == i
-            hf_cl = _channels_last(F.pad(hf, (pad,) * 4))
-            p[sel] = _gather(hf_cl, f[sel], hf.shape[-2] // s, hf.shape[-1] // s, s, s * (2 * rt + 1)).flatten(1)
+            p[sel] = self._hf_patches(r, low, f[sel])
         # the reference may not add more detail than `energy` times the LR patch's own contrast:
         # a flat LR patch matched to a reference patch whose texture vanished in the down-sampling
         # (noise, fine grass) is no evidence for that texture
