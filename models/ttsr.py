@@ -6,11 +6,14 @@ A re-implementation with the layers, defaults and state-dict keys of the officia
 
 - ``LTE_copy`` (a frozen copy of the texture extractor, used only by the transferal perceptual
   loss during training) is not part of this inference model; the official trainer does not save
-  it either, so its checkpoints load strictly.
+  it either, so its checkpoints load strictly (``LTE_copy.*`` keys of a full-module state dict are
+  dropped on loading: the official code overwrites that copy from ``LTE`` whenever it uses it).
 - The relevance matrix of the Search-Transfer module is computed in chunks of LR rows, as a
   3x3 box sum of per-pixel feature correlations (9x fewer multiply-adds than correlating unfolded
   3x3 patches, same value up to float rounding), and the texture transfer gathers 3x3 blocks
   instead of unfolding the whole reference: bounded memory on full-size references.
+- Activations run channels-last with in-place ReLUs and residual additions (faster CPU convs;
+  the same values up to float rounding).
 - The official VGG19 initialisation of the texture extractor (``torchvision`` ImageNet weights,
   only relevant for training from scratch) is replaced by the default initialisation.
 """
