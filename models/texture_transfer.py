@@ -1,9 +1,10 @@
 """Training-free texture transfer (our own RefSR baseline; no learned RefSR weights).
 
-Every LR pixel's neighbourhood is matched against the reference degraded the same way as the LR
-(bicubic ↓scale at every sub-pixel phase, over scaled copies of the reference, as SRNTT augments its
-references). The matched reference high frequencies (reference minus its down-up-sampled copy) are
-blended in with non-local-means weights that include a "no transfer" hypothesis, so unreliable
+Every LR pixel's neighbourhood is matched in pixel space against the reference degraded the same way
+as the LR (bicubic ↓scale at every sub-pixel phase), over scaled and rotated copies of the reference
+(as SRNTT augments its references); dense matching runs in chunks. The matched reference high
+frequencies (reference minus its down-up-sampled copy) are blended in with non-local-means weights
+that include a "keep bicubic" hypothesis and are capped by the LR patch's own contrast, so unreliable
 matches fade back to bicubic. Iterative back-projection then makes the result consistent with the LR.
 """
 from __future__ import annotations
@@ -21,8 +22,9 @@ SPEC = ModelSpec(
     licence="MIT",
     test_kwargs={"ref_scales": (1.0,), "ref_angles": (), "chunk": 64},
     notes="Our own training-free method, not a published model: sub-pixel patch matching of the LR "
-          "against the down-sampled reference, confidence-weighted transfer of reference high "
-          "frequencies with a fall-back-to-bicubic hypothesis, iterative back-projection.",
+          "against the down-sampled reference (scaled/rotated copies), confidence-weighted transfer "
+          "of reference high frequencies with a fall-back-to-bicubic hypothesis, iterative "
+          "back-projection. Needs no weights.",
 )
 
 
