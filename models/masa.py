@@ -331,15 +331,16 @@ class MASA(RefSRModel):
         src = torch.cat([src, src.new_zeros(1, C * s * s)])  # last row: zero tile for out-of-block sources
         zero = N * Hr * Wr
         padded = F.pad(tiles, (1, 1, 1, 1), value=-1)  # [N*P, ky+2, kx+2]
-        out = 0
+        out = None
         for a in range(3):
             for b in range(3):
                 t = padded[:, 2 - a: 2 - a + ky, 2 - b: 2 - b + kx]
-                out = out + src[torch.where(t >= 0, t + a * Wr + b, zero)]  # [N*P, ky, kx, C*s*s]
-        count = (self._overlap(ky, tiles.device)[:, None] * self._overlap(kx, tiles.device)[None, :])
+                part = src[torch.where(t >= 0, t + a * Wr + b, zero)]  # [N*P, ky, kx, C*s*s]
+                out = part if out is None else out.add_(part)
+        count = self._overlap(ky, tiles.device)[:, None] * self._overlap(kx, tiles.device)[None, :]
+        count = count.repeat_interleave(s, 0).repeat_interleave(s, 1).to(out.dtype)  # [ky*s, kx*s]
         out = out.view(N, py, px, ky, kx, C, s, s).permute(0, 5, 1, 3, 6, 2, 4, 7)
-        out = out.reshape(N, C, py, ky * s, px, kx * s) / count.repeat_interleave(s, 0).repeat_interleave(s, 1)[
-            :, None, :].to(out.dtype)
+        out = out.reshape(N, C, py, ky * s, px, kx * s) / count[:, None, :]
         att_s = F.interpolate(att, size=(ky * s, kx * s), mode="bilinear", align_corners=False)
         att_s = att_s.view(N, py, px, ky * s, kx * s).permute(0, 1, 3, 2, 4).unsqueeze(1)
         return (out * att_s).reshape(N, C, py * ky * s, px * kx * s)
