@@ -46,8 +46,9 @@ SPEC = ModelSpec(
     notes=(
         "Two alternative official weights for the same 'net': masa_rec.pth (L1 loss only, the PSNR "
         "model) and masa.pth (L1 + perceptual + adversarial). LR sides must be multiples of 8 (the "
-        "official test pads HR to 32); the reference is padded to 16 by the official loaders (4 is "
-        "the structural minimum). ref_down = PIL bicubic /4 of the 8-bit reference, emulated in "
+        "official test pads HR to 32) and at least 16; the reference is padded to 16 by the official "
+        "loaders (4 is the structural minimum) and must hold the search window (forward raises "
+        "otherwise; e.g. LR 16x16 needs a reference of at least 36x36). ref_down = PIL bicubic /4 of the 8-bit reference, emulated in "
         "torch. The official multi-reference test stacks five 512x512 references vertically."
     ),
 )
