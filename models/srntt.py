@@ -208,12 +208,14 @@ def torchvision_vgg19_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
 
 # ----------------------------------------------------------------------------- network
 def depth_to_space(x: torch.Tensor, r: int) -> torch.Tensor:
-    """``tf.depth_to_space`` in NCHW: input channel (i*r + j)*C + c goes to pixel (i, j) of channel c.
+    """``tf.depth_to_space``: input channel (i*r + j)*C + c goes to pixel (i, j) of channel c.
 
-    (PyTorch's ``pixel_shuffle`` orders channels c*r*r + i*r + j, so it would scramble official weights.)
+    (PyTorch's ``pixel_shuffle`` orders channels c*r*r + i*r + j, so it would scramble official
+    weights.) Done in NHWC, as TensorFlow does; the result is a channels-last NCHW tensor.
     """
     b, c, h, w = x.shape
-    return x.view(b, r, r, c // (r * r), h, w).permute(0, 3, 4, 1, 5, 2).reshape(b, c // (r * r), h * r, w * r)
+    y = x.permute(0, 2, 3, 1).reshape(b, h, w, r, r, c // (r * r)).permute(0, 1, 3, 2, 4, 5)
+    return y.reshape(b, h * r, w * r, c // (r * r)).permute(0, 3, 1, 2)
 
 
 class BatchNorm(nn.Module):
@@ -341,9 +343,9 @@ def match_patches(content: torch.Tensor, condition: torch.Tensor, chunk_bytes: i
     condition patch (``swap.py``, which convolves with every normalised patch as a kernel).
 
     Same scores, 9× fewer multiply-adds: one pixel-to-pixel correlation per band of content rows is
-    shared by the nine patch offsets (summed along shifted diagonals). The band is sized so about
-    ``chunk_bytes`` of scores are held at once; argmax keeps the earliest index on ties, as the
-    official loop does.
+    shared by the nine patch offsets (summed along shifted diagonals). Bands are sized so that about
+    ``chunk_bytes`` of scores are held (in three reused buffers); argmax keeps the earliest index on
+    ties, as the official loop does.
     """
     c, h, w = content.shape
     _, hr, wr = condition.shape
@@ -351,16 +353,21 @@ def match_patches(content: torch.Tensor, condition: torch.Tensor, chunk_bytes: i
     norm = F.unfold(condition.pow(2).sum(0)[None, None], 3).sum(1).sqrt().view(gh, gw)
     inv_norm = 1.0 / norm.clamp_min(1e-12)
     cond_flat = condition.reshape(c, hr * wr)
-    rows = max(1, chunk_bytes // (3 * 4 * w * hr * wr) - 2)
+    rows = min(ho, max(1, chunk_bytes // (3 * 4 * w * hr * wr) - 2))
+    corr_buf = content.new_empty((rows + 2) * w, hr * wr)
+    sx_buf = content.new_empty(rows + 2, wo, hr, gw)
+    score_buf = content.new_empty(rows, wo, gh, gw)
     out = torch.empty(ho, wo, dtype=torch.long, device=content.device)
     for r0 in range(0, ho, rows):
         n = min(ho, r0 + rows) - r0
-        corr = (content[:, r0:r0 + n + 2].reshape(c, -1).t() @ cond_flat).view(n + 2, w, hr, wr)
-        sx = corr[:, 0:wo, :, 0:gw] + corr[:, 1:wo + 1, :, 1:gw + 1] + corr[:, 2:wo + 2, :, 2:gw + 2]
-        del corr
-        score = sx[0:n, :, 0:gh] + sx[1:n + 1, :, 1:gh + 1] + sx[2:n + 2, :, 2:gh + 2]
-        del sx
-        out[r0:r0 + n] = (score * inv_norm).view(n, wo, gh * gw).argmax(-1)
+        corr = torch.mm(content[:, r0:r0 + n + 2].reshape(c, -1).t(), cond_flat,
+                        out=corr_buf[:(n + 2) * w]).view(n + 2, w, hr, wr)
+        sx = torch.add(corr[:, 0:wo, :, 0:gw], corr[:, 1:wo + 1, :, 1:gw + 1], out=sx_buf[:n + 2])
+        sx += corr[:, 2:wo + 2, :, 2:gw + 2]
+        score = torch.add(sx[0:n, :, 0:gh], sx[1:n + 1, :, 1:gh + 1], out=score_buf[:n])
+        score += sx[2:n + 2, :, 2:gh + 2]
+        score *= inv_norm
+        out[r0:r0 + n] = score.view(n, wo, gh * gw).argmax(-1)
     return out
 
 
@@ -386,6 +393,11 @@ def swap_features(idx: torch.Tensor, style: torch.Tensor, ratio: int, chunk_byte
                 count[a + di:b + di, dj:dj + pw] += 1
     out = out / count
     return out.view(ph + 2, pw + 2, c, ratio, ratio).permute(2, 0, 3, 1, 4).reshape(c, (ph + 2) * ratio, (pw + 2) * ratio)
+
+
+def _nhwc(x: torch.Tensor) -> torch.Tensor:
+    """Channels-last memory: TensorFlow's layout, and the faster one for CPU convolutions here."""
+    return x.contiguous(memory_format=torch.channels_last)
 
 
 def _uint8(x: torch.Tensor) -> torch.Tensor:
@@ -417,15 +429,15 @@ class SRNTT(RefSRModel):
         rh, rw = ref.shape[-2:]
         lr_up = pil_bicubic_resize(lr, (4 * h, 4 * w))
         ref_du = pil_bicubic_resize(pil_bicubic_resize(ref, (rh // 4, rw // 4)), (rh, rw))
-        content = self.vgg(lr_up)["relu3_1"]
-        condition = self.vgg(ref_du)["relu3_1"]
-        styles = self.vgg(ref)
+        content = self.vgg(_nhwc(lr_up))["relu3_1"].contiguous()
+        condition = self.vgg(_nhwc(ref_du))["relu3_1"].contiguous()
+        styles = {k: v.contiguous() for k, v in self.vgg(_nhwc(ref)).items()}
         maps: list[list[torch.Tensor]] = [[], [], []]
         for b in range(lr.shape[0]):
             idx = match_patches(content[b], condition[b], self.match_chunk_bytes)
             for level, (name, ratio) in enumerate((("relu3_1", 1), ("relu2_1", 2), ("relu1_1", 4))):
                 maps[level].append(swap_features(idx, styles[name][b], ratio, self.match_chunk_bytes))
-        return [torch.stack(m) for m in maps]
+        return [_nhwc(torch.stack(m)) for m in maps]
 
     def forward(self, lr: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
         rh, rw = ref.shape[-2] // 4 * 4, ref.shape[-1] // 4 * 4
@@ -434,12 +446,12 @@ class SRNTT(RefSRModel):
                              f"{tuple(lr.shape[-2:])} and {tuple(ref.shape[-2:])}")
         lr, ref = _uint8(lr), _uint8(ref[..., :rh, :rw])
         maps = self.swapped_maps(lr, ref)
-        sr = self.texture_transfer(self.content_extractor(lr * 2 - 1), maps)
+        sr = self.texture_transfer(self.content_extractor(_nhwc(lr * 2 - 1)), maps)
         return (sr + 1) / 2
 
     def upscale(self, lr: torch.Tensor) -> torch.Tensor:
         """The official 'Upscale' image: the content extractor's own ×4 SR (no reference), in [0, 1]."""
-        return (self.content_extractor.upscale(self.content_extractor(_uint8(lr) * 2 - 1)) + 1) / 2
+        return (self.content_extractor.upscale(self.content_extractor(_nhwc(_uint8(lr) * 2 - 1))) + 1) / 2
 
     def load_official(self, files: dict[str, str]) -> None:
         """Load official files by role; a role left out is looked up in ``$REFSR_WEIGHTS/srntt/``.
