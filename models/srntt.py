@@ -64,7 +64,12 @@ SPEC = ModelSpec(
           "torchvision's vgg19-dcbb9e9d.pth also loads with SRNTT(vgg='torchvision') but is a "
           "different network, so matches (and outputs) differ from the authors'. Not reproduced: the "
           "official test tiles LR images with h*w*16 > 2046^2 into 128x128 patches (stride 100) and "
-          "averages the uint8 tiles; this model runs the whole image.",
+          "averages the uint8 tiles; this model runs the whole image. Parameters (official TF "
+          "graph, tests/fixtures/keys/srntt.json): content extractor 1,518,147 + texture transfer "
+          "2,865,347 = 4,383,494 learned (BN moving statistics excluded; 295,619 of them in the content "
+          "extractor's own x4 head, off the SRNTT output path), plus the frozen VGG19 conv1_1-conv3_1 "
+          "555,328. MASA-SR's '5.75 M' agrees with the S-aiueo32/srntt-pytorch port instead (16 "
+          "residual blocks at every scale, no BN): 5,746,246.",
 )
 
 # ----------------------------------------------------------------------------- key mapping
