@@ -22,6 +22,7 @@ official weight files (TensorLayer ``.npz`` lists, the MatConvNet ``.mat``) load
 from __future__ import annotations
 
 import io
+import pickle
 import re
 import zipfile
 from pathlib import Path
@@ -148,17 +149,20 @@ def read_tensorlayer_npz(path: str | Path) -> list[np.ndarray]:
     The list is stored as a pickled object array; it is rebuilt with an unpickler that only
     allows numpy arrays, never arbitrary objects.
     """
-    with zipfile.ZipFile(path) as zf:
-        if "params.npy" not in zf.namelist():
-            raise CheckpointError(f"{path}: not a TensorLayer save_npz file (no 'params' array)")
-        data = zf.read("params.npy")
-    fp = io.BytesIO(data)
-    version = np.lib.format.read_magic(fp)
-    read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
-    _, _, dtype = read_header(fp)
-    if not dtype.hasobject:  # all arrays had one shape: stored as one plain array
-        return list(np.lib.format.read_array(io.BytesIO(data), allow_pickle=False))
-    arrays = _NumpyOnlyUnpickler(fp, encoding="latin1").load()
+    try:
+        with zipfile.ZipFile(path) as zf:
+            if "params.npy" not in zf.namelist():
+                raise CheckpointError(f"{path}: not a TensorLayer save_npz file (no 'params' array)")
+            data = zf.read("params.npy")
+        fp = io.BytesIO(data)
+        version = np.lib.format.read_magic(fp)
+        read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+        _, _, dtype = read_header(fp)
+        if not dtype.hasobject:  # all arrays had one shape: stored as one plain array
+            return list(np.lib.format.read_array(io.BytesIO(data), allow_pickle=False))
+        arrays = _NumpyOnlyUnpickler(fp, encoding="latin1").load()
+    except (zipfile.BadZipFile, pickle.UnpicklingError, ValueError, EOFError) as exc:
+        raise CheckpointError(f"{path}: cannot read as a TensorLayer .npz: {exc}") from exc
     return [np.asarray(a) for a in np.asarray(arrays, dtype=object).reshape(-1)]
 
 
@@ -181,8 +185,12 @@ def matconvnet_vgg19_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     from scipy.io import loadmat  # MAT v5 parser: data only, no code execution
 
     wanted = ("conv1_1", "conv1_2", "conv2_1", "conv2_2", "conv3_1")
+    try:
+        cells = loadmat(str(path))["layers"][0]
+    except (ValueError, KeyError, IndexError, TypeError) as exc:
+        raise CheckpointError(f"{path}: not MatConvNet's {MATCONVNET_VGG19}: {exc!r}") from exc
     sd = {}
-    for cell in loadmat(str(path))["layers"][0]:
+    for cell in cells:
         layer = cell[0, 0]
         name = str(np.asarray(layer["name"]).reshape(-1)[0])
         if name in wanted:

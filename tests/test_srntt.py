@@ -204,7 +204,7 @@ def test_npz_reader_refuses_code(tmp_path):
     path = tmp_path / "evil.npz"
     with zipfile.ZipFile(path, "w") as zf:
         zf.writestr("params.npy", header.getvalue() + pickle.dumps([Evil()]))
-    with pytest.raises(pickle.UnpicklingError):
+    with pytest.raises(CheckpointError, match="refusing to load builtins.print"):
         read_tensorlayer_npz(path)
 
 
