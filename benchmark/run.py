@@ -77,14 +77,21 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def list_models_table() -> str:
+    """The zoo: one line per model, then the official files it loads and whether each is present."""
     from models import get_spec, list_models
+    from models.checkpoint import find_weights, weights_dir
 
     from .runner import weights_status
 
-    lines = [f"{'model':<18} {'scale':>5}  {'paper':<34} weights"]
+    lines = [f"weights folder: {weights_dir()} (set $REFSR_WEIGHTS)", "",
+             f"{'model':<18} {'scale':>5}  {'paper':<40} weights"]
     for name in list_models():
         spec = get_spec(name)
-        lines.append(f"{name:<18} {spec.scale:>5}  {spec.paper[:34]:<34} {weights_status(name)}")
+        paper = spec.paper if len(spec.paper) <= 40 else spec.paper[:39] + "…"
+        lines.append(f"{name:<18} {spec.scale:>5}  {paper:<40} {weights_status(name)}")
+        for ck in spec.checkpoints:
+            mark = "found  " if find_weights(name, ck.filename) else "missing"
+            lines.append(f"{'':<26}{mark} {name}/{ck.filename}  [{ck.role}]" + (f"  from {ck.url}" if ck.url else ""))
     return "\n".join(lines)
 
 
