@@ -142,7 +142,7 @@ def evaluate(ctx: RunContext, jobs: list[Job]) -> pd.DataFrame:
         if job.dataset not in datasets:
             datasets[job.dataset] = dataset_registry.open_dataset(dataset_registry.resolve(job.dataset))
         ds = datasets[job.dataset]
-        samples = select_samples(ds, suite)
+        samples = select_samples(ds, suite, clean=job.variant == "clean")
         variant = get_variant(_resolve_variant_arg(job.variant))
         todo = [s for s in samples.itertuples(index=False)
                 if (job.model, lm.weights, job.dataset, job.variant, s.sample_id) not in done]
@@ -165,12 +165,14 @@ def evaluate(ctx: RunContext, jobs: list[Job]) -> pd.DataFrame:
     return ctx.store.merge()
 
 
-def select_samples(ds: Dataset, suite: Suite) -> pd.DataFrame:
+def select_samples(ds: Dataset, suite: Suite, clean: bool = True) -> pd.DataFrame:
+    """The samples a job scores: the suite's split, levels (variant levels for non-clean jobs) and limit."""
     df = ds.samples(split=suite.split)
     if df.empty:  # e.g. a plain folder import has only one split
         df = ds.samples()
-    if suite.levels is not None and (df["level"] > 0).any():
-        df = df[df["level"].isin(suite.levels)]
+    levels = suite.levels if clean else suite.variant_levels
+    if levels is not None and (df["level"] > 0).any():
+        df = df[df["level"].isin(levels)]
     if suite.limit:
         groups = sorted(df["group"].unique())[: int(suite.limit)]
         df = df[df["group"].isin(groups)]

@@ -30,6 +30,8 @@ class Suite:
     datasets: tuple[str, ...]
     split: str
     levels: tuple[int, ...] | None  # None: every level present
+    #: levels at which non-clean variants run (robustness tables read level 1); None: as ``levels``
+    variant_levels: tuple[int, ...] | None
     variants: tuple[str, ...]
     protocol: str
     drift_protocols: tuple[str, ...]
@@ -87,7 +89,7 @@ def validate(raw: dict, source: str = "<suite>") -> Suite:
     from builders import variants
 
     fields = {"name", "version", "description", "models", "datasets", "split", "levels", "variants",
-              "protocol", "drift_protocols", "metrics", "seed", "limit", "profile"}
+              "protocol", "drift_protocols", "metrics", "seed", "limit", "profile", "variant_levels"}
     unknown = set(raw) - fields
     if unknown:
         raise SuiteError(f"{source}: unknown suite fields {sorted(unknown)} (allowed: {sorted(fields)})")
@@ -124,14 +126,15 @@ def validate(raw: dict, source: str = "<suite>") -> Suite:
             close = difflib.get_close_matches(m, metrics.list_metrics(), n=2)
             raise SuiteError(f"{source}: unknown metric {m!r}" + (f"; did you mean {', '.join(close)}?" if close else ""))
 
-    levels = raw.get("levels", "all")
-    if levels == "all":
-        levels_t = None
-    else:
-        levels_t = tuple(int(x) for x in _as_tuple(levels, "levels"))
+    def _levels(value, name):
+        return None if value in (None, "all") else tuple(int(x) for x in _as_tuple(value, name))
+
+    levels_t = _levels(raw.get("levels", "all"), "levels")
+    variant_levels = _levels(raw.get("variant_levels"), "variant_levels")
     return Suite(name=str(raw["name"]), version=int(raw.get("version", 1)),
                  description=str(raw.get("description", "")), models=models, datasets=datasets,
-                 split=str(raw.get("split", "test")), levels=levels_t, variants=variant_names,
+                 split=str(raw.get("split", "test")), levels=levels_t, variant_levels=variant_levels or levels_t,
+                 variants=variant_names,
                  protocol=str(proto), drift_protocols=drift, metrics=metric_names,
                  seed=int(raw.get("seed", 0)), limit=raw.get("limit"), profile=raw.get("profile"))
 
