@@ -27,8 +27,7 @@ from .registry import register_model
 
 _DRIVE = "https://drive.google.com/drive/folders/1O9Y4UK1PFoFKOsYTQqcQJCA_VvBWp29N"
 
-SPEC = ModelSpec(
-    name="masa",
+_COMMON = dict(
     scale=4,
     lr_multiple=8,
     ref_multiple=16,
@@ -38,20 +37,19 @@ SPEC = ModelSpec(
     official_repo="https://github.com/dvlab-research/MASA-SR",
     official_commit="80d1bd8a",
     licence="none stated (no LICENSE file and no licence text in the official repository)",
-    checkpoints=(
-        CheckpointFile("masa_rec.pth", url=_DRIVE, role="net"),
-        CheckpointFile("masa.pth", url=_DRIVE, role="net"),
-    ),
     test_kwargs={"nf": 8, "n_blks": (1, 1, 1), "n_blks_dec": (1, 1, 1, 1, 1, 1)},
     notes=(
-        "Two alternative official weights for the same 'net': masa_rec.pth (L1 loss only, the PSNR "
-        "model) and masa.pth (L1 + perceptual + adversarial). LR sides must be multiples of 8 (the "
+        "LR sides must be multiples of 8 (the "
         "official test pads HR to 32) and at least 16; the reference is padded to 16 by the official "
         "loaders (4 is the structural minimum) and must hold the search window (forward raises "
         "otherwise; e.g. LR 16x16 needs a reference of at least 36x36). ref_down = PIL bicubic /4 of the 8-bit reference, emulated in "
         "torch. The official multi-reference test stacks five 512x512 references vertically."
     ),
 )
+SPEC = ModelSpec(name="masa", checkpoints=(CheckpointFile("masa.pth", url=_DRIVE, role="net"),),
+                 **_COMMON)  # official weights trained with L1 + perceptual + adversarial losses
+SPEC_REC = ModelSpec(name="masa_rec", checkpoints=(CheckpointFile("masa_rec.pth", url=_DRIVE, role="net"),),
+                     **_COMMON)  # official weights trained with the L1 loss only: the paper's PSNR model
 
 
 class ResidualBlock(nn.Module):
@@ -358,4 +356,10 @@ class MASA(RefSRModel):
 @register_model(SPEC)
 def masa(**kwargs) -> MASA:
     """MASA-SR x4 (official config: nf=64, encoder blocks 4/4/4, decoder blocks 2/2/2/12/8/4)."""
+    return MASA(**kwargs)
+
+
+@register_model(SPEC_REC)
+def masa_rec(**kwargs) -> MASA:
+    """The same architecture for the reconstruction-only official weights (``masa_rec.pth``)."""
     return MASA(**kwargs)
