@@ -90,21 +90,36 @@ def time_forward(model: torch.nn.Module, lr: torch.Tensor, ref: torch.Tensor, de
     return times
 
 
+def _rss_kib(field: str) -> int:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise OSError(f"{field} not in /proc/self/status")
+
+
 def _cpu_peak_child(name: str, kwargs: dict, lr_shape, ref_shape, queue) -> None:
     from models import create_model
 
     torch.set_num_threads(1)
     model = create_model(name, **kwargs).eval()
     lr, ref = torch.rand(lr_shape), torch.rand(ref_shape)
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    with torch.no_grad():
-        model(lr, ref)
-    after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    queue.put((after - before) / 1024.0)  # ru_maxrss is in KiB on Linux
+    try:  # Linux: reset the high-water mark, so it measures this forward only
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        before = _rss_kib("VmRSS")
+        with torch.no_grad():
+            model(lr, ref)
+        queue.put((_rss_kib("VmHWM") - before) / 1024.0)
+    except OSError:  # elsewhere: the monotonic peak of the whole process
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        with torch.no_grad():
+            model(lr, ref)
+        queue.put((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024.0)
 
 
 def cpu_peak_memory_mb(name: str, kwargs: dict, lr_shape, ref_shape) -> float | None:
-    """Extra resident memory of one forward, measured in a fresh process (ru_maxrss is monotonic)."""
+    """Extra resident memory (MB) of one forward, measured in a fresh process."""
     ctx = mp.get_context("spawn")
     queue = ctx.Queue()
     proc = ctx.Process(target=_cpu_peak_child, args=(name, kwargs, lr_shape, ref_shape, queue))

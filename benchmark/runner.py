@@ -57,9 +57,9 @@ def load_for_eval(name: str, device: torch.device) -> LoadedModel:
             else:
                 files[ck.role] = str(path)
         if missing:
-            where = "; ".join(f"{weights_dir() / name / ck.filename}" + (f" (from {ck.url})" if ck.url else "")
-                              for ck in missing)
-            return LoadedModel(name, "official", None, f"no official weights: put {where}")
+            files_needed = ", ".join(ck.filename for ck in missing)
+            return LoadedModel(name, "official", None, f"no official weights: put {files_needed} in "
+                               f"$REFSR_WEIGHTS/{name}/ (see --list-models for where the authors publish them)")
         model = create_model(name)
         model.load_official(files)
         return LoadedModel(name, "official", model.eval().to(device))
