@@ -29,7 +29,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
 from models import create_model  # noqa: E402
-from models.c2_matching_parts import pil_bicubic_resize  # noqa: E402
+from models.resample import pil_bicubic_resize  # noqa: E402
 
 
 def _dcn_v2_forward(inp, weight, bias, offset, mask, kh, kw, sh, sw, ph, pw, dh, dw, groups):

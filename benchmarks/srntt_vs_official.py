@@ -152,7 +152,7 @@ def main() -> None:
     import torch  # noqa: E402  (torch and torchvision before TensorFlow: the other order segfaults)
 
     from models import create_model  # noqa: E402
-    from models.c2_matching_parts import pil_bicubic_resize  # noqa: E402
+    from models.resample import pil_bicubic_resize  # noqa: E402
     from models.srntt import match_patches  # noqa: E402
 
     sys.path.insert(0, str(args.official_dir))

@@ -13,9 +13,10 @@ import torch.nn.functional as F
 
 from .base import CheckpointFile, ModelSpec, RefSRModel
 from .c2_matching_parts import (ContrasExtractorSep, RestorationNet, VGGFeatureExtractor, index_to_flow,
-                                patch_match_index, pil_bicubic_resize, shifted_offsets,
+                                patch_match_index, shifted_offsets,
                                 torchvision_vgg_to_official, upscale_flow)
 from .checkpoint import CheckpointError, find_weights, load_into, read_state_dict, weights_dir
+from .resample import pil_bicubic_resize
 from .registry import register_model
 
 _DRIVE = "https://drive.google.com/drive/folders/1dTkXMzeBrHelVQUEx5zib5MdmvqDaSd9"

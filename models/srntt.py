@@ -33,9 +33,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from .base import CheckpointFile, ModelSpec, RefSRModel
-from .c2_matching_parts import pil_bicubic_resize
+from .resample import pil_bicubic_resize
 from .checkpoint import CheckpointError, find_weights, load_into, read_state_dict, weights_dir
-from .pretrained import _NumpyOnlyUnpickler
+from .pretrained import NumpyOnlyUnpickler
 from .registry import register_model
 
 _REPO = "https://github.com/ZZUTK/SRNTT"
@@ -160,7 +160,7 @@ def read_tensorlayer_npz(path: str | Path) -> list[np.ndarray]:
         _, _, dtype = read_header(fp)
         if not dtype.hasobject:  # all arrays had one shape: stored as one plain array
             return list(np.lib.format.read_array(io.BytesIO(data), allow_pickle=False))
-        arrays = _NumpyOnlyUnpickler(fp, encoding="latin1").load()
+        arrays = NumpyOnlyUnpickler(fp, encoding="latin1").load()
     except (zipfile.BadZipFile, pickle.UnpicklingError, ValueError, EOFError) as exc:
         raise CheckpointError(f"{path}: cannot read as a TensorLayer .npz: {exc}") from exc
     return [np.asarray(a) for a in np.asarray(arrays, dtype=object).reshape(-1)]

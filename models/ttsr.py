@@ -19,14 +19,13 @@ A re-implementation with the layers, defaults and state-dict keys of the officia
 """
 from __future__ import annotations
 
-import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image
 from torch import nn
 
 from .base import CheckpointFile, ModelSpec, RefSRModel
 from .registry import register_model
+from .resample import pil_bicubic_resize
 
 _WEIGHTS_URL = ("https://github.com/researchmm/TTSR#model (OneDrive https://1drv.ms/u/s!Ajav6U_IU-1gmHZstHQxOTn9MLPh, "
                 "Google Drive https://drive.google.com/drive/folders/1CTm-r3hSbdYVCySuQ27GsrqXhhVOS-qh, "
@@ -342,18 +341,6 @@ def transfer(feat: torch.Tensor, arg: torch.Tensor, s: int) -> torch.Tensor:
 # --------------------------------------------------------------------------- model
 
 
-def _pil_bicubic(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """PIL ``Image.BICUBIC`` resize of uint8 RGB (B,3,H,W) to ``size`` (h, w), as the official data code."""
-    out = []
-    for img in x.permute(0, 2, 3, 1).cpu().numpy():
-        out.append(np.asarray(Image.fromarray(img, "RGB").resize((size[1], size[0]), Image.BICUBIC)))
-    return torch.from_numpy(np.stack(out)).permute(0, 3, 1, 2).to(x.device)
-
-
-def _to_uint8(x: torch.Tensor) -> torch.Tensor:
-    return (x * 255).round().clamp(0, 255).to(torch.uint8)
-
-
 class TTSR(RefSRModel):
     """TTSR with the official sub-module names (``MainNet``, ``LTE``) and defaults."""
 
@@ -402,9 +389,9 @@ class TTSR(RefSRModel):
         if H == 0 or W == 0:
             raise ValueError(f"TTSR needs a reference of at least 4x4 pixels, got {tuple(ref.shape[-2:])}")
         ref = ref[..., :H, :W]
-        lrsr = _pil_bicubic(_to_uint8(lr), (4 * h, 4 * w))
-        refsr = _pil_bicubic(_pil_bicubic(_to_uint8(ref), (H // 4, W // 4)), (H, W))
-        return (lr * 2 - 1, lrsr.to(lr.dtype) / 127.5 - 1, ref * 2 - 1, refsr.to(lr.dtype) / 127.5 - 1)
+        lrsr = pil_bicubic_resize(lr, (4 * h, 4 * w))
+        refsr = pil_bicubic_resize(pil_bicubic_resize(ref, (H // 4, W // 4)), (H, W))
+        return (lr * 2 - 1, lrsr * 2 - 1, ref * 2 - 1, refsr * 2 - 1)
 
     def forward(self, lr: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
         return ((self.forward_official(*self.official_inputs(lr, ref))[0] + 1) / 2).contiguous()

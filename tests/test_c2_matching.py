@@ -12,7 +12,8 @@ from PIL import Image
 from torchvision.models import vgg
 
 from models import create_model, get_spec
-from models.c2_matching_parts import patch_match_index, pil_bicubic_resize, torchvision_vgg_to_official
+from models.c2_matching_parts import patch_match_index, torchvision_vgg_to_official
+from models.resample import pil_bicubic_resize
 from models.checkpoint import CheckpointError
 
 KEYS = Path(__file__).parent / "fixtures" / "keys" / "c2_matching.json"
