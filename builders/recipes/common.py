@@ -20,6 +20,14 @@ from ..report import BuildReport
 SPLITS = ("test", "train", "both")
 
 
+#: Manifest columns (and dtypes) every pair-based recipe writes; recipes add their crop columns.
+PAIR_COLUMNS = {
+    "sample_id": "string", "split": "string", "group": "string", "level": "int64", "hr": "string",
+    "ref": "string", "lr": "string", "album": "string", "hr_source": "string", "ref_source": "string",
+    "score": "int64", "keypoints_hr": "int64", "keypoints_ref": "int64", "matches": "int64",
+    "inliers": "int64", "scale": "int64", "lr_kernel": "string",
+}
+
 def config_from_dict(cls, data: dict | None, base=None):
     """A (nested) config dataclass from a plain dict over ``base`` (default: ``cls()``); unknown keys refused."""
     base = cls() if base is None else base

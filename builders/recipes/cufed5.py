@@ -30,18 +30,15 @@ from ..levels import LevelConfig, album_edges, assign, pick_one_per_level
 from ..manifest import DatasetWriter
 from ..report import BuildReport
 from ..sift import SiftParams
-from .common import as_config, assign_splits, finish, fit_long_side, load_rgb, rng_for, save, to_plain
+from .common import (PAIR_COLUMNS, as_config, assign_splits, finish, fit_long_side, load_rgb, rng_for, save,
+                     to_plain)
 
 RECIPE = "cufed5"
 SUMMARY = "CUFED5-style: SIFT similarity levels per album; test groups NNN_0..NNN_N, 160x160 train crops"
 
-COLUMNS = {
-    "sample_id": "string", "split": "string", "group": "string", "level": "int64", "hr": "string",
-    "ref": "string", "lr": "string", "album": "string", "hr_source": "string", "ref_source": "string",
-    "score": "int64", "keypoints_hr": "int64", "keypoints_ref": "int64", "matches": "int64",
-    "inliers": "int64", "scale": "int64", "lr_kernel": "string", "hr_x": "Int64", "hr_y": "Int64",
-    "ref_x": "Int64", "ref_y": "Int64", "crop_size": "Int64", "crop_inliers": "Int64",
-}
+COLUMNS = {**PAIR_COLUMNS,  # crop boxes: nullable where test rows have none
+           "hr_x": "Int64", "hr_y": "Int64",
+           "ref_x": "Int64", "ref_y": "Int64", "crop_size": "Int64", "crop_inliers": "Int64"}
 
 
 @dataclass(frozen=True)

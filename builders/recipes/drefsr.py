@@ -27,18 +27,14 @@ from ..levels import LevelConfig, album_edges, assign
 from ..manifest import DatasetWriter
 from ..report import BuildReport
 from ..sift import SiftParams
-from .common import as_config, assign_splits, finish, load_rgb, rng_for, save, to_plain
+from .common import PAIR_COLUMNS, as_config, assign_splits, finish, load_rgb, rng_for, save, to_plain
 
 RECIPE = "drefsr"
 SUMMARY = "DRefSR-style: RANSAC-verified pairs, several reference crops placed on the HR crop's content"
 
-COLUMNS = {
-    "sample_id": "string", "split": "string", "group": "string", "level": "int64", "hr": "string",
-    "ref": "string", "lr": "string", "album": "string", "hr_source": "string", "ref_source": "string",
-    "score": "int64", "keypoints_hr": "int64", "keypoints_ref": "int64", "matches": "int64",
-    "inliers": "int64", "scale": "int64", "lr_kernel": "string", "hr_x": "int64", "hr_y": "int64",
-    "ref_x": "int64", "ref_y": "int64", "crop_size": "int64", "crop_inliers": "int64", "overlap": "float64",
-}
+COLUMNS = {**PAIR_COLUMNS,
+           "hr_x": "int64", "hr_y": "int64",
+           "ref_x": "int64", "ref_y": "int64", "crop_size": "int64", "crop_inliers": "int64", "overlap": "float64"}
 
 
 @dataclass(frozen=True)
