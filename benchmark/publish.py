@@ -115,7 +115,7 @@ def publish(run_dir: str | Path, out_root: str | Path | None = None) -> Path:
     if unavailable:
         md += ["Models not scored (no weights; nothing is scored with random weights):", ""]
         md += [f"- `{m}`: {why}" for m, why in sorted(unavailable.items())] + [""]
-    sections = [("Headline (clean reference, level 1)", "headline"),
+    sections = [("Headline (clean reference; level 1 where the dataset has levels)", "headline"),
                 ("PSNR-Y by reference level", "per_level"),
                 ("Robustness (PSNR-Y, drop versus clean reference)", "robustness"),
                 ("Protocol drift (the same outputs under every preset)", "protocol_drift"),
