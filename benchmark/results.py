@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -90,20 +91,26 @@ class ResultStore:
         self._pending.extend(rows)
 
     def flush(self) -> None:
-        """Write pending rows as a new part (atomic); an interruption loses at most unflushed images."""
+        """Write pending rows as a new part (atomic); an interruption loses at most unflushed images.
+
+        Part names carry the process id and a clock, so shards running at once never collide.
+        """
         if not self._pending:
             return
-        n = len(list(self.parts.glob("*.parquet")))
-        while (self.parts / f"{n:06d}.parquet").exists():
-            n += 1
-        atomic_to_parquet(normalise(pd.DataFrame(self._pending)), self.parts / f"{n:06d}.parquet")
+        name = f"{time.time_ns():020d}-{os.getpid()}.parquet"
+        atomic_to_parquet(normalise(pd.DataFrame(self._pending)), self.parts / name)
         self._pending = []
 
     def merge(self) -> pd.DataFrame:
-        """Write ``results.parquet`` from everything written, then drop the merged parts."""
+        """Write ``results.parquet`` from everything written, then drop the parts it merged
+        (only those: another shard may be adding parts meanwhile)."""
         self.flush()
-        df = self.load()
+        parts = sorted(self.parts.glob("*.parquet"))
+        frames = [pd.read_parquet(p) for p in parts]
+        if (self.run_dir / RESULTS).is_file():
+            frames.append(pd.read_parquet(self.run_dir / RESULTS))
+        df = normalise(pd.concat(frames, ignore_index=True)) if frames else normalise(pd.DataFrame(columns=COLUMNS))
         atomic_to_parquet(df, self.run_dir / RESULTS)
-        for p in self.parts.glob("*.parquet"):
-            p.unlink()
+        for p in parts:
+            p.unlink(missing_ok=True)
         return df

@@ -63,6 +63,10 @@ def build_parser() -> argparse.ArgumentParser:
     h.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: all cores)")
     h.add_argument("--jobs", type=int, default=None, help="processes for building a missing demo dataset")
     h.add_argument("--no-profile", action="store_true", help="skip the runtime/FLOPs/params/memory profiles")
+    h.add_argument("--shard", default="0/1", metavar="K/N",
+                   help="score only shard K of N (0-based; images assigned by a stable hash). Run every shard "
+                        "with the same --out (processes, Slurm array tasks or machines sharing a folder); each "
+                        "merges what is there when it ends, so the last one leaves the complete results")
     o = p.add_argument_group("output")
     o.add_argument("--out", help="run folder (default: runs/<suite>); an existing one is resumed")
     o.add_argument("--fresh", action="store_true", help="discard an existing run folder's results first")
@@ -106,6 +110,16 @@ def resolve_suite(args):
     raw = dict(ADHOC)
     raw.update({k: v for k, v in overrides.items() if v is not None})
     return validate(raw, source="command line")
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    try:
+        k, n = (int(x) for x in text.split("/"))
+    except ValueError:
+        raise SystemExit(f"error: --shard takes K/N, e.g. 0/4, got {text!r}") from None
+    if not 0 <= k < n:
+        raise SystemExit(f"error: --shard {text}: K must be in 0..N-1")
+    return k, n
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -169,7 +183,8 @@ def execute(suite, args) -> int:
     print(f"run {suite.name}: {len(jobs(suite))} jobs on {describe(device)}, protocol {proto.name}; folder {run_dir}")
     for name in suite.datasets:  # build the demo (or fail clearly) before the model loop
         dataset_registry.open_dataset(dataset_registry.resolve(name), jobs=args.jobs or 2)
-    ctx = RunContext(suite=suite, device=device, run_dir=run_dir, store=ResultStore(run_dir))
+    ctx = RunContext(suite=suite, device=device, run_dir=run_dir, store=ResultStore(run_dir),
+                     shard=parse_shard(args.shard))
     t0 = time.perf_counter()
     df = evaluate(ctx, jobs(suite))
     wall = time.perf_counter() - t0

@@ -7,6 +7,7 @@ run goes on. Rows are flushed after every image, so an interrupted run resumes w
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import time
@@ -115,6 +116,7 @@ class RunContext:
     dtype: str = "float32"
     timings: list[dict] = field(default_factory=list)
     unavailable_models: dict[str, str] = field(default_factory=dict)
+    shard: tuple[int, int] = (0, 1)  # (index, count): this process scores only its share of the images
     #: rows of reference-free models by (model, dataset, HR file): their output ignores level and variant
     no_ref_rows: dict[tuple[str, str, str], list[dict]] = field(default_factory=dict)
 
@@ -145,7 +147,8 @@ def evaluate(ctx: RunContext, jobs: list[Job]) -> pd.DataFrame:
         samples = select_samples(ds, suite, clean=job.variant == "clean")
         variant = get_variant(_resolve_variant_arg(job.variant))
         todo = [s for s in samples.itertuples(index=False)
-                if (job.model, lm.weights, job.dataset, job.variant, s.sample_id) not in done]
+                if (job.model, lm.weights, job.dataset, job.variant, s.sample_id) not in done
+                and in_shard(f"{job.key}|{s.sample_id}", *ctx.shard)]
         if not todo:
             continue
         for s in tqdm(todo, desc=f"{job.model} · {job.dataset} · {job.variant}", unit="img", leave=False):
@@ -163,6 +166,11 @@ def evaluate(ctx: RunContext, jobs: list[Job]) -> pd.DataFrame:
             ctx.store.flush()
     ctx.unavailable_models = unavailable
     return ctx.store.merge()
+
+
+def in_shard(key: str, index: int, count: int) -> bool:
+    """Stable assignment of work to one of ``count`` shards (sha256, not Python's salted hash)."""
+    return count == 1 or int(hashlib.sha256(key.encode()).hexdigest()[:8], 16) % count == index
 
 
 def select_samples(ds: Dataset, suite: Suite, clean: bool = True) -> pd.DataFrame:

@@ -134,3 +134,15 @@ def test_dry_run_and_listing(capsys):
 def test_bad_suite_input_is_a_clear_error(capsys):
     assert run.main(["--suite", "demo", "--models", "bicubik", "--dry-run"]) == 2
     assert "did you mean bicubic" in capsys.readouterr().err
+
+
+def test_shards_into_one_folder_give_the_unsharded_rows(tiny, tmp_path):
+    whole, sharded = tmp_path / "whole", tmp_path / "sharded"
+    assert run.main([*ARGS, "--datasets", str(tiny), "--out", str(whole)]) == 0
+    for k in range(3):
+        assert run.main([*ARGS, "--datasets", str(tiny), "--out", str(sharded), "--shard", f"{k}/3"]) == 0
+        if k == 0:
+            assert 0 <= len(_results(sharded)) < len(_results(whole))  # a shard scores only its share
+    pd.testing.assert_frame_equal(_results(sharded), _results(whole))
+    with pytest.raises(SystemExit):
+        run.main([*ARGS, "--datasets", str(tiny), "--out", str(sharded), "--shard", "3/3"])
