@@ -85,7 +85,8 @@ def test_every_variant_is_pure_deterministic_and_recorded(pool):
         assert np.array_equal(out1, out2) and rec1 == rec2, spec
         json.dumps({**v.params, **rec1}, sort_keys=True)
         if spec not in ("clean", "stitch:3", "lr"):    # the others draw something
-            others = [v.apply(inp, variant_rng(s, inp.sample_id, v.name)) for s in range(1, 4)]
+            # 19 other seeds: a 3-image pool would repeat a draw 3 times running too often to test on
+            others = [v.apply(inp, variant_rng(s, inp.sample_id, v.name)) for s in range(1, 20)]
             assert any(r != rec1 for _, r in others), spec
 
 
