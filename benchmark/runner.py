@@ -133,6 +133,7 @@ def evaluate(ctx: RunContext, jobs: list[Job]) -> pd.DataFrame:
               "git_sha": provenance.git_sha(), "versions": json.dumps(provenance.versions(), sort_keys=True)}
     loaded: dict[str, LoadedModel] = {}
     datasets: dict[str, Dataset] = {}
+    fingerprints: dict[str, str] = {}  # sha256 of each manifest, hashed once per dataset, not per image
     unavailable: dict[str, str] = {}
     for job in jobs:
         if job.model not in loaded:
@@ -143,6 +144,7 @@ def evaluate(ctx: RunContext, jobs: list[Job]) -> pd.DataFrame:
             continue
         if job.dataset not in datasets:
             datasets[job.dataset] = dataset_registry.open_dataset(dataset_registry.resolve(job.dataset))
+            fingerprints[job.dataset] = datasets[job.dataset].fingerprint()
         ds = datasets[job.dataset]
         samples = select_samples(ds, suite, clean=job.variant == "clean")
         variant = get_variant(_resolve_variant_arg(job.variant))
@@ -161,7 +163,7 @@ def evaluate(ctx: RunContext, jobs: list[Job]) -> pd.DataFrame:
                     ctx.no_ref_rows[memo] = rows
             base = {**common, "model": job.model, "weights": lm.weights, "dataset": job.dataset,
                     "split": s.split, "variant": job.variant, "level": int(s.level), "image": s.sample_id,
-                    "dataset_hash": ds.fingerprint()}
+                    "dataset_hash": fingerprints[job.dataset]}
             ctx.store.add([{**base, **r} for r in rows])
             ctx.store.flush()
     ctx.unavailable_models = unavailable
