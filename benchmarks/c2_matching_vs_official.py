@@ -29,7 +29,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
 from models import create_model  # noqa: E402
-from models.resample import pil_bicubic_resize  # noqa: E402
+from core.resize import pil_bicubic_tensor  # noqa: E402
 
 
 def _dcn_v2_forward(inp, weight, bias, offset, mask, kh, kw, sh, sw, ph, pw, dh, dw, groups):
@@ -85,7 +85,7 @@ def main() -> None:
     hr = (4 * args.lr, 4 * args.lr)
 
     def run_official():
-        img_in_up = pil_bicubic_resize(lr, hr)  # the official dataset makes this with PIL, untimed
+        img_in_up = pil_bicubic_tensor(lr, hr)  # the official dataset makes this with PIL, untimed
         t0 = time.perf_counter()
         features = net_extractor(img_in_up, ref)
         pre_offset, ref_feat = net_map(features, ref)

@@ -53,7 +53,7 @@ def main() -> None:
     torch.manual_seed(0)
     official = load_official(args.official_repo)
     ours = create_model("masa").eval()
-    ours.load_official({"net": official.state_dict()})
+    ours.load_state_dict(official.state_dict(), strict=True)
     lr = torch.rand(1, 3, args.lr, args.lr)
     ref = torch.rand(1, 3, args.ref, args.ref)
     ref_down = F.interpolate(ref, scale_factor=0.25, mode="bicubic")
