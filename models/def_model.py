@@ -81,7 +81,8 @@ _NOTES = (
     "eta = 1 (the DDPM posterior variance) by default; no clipping of x0|t; the learnt variance "
     "channels of the UNet are ignored; the last step returns the projected x0. steps < T respaces "
     "as guided-diffusion's space_timesteps (round(i (T-1)/(steps-1))). "
-    "(4) patches: 256x256 HR windows (64x64 LR) at stride 128 (half overlap) in raster order, each "
+    "(4) patches: the paper's 1-D example (windows of two half-patch divisions, window i+1 overwriting "
+    "the shared division) applied along both axes: 256x256 HR windows (64x64 LR) at stride 128 in raster order, each "
     "a separate reverse process with its own operator on the window and its own seeded noise "
     "(seed + window index), a later window overwriting the overlap (Sec. 4.2); the last window of "
     "an axis is aligned to the image end; an axis shorter than 256 HR is one window of its own "
@@ -98,9 +99,11 @@ _NOTES = (
     "C2-Matching's DynamicAggregation (modulated DCN, 8 deformable groups, offsets = matched "
     "displacement + learnt residual, sigmoid mask, torchvision deform_conv2d), output times the "
     "confidence upsampled (nearest) to the level (Eq. 13), no activation. Integration = TTSR's MainNet "
-    "(SFE on the LR in [-1,1], CSFI, merge tail) with its soft-attention input set to 1 (the "
+    "(SFE on the LR in [-1,1], CSFI, merge tail; the enhanced image, like TTSR's upsampled LR, only drives "
+    "matching and the DCN offsets) with its soft-attention input set to 1 (the "
     "confidence is already applied by Eq. 13; the paper drops TTSR's transformer, Sec. 5.3.2). "
-    "Cost: the default runs 1000 UNet evaluations (552.8M parameters) per 256x256 window.")
+    "Parameters: net_g 10,699,095 (frozen VGG 555,340 + DCN transfer 3,969,480 + MainNet 6,174,275); "
+    "denoiser 552,814,086. Cost: the default runs 1000 UNet evaluations per 256x256 window.")
 
 SPEC = ModelSpec(
     name="def",
