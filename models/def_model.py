@@ -117,10 +117,10 @@ SPEC = ModelSpec(
     official_commit="",
     licence="no official code; denoiser weights: openai/guided-diffusion (MIT)",
     test_kwargs={
-        "unet_config": dict(image_size=32, in_channels=3, model_channels=16, out_channels=6, num_res_blocks=1,
-                            attention_resolutions=(2,), channel_mult=(1, 2), num_head_channels=8,
+        "unet_config": dict(image_size=64, in_channels=3, model_channels=16, out_channels=6, num_res_blocks=1,
+                            attention_resolutions=(4,), channel_mult=(1, 2, 2), num_head_channels=8,
                             use_scale_shift_norm=True, resblock_updown=True, norm_groups=8),
-        "patch": 32, "steps": 3, "num_res_blocks": (1, 1, 1, 1), "n_feats": 8, "groups": 2,
+        "patch": 64, "steps": 3, "num_res_blocks": (1, 1, 1, 1), "n_feats": 8, "groups": 2,
     },
     notes=_NOTES,
     **({"tags": TAGS} if "tags" in getattr(ModelSpec, "__dataclass_fields__", {})
