@@ -119,12 +119,14 @@ def mod_crop(img: np.ndarray, scale: int) -> np.ndarray:
     return img[: h - h % scale, : w - w % scale]
 
 
-def _pil_bicubic_coeffs(in_size: int, out_size: int) -> torch.Tensor:
-    """PIL's fixed-point (22-bit) bicubic (a=-0.5) resampling matrix (out_size, in_size), float64."""
+def pil_bicubic_weights(in_size: int, out_size: int) -> np.ndarray:
+    """The ``(out_size, in_size)`` float64 weights of PIL's BICUBIC (a = -0.5) along one axis,
+    before PIL rounds them to 22-bit fixed point: output pixel ``i`` centred at ``(i + 0.5) * in/out``,
+    kernel stretched by ``max(in/out, 1)``, taps clipped to the image, weights divided by their sum."""
     scale = in_size / out_size
     filterscale = max(scale, 1.0)
     support = 2.0 * filterscale
-    mat = torch.zeros(out_size, in_size, dtype=torch.float64)
+    mat = np.zeros((out_size, in_size), dtype=np.float64)
 
     def cubic(x: float) -> float:
         x = abs(x)
@@ -140,10 +142,14 @@ def _pil_bicubic_coeffs(in_size: int, out_size: int) -> torch.Tensor:
         xmax = min(int(center + support + 0.5), in_size)
         ws = [cubic((x - center + 0.5) / filterscale) for x in range(xmin, xmax)]
         total = sum(ws)
-        for x, wgt in zip(range(xmin, xmax), ws):
-            v = wgt / total * (1 << 22)
-            mat[xx, x] = math.floor(v + 0.5) if v >= 0 else math.ceil(v - 0.5)
+        mat[xx, xmin:xmax] = [w / total for w in ws]
     return mat
+
+
+def _pil_bicubic_coeffs(in_size: int, out_size: int) -> torch.Tensor:
+    """PIL's fixed-point (22-bit) bicubic resampling matrix (out_size, in_size), float64."""
+    v = pil_bicubic_weights(in_size, out_size) * (1 << 22)
+    return torch.from_numpy(np.where(v >= 0, np.floor(v + 0.5), np.ceil(v - 0.5)))
 
 
 def pil_bicubic_tensor(img: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:

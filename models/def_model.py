@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
@@ -31,20 +30,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .base import CheckpointFile, ModelSpec, RefSRModel
+from core.resize import pil_bicubic_weights, resize_matrix
+
+from .base import CheckpointFile, ModelSpec, RefSRModel, WeightTag
 from .c2_matching_parts import DynamicAggregation, upscale_flow
 from .guided_diffusion_unet import GUIDED_256_UNCOND, GUIDED_256_UNCOND_URL, GuidedDiffusionUNet
 from .registry import register_model
 from .ttsr import LTE, MainNet, relevance
 
-try:  # the lead's weight tags; until they land, a stand-in of the same shape
-    from .base import WeightTag
-except ImportError:  # pragma: no cover - depends on the merge state of models/base.py
-    @dataclass(frozen=True)
-    class WeightTag:  # type: ignore[no-redef]
-        name: str
-        files: tuple[CheckpointFile, ...]
-        description: str = ""
 
 TEXTURE_FILE = "def_texture_transfer.pth"
 DENOISER_FILE = "256x256_diffusion_uncond.pt"
@@ -63,9 +56,9 @@ _NOTES = (
     "batch 9, L_rec + 1e-2 L_per + 1e-4 L_adv, rec only for 2 warm-up epochs). "
     "Choices the paper leaves open: "
     "(1) degradation A = bicubic x4 of the project's default LR protocol (refsr-standard: PIL "
-    "BICUBIC, models.resample / benchmark.resize.pil_bicubic) as the exact real-valued linear map "
+    "BICUBIC, core.resize.pil_bicubic_weights) as the exact real-valued linear map "
     "(PIL's float weights before its 22-bit fixed-point rounding and 8-bit intermediate; border taps "
-    "truncated and renormalised as PIL does); kernel='matlab' uses benchmark.resize.resize_matrix "
+    "truncated and renormalised as PIL does); kernel='matlab' uses core.resize.resize_matrix "
     "(antialiased, mirror borders) instead. A^+ per axis from the SVD, singular values below "
     "1e-10 x the largest dropped (none are, A has full row rank). "
     "(2) schedule: the paper's '1 - alpha_0 = 1e-6, 1 - alpha_T = 1e-2' is read with alpha_t the "
@@ -123,46 +116,17 @@ SPEC = ModelSpec(
         "patch": 64, "steps": 3, "num_res_blocks": (1, 1, 1, 1), "n_feats": 8, "groups": 2,
     },
     notes=_NOTES,
-    **({"tags": TAGS} if "tags" in getattr(ModelSpec, "__dataclass_fields__", {})
-       else {"checkpoints": TAGS[0].files}),
+    tags=TAGS,
 )
 
 # --------------------------------------------------------------------------- degradation operator
 
 
-def _cubic(x: np.ndarray) -> np.ndarray:
-    """Keys cubic, a = -0.5 (PIL's and MATLAB's bicubic kernel)."""
-    x = np.abs(x)
-    return np.where(x < 1, (1.5 * x - 2.5) * x * x + 1,
-                    np.where(x < 2, ((-0.5 * x + 2.5) * x - 4) * x + 2, 0.0))
-
-
-def pil_bicubic_matrix(in_size: int, out_size: int) -> np.ndarray:
-    """(out_size, in_size) float64 weights of PIL's BICUBIC resampling along one axis, unrounded.
-
-    PIL (``precompute_coeffs``): output pixel ``i`` centred at ``(i + 0.5) * in/out``, kernel
-    stretched by ``max(in/out, 1)``, taps ``int(centre -/+ support + 0.5)`` clipped to the image,
-    weights divided by their sum. PIL then rounds them to 22-bit fixed point; this is the exact map.
-    """
-    scale = in_size / out_size
-    fs = max(scale, 1.0)
-    support = 2.0 * fs
-    mat = np.zeros((out_size, in_size))
-    for i in range(out_size):
-        centre = (i + 0.5) * scale
-        lo = max(int(centre - support + 0.5), 0)
-        hi = min(int(centre + support + 0.5), in_size)
-        w = _cubic((np.arange(lo, hi) - centre + 0.5) / fs)
-        mat[i, lo:hi] = w / w.sum()
-    return mat
-
-
 def bicubic_matrix(in_size: int, out_size: int, kernel: str = "pil") -> np.ndarray:
     """One axis of the bicubic resize: ``pil`` (the RefSR LR convention) or ``matlab`` (imresize)."""
     if kernel == "pil":
-        return pil_bicubic_matrix(in_size, out_size)
+        return pil_bicubic_weights(in_size, out_size)
     if kernel == "matlab":
-        from benchmark.resize import resize_matrix  # numpy-only module of this project
         return resize_matrix(in_size, out_size, out_size / in_size, antialias=True)
     raise ValueError(f"unknown bicubic kernel {kernel!r} (pil or matlab)")
 

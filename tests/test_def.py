@@ -10,14 +10,14 @@ import torch.nn.functional as F
 from PIL import Image
 
 from models import create_model, get_spec
-from models.checkpoint import load_into, read_state_dict
+from models.weights import load_weights
 from models.def_model import (DEF, BicubicOperator, DetailEnhancer, LevelTransfer, linear_betas,
-                              noise_level_timesteps, pil_bicubic_matrix, pinv_svd, respaced_timesteps,
+                              noise_level_timesteps, pinv_svd, respaced_timesteps,
                               window_starts, windows)
 from models.guided_diffusion_unet import GUIDED_256_UNCOND, GuidedDiffusionUNet
-from models.resample import _pil_bicubic_coeffs
+from core.resize import _pil_bicubic_coeffs, pil_bicubic_weights as pil_bicubic_matrix
 
-KEYS = Path(__file__).parent / "fixtures" / "keys" / "guided_diffusion_256_uncond.json"
+KEYS = Path(__file__).parent / "fixtures" / "keys" / "def.json"
 TINY = get_spec("def").test_kwargs
 
 
@@ -44,19 +44,12 @@ def _tiny_unet(seed=0) -> GuidedDiffusionUNet:
     return net
 
 
-def _load(model, files):
-    """The loader of the brief: read (weights_only) -> checkpoint_filter -> strict load, per role."""
-    for role, path in files.items():
-        sd = model.checkpoint_filter(role, read_state_dict(path))
-        load_into(model.checkpoint_modules()[role], sd)
-
-
 # --------------------------------------------------------------------------- operator
 
 
 @pytest.mark.parametrize("n_in,n_out", [(256, 64), (40, 10), (52, 13), (12, 3), (4, 1)])
 def test_bicubic_matrix_is_the_projects_pil_bicubic(n_in, n_out):
-    """Rounded to PIL's 22-bit fixed point, the exact weights are models.resample's coefficients."""
+    """Rounded to PIL's 22-bit fixed point, the exact weights are core.resize's fixed-point coefficients."""
     exact = pil_bicubic_matrix(n_in, n_out)
     assert np.allclose(exact.sum(1), 1.0)
     fixed = torch.from_numpy(np.where(exact * 2 ** 22 >= 0, np.floor(exact * 2 ** 22 + 0.5),
@@ -89,7 +82,7 @@ def test_pseudo_inverse_is_the_kronecker_of_axis_pseudo_inverses():
 
 
 def test_matlab_kernel_operator_is_the_projects_imresize():
-    from benchmark.resize import imresize_tensor
+    from core.resize import imresize_tensor
 
     x = _rand(1, 3, 24, 36).double()
     op = BicubicOperator((24, 36), kernel="matlab")
@@ -209,7 +202,7 @@ def test_noise_level_timestep_map_feeds_fractional_timesteps():
 
 
 def test_full_guided_diffusion_unet_keys_and_shapes_equal_official():
-    fixture = json.loads(KEYS.read_text())
+    fixture = json.loads(KEYS.read_text())["roles"]["denoiser"]
     with torch.device("meta"):  # 552.8M parameters: compare shapes without allocating them
         net = GuidedDiffusionUNet(**GUIDED_256_UNCOND)
     assert {k: list(v.shape) for k, v in net.state_dict().items()} == fixture["keys"]
@@ -221,7 +214,7 @@ def test_official_format_denoiser_and_texture_files_load(tmp_path):
     src_unet, src_net = _tiny_unet(seed=3), create_model("def", **TINY).net_g
     torch.save(src_unet.state_dict(), tmp_path / "unet.pt")
     torch.save({"params": src_net.state_dict()}, tmp_path / "net_g.pth")
-    _load(model, {"denoiser": tmp_path / "unet.pt", "net_g": tmp_path / "net_g.pth"})
+    load_weights(model, {"denoiser": tmp_path / "unet.pt", "net_g": tmp_path / "net_g.pth"})
     for role, src in (("denoiser", src_unet), ("net_g", src_net)):
         dst = model.checkpoint_modules()[role].state_dict()
         assert all(torch.equal(dst[k], v) for k, v in src.state_dict().items())

@@ -74,7 +74,8 @@ def test_model_builds_runs_tiny_and_reads_its_official_keys(name):
     with torch.device("meta"):
         full = create_model(name)
     modules = full.checkpoint_modules()
-    assert {c.role for t in spec.tags for c in t.files} == set(roles) == set(modules)
+    published = {c.role for t in spec.tags for c in t.files if c.url}
+    assert published <= set(roles) <= {c.role for t in spec.tags for c in t.files} == set(modules)
     for role, entry in roles.items():
         if "keys" not in entry:  # TensorFlow variable lists (SRNTT): checked in its own test
             continue
