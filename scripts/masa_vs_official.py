@@ -1,6 +1,6 @@
 """Speed of our MASA against the official code on CPU (not a test: a ratio measured in one process).
 
-Usage: python benchmarks/masa_vs_official.py /path/to/MASA-SR [--repeats N] [--lr 128] [--ref 512]
+Usage: python scripts/masa_vs_official.py /path/to/MASA-SR [--repeats N] [--lr 128] [--ref 512]
 
 Both networks get the same weights (official random init) and the same inputs (LR 128x128, Ref
 512x512, Ref_down = bicubic /4, as in the MASA-SR paper's runtime table). Calls alternate

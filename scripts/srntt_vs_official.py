@@ -1,7 +1,7 @@
 """Our SRNTT against the official TensorFlow pipeline: same weights, max abs difference and CPU time.
 
 Usage (one interpreter that has both TensorFlow and this project's torch):
-    python benchmarks/srntt_vs_official.py OFFICIAL_DIR [--lr 128 128] [--ref 512 512] [--runs 3]
+    python scripts/srntt_vs_official.py OFFICIAL_DIR [--lr 128 128] [--ref 512 512] [--runs 3]
         [--threads 2] [--torch-site /work/main/.venv/lib/python3.11/site-packages]
 
 The official code (ZZUTK/SRNTT) targets TensorFlow 1.13 / Python 3.6 and does not import on a

@@ -1,6 +1,6 @@
 """Our guided-diffusion UNet vs the official ``UNetModel``: same weights, same input, max |diff| and CPU time.
 
-Usage: python benchmarks/guided_diffusion_unet_vs_official.py /path/to/openai/guided-diffusion
+Usage: python scripts/guided_diffusion_unet_vs_official.py /path/to/openai/guided-diffusion
        [--num-channels 64] [--size 256] [--runs 1]
 
 The official model is built by the official ``script_util.create_model`` with the README flags of

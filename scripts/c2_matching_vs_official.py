@@ -1,6 +1,6 @@
 """CPU forward time of our C2-Matching against the official code, LR 128x128 with Ref 512x512.
 
-Usage: python benchmarks/c2_matching_vs_official.py /path/to/C2-Matching [--runs 3] [--threads 2]
+Usage: python scripts/c2_matching_vs_official.py /path/to/C2-Matching [--runs 3] [--threads 2]
 
 The official networks are imported from a checkout of yumingj/C2-Matching (@6d60149e). Its DCNv2
 is a compiled CUDA/C++ extension, so its backend (``_ext.dcn_v2_forward``) is replaced by
