@@ -15,7 +15,7 @@ import hashlib
 import json
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -24,12 +24,12 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from builders.images import read_rgb
+from builders.images import read_rgb, write_png
 from builders.manifest import Dataset
 from builders.variants import (VARIANTS, VariantInput, get_variant, group_reference_paths, is_baseline,
                                variant_reference)
 from core import provenance
-from models import create_model
+from models import ModelSpec, RefSRModel, create_model
 from models.checkpoint import CheckpointError
 from models.weights import ResolvedWeights, load_weights, resolve_weights
 
@@ -49,6 +49,49 @@ class LoadedModel:
     weights: ResolvedWeights
     model: torch.nn.Module | None
     unavailable: str = ""
+    precomputed: Path | None = None  # a folder of SR images <sample_id>.png scored instead of running a model
+
+
+class CallableModel(RefSRModel):
+    """An unregistered ``nn.Module`` or function ``(lr, ref) -> sr`` behind the zoo's interface."""
+
+    def __init__(self, fn, spec: ModelSpec):
+        super().__init__()
+        self.fn, self.spec = fn, spec
+
+    def forward(self, lr: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
+        return self.fn(lr, ref)
+
+
+def _state_sha256(module: torch.nn.Module) -> str:
+    h = hashlib.sha256()
+    for key, value in sorted(module.state_dict().items()):
+        h.update(key.encode())
+        h.update(value.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
+def wrap_model(model, device: torch.device, name: str | None = None, scale: int = 4) -> LoadedModel:
+    """Any model for evaluation: a registered ``name[.tag]`` (its official weights), an ``nn.Module``
+    or a plain function ``(lr, ref) -> sr`` on RGB tensors in [0, 1] (rows say ``custom`` and, for a
+    module, the sha256 of its state dict)."""
+    if isinstance(model, str):
+        return load_for_eval(model, device)
+    spec = getattr(model, "spec", None)
+    label = name or (spec.name if isinstance(spec, ModelSpec) else
+                     getattr(model, "__name__", None) or type(model).__name__)
+    spec = replace(spec, name=label) if isinstance(spec, ModelSpec) else ModelSpec(name=label, scale=scale)
+    wrapped = model if isinstance(model, RefSRModel) else CallableModel(model, spec)
+    wrapped.spec = spec
+    sha = {"state_dict": _state_sha256(wrapped)} if len(wrapped.state_dict()) else {}
+    return LoadedModel(label, ResolvedWeights(label, sha256=sha, label="custom"), wrapped.eval().to(device))
+
+
+def precomputed_model(folder: Path, name: str, scale: int = 4) -> LoadedModel:
+    """SR images already made (``<folder>/<sample_id>.png``), scored like a model's outputs."""
+    spec = ModelSpec(name=name, scale=scale)
+    return LoadedModel(name, ResolvedWeights(name, label="precomputed"), CallableModel(None, spec),
+                       precomputed=Path(folder))
 
 
 def load_for_eval(name: str, device: torch.device, files=None) -> LoadedModel:
@@ -123,6 +166,15 @@ def score_rows(sr: torch.Tensor, hr_eval: np.ndarray, protocol: Protocol, drift:
     return rows
 
 
+def score_quantised(sr_q: np.ndarray, hr_eval: np.ndarray, protocol: Protocol, metrics: list[str],
+                    available: dict[str, tuple[bool, str]], device, scale: int) -> list[dict]:
+    """Rows for an SR image already quantised to 0..255 (a saved or published output)."""
+    scorable = [m for m in metrics if available[m][0]]
+    values = protocol.score(sr_q, hr_eval, metrics=scorable, device=device, scale=scale)
+    return [_row(m, protocol, values[m]) if m in values else _row(m, protocol, math.nan, "unavailable", available[m][1])
+            for m in metrics]
+
+
 def _row(metric: str, protocol: Protocol, value: float, status: str = "ok", reason: str = "") -> dict:
     return {"metric": metric, "protocol": protocol.name, "protocol_hash": protocol.hash, "value": float(value),
             "higher_is_better": metric_info(metric).higher_is_better, "status": status, "reason": reason}
@@ -139,6 +191,7 @@ class RunConfig:
     dtype: str = "float32"
     shard: tuple[int, int] = (0, 1)  # (index, count): this process scores only its share of the images
     weights: dict[str, object] = field(default_factory=dict)  # model name -> user weight files
+    save_sr: bool = False  # write every SR output (uint8 PNG after quantisation) under run_dir/sr/
 
 
 @dataclass
@@ -152,7 +205,7 @@ class RunOutput:
 class Evaluator:
     """Runs jobs for one :class:`RunConfig`, writing rows to the run's :class:`ResultStore`."""
 
-    def __init__(self, cfg: RunConfig, store: ResultStore | None = None):
+    def __init__(self, cfg: RunConfig, store: ResultStore | None = None, models: dict[str, LoadedModel] | None = None):
         self.cfg = cfg
         self.store = store or ResultStore(cfg.run_dir)
         self.out = RunOutput()
@@ -162,7 +215,7 @@ class Evaluator:
         self.available = availability(suite.metrics, cfg.device)
         self.common = {"suite": suite.name, "device": describe(cfg.device), "dtype": cfg.dtype, "seed": suite.seed,
                        "git_sha": provenance.git_sha(), "versions": json.dumps(provenance.versions(), sort_keys=True)}
-        self._models: dict[str, LoadedModel] = {}
+        self._models: dict[str, LoadedModel] = dict(models or {})  # unregistered or precomputed models
         self._datasets: dict[str, tuple[Dataset, str]] = {}
         #: rows of reference-free models by (model, dataset, HR file): their output ignores level and variant
         self._no_ref_rows: dict[tuple[str, str, str], list[dict]] = {}
@@ -220,6 +273,10 @@ class Evaluator:
         try:
             hr, ref = read_sample(ds, s)
             hr_eval, lr = self.protocol.make_pair(hr, scale)
+            if lm.precomputed is not None:
+                sr_q = read_rgb(lm.precomputed / f"{s.sample_id}.png")[0].astype(np.float64)
+                return score_quantised(sr_q, hr_eval, self.protocol, list(suite.metrics), self.available,
+                                       self.cfg.device, scale)
             inp = make_variant_input(ds, s, variant, hr_eval, ref, lr, scale)
             new_ref, _ = variant_reference(variant, inp, suite.seed, fallback=True)
             sr, seconds = run_model(lm.model, lr, self.protocol.prepare_ref(new_ref, scale), self.cfg.device)
@@ -227,6 +284,8 @@ class Evaluator:
                 raise FloatingPointError("model output contains NaN or Inf")
             self.out.timings.append({"model": lm.name, "dataset": job.dataset, "variant": job.variant,
                                      "image": s.sample_id, "forward_s": seconds})
+            if self.cfg.save_sr:
+                self.save_sr(sr, lm.name, job, s.sample_id)
             return score_rows(sr, hr_eval, self.protocol, self.drift, list(suite.metrics), self.available,
                               self.cfg.device, scale)
         except Exception as exc:  # recorded, not fatal: one bad image must not stop a benchmark
@@ -235,6 +294,18 @@ class Evaluator:
             reason = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"[:300]
             return ([_row(m, self.protocol, math.nan, "failed", reason) for m in suite.metrics]
                     + [_row(m, p, math.nan, "failed", reason) for p in self.drift for m in DRIFT_METRICS])
+
+
+    def save_sr(self, sr: torch.Tensor, model: str, job: Job, sample_id: str) -> None:
+        """``run_dir/sr/<model>/<dataset>/<variant>/<sample_id>.png``: the output as the protocol scores it."""
+        q = self.protocol.quantise(sr[0].permute(1, 2, 0).float().cpu().numpy())
+        folder = sr_folder(self.cfg.run_dir, model, job.dataset, job.variant)
+        write_png(folder / f"{sample_id}.png", np.clip(np.rint(q), 0, 255).astype(np.uint8))
+
+
+def sr_folder(run_dir: Path, model: str, dataset: str, variant: str) -> Path:
+    safe = [x.replace("/", "_").replace(":", "_") for x in (model, Path(dataset).name, variant)]
+    return Path(run_dir) / "sr" / safe[0] / safe[1] / safe[2]
 
 
 def _build_variant(spec: str):

@@ -56,6 +56,9 @@ def build_parser() -> argparse.ArgumentParser:
                                     "Without --suite, --models/--datasets make an ad-hoc suite named 'custom'")
     g.add_argument("--models", help="comma-separated models as name[.tag] (weight sets: "
                                     f"{', '.join(list_models(tags=True))}), or all-runnable")
+    g.add_argument("--model-module", metavar="PKG.MOD:FACTORY[,...]",
+                   help="your own model, not registered: FACTORY() returns an nn.Module or a function "
+                        "(lr, ref) -> sr on RGB tensors in [0,1]; scored beside --models, named FACTORY")
     g.add_argument("--weights", metavar="[MODEL[:ROLE]=]PATH,...",
                    help="score your own weight files instead of the official ones: a file (one model, one "
                         "file), a folder holding the model's file names, or MODEL[:ROLE]=PATH items. Rows "
@@ -80,6 +83,9 @@ def build_parser() -> argparse.ArgumentParser:
     o = p.add_argument_group("output")
     o.add_argument("--out", help="run folder (default: runs/<suite>); an existing one is resumed")
     o.add_argument("--fresh", action="store_true", help="discard an existing run folder's results first")
+    o.add_argument("--save-sr", action="store_true",
+                   help="write every SR output as a PNG (uint8, as scored) under <out>/sr/<model>/<dataset>/<variant>/; "
+                        "python -m benchmark.score --sr <that folder> scores it again")
     o.add_argument("--leaderboards", default=str(REPO / "leaderboards"), help="where to publish (default: leaderboards/)")
     o.add_argument("--no-publish", action="store_true", help="do not write leaderboards/<suite>/")
     i = p.add_argument_group("information")
@@ -136,8 +142,28 @@ def parse_weights(value: str | None, models: tuple[str, ...]) -> dict[str, objec
     return out
 
 
+def load_model_modules(value: str | None) -> list[tuple[str, object]]:
+    """``--model-module pkg.mod:factory,...`` -> [(factory name, factory())]."""
+    import importlib
+
+    out = []
+    for item in _csv(value) or []:
+        module, _, attr = item.partition(":")
+        if not attr:
+            raise ValueError(f"--model-module {item!r}: write PKG.MODULE:FACTORY")
+        try:
+            factory = getattr(importlib.import_module(module), attr)
+        except (ImportError, AttributeError) as exc:
+            raise ValueError(f"--model-module {item!r}: {exc}") from None
+        out.append((attr, factory()))
+    return out
+
+
 def resolve_suite(args):
-    overrides = {"models": _csv(args.models), "datasets": _csv(args.datasets), "variants": _csv(args.variants),
+    models = _csv(args.models)
+    if models is None and args.model_module:
+        models = []  # only the --model-module ones
+    overrides = {"models": models, "datasets": _csv(args.datasets), "variants": _csv(args.variants),
                  "levels": (args.levels if args.levels == "all" else _csv(args.levels)) if args.levels else None,
                  "protocol": args.protocol, "metrics": _csv(args.metrics), "limit": args.limit, "seed": args.seed}
     if args.suite:
@@ -183,9 +209,14 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         weights = parse_weights(args.weights, suite.models)
+        external = load_model_modules(args.model_module)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    if external:
+        from dataclasses import replace
+
+        suite = replace(suite, models=suite.models + tuple(n for n, _ in external))
     grid = jobs(suite)
     if args.dry_run:
         print(f"suite {suite.name} v{suite.version}: {len(grid)} jobs, protocol {suite.protocol}, "
@@ -193,14 +224,14 @@ def main(argv: list[str] | None = None) -> int:
         for j in grid:
             print(f"  {j.model:<18} {j.dataset:<12} {j.variant}")
         return 0
-    return execute(suite, args, weights)
+    return execute(suite, args, weights, external)
 
 
-def execute(suite, args, weights: dict | None = None) -> int:
+def execute(suite, args, weights: dict | None = None, external: list | None = None) -> int:
     from .profile import profile_model
     from .publish import publish
     from .results import ResultStore
-    from .evaluation import Evaluator, RunConfig
+    from .evaluation import Evaluator, RunConfig, wrap_model
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -226,8 +257,9 @@ def execute(suite, args, weights: dict | None = None) -> int:
     for name in suite.datasets:  # build the demo (or fail clearly) before the model loop
         dataset_registry.open_dataset(dataset_registry.resolve(name), jobs=args.jobs or 2)
     cfg = RunConfig(suite=suite, device=device, run_dir=run_dir, shard=parse_shard(args.shard),
-                    weights=weights or {})
-    evaluator = Evaluator(cfg, ResultStore(run_dir))
+                    weights=weights or {}, save_sr=args.save_sr)
+    models = {name: wrap_model(obj, device, name=name) for name, obj in external or []}
+    evaluator = Evaluator(cfg, ResultStore(run_dir), models=models)
     t0 = time.perf_counter()
     df = evaluator.run(jobs(suite))
     wall = time.perf_counter() - t0
@@ -241,7 +273,7 @@ def execute(suite, args, weights: dict | None = None) -> int:
         atomic_to_parquet(timings, old)
     profiles = []
     if suite.profile and not args.no_profile:
-        runnable = [m for m in suite.models if m not in res.unavailable_models]
+        runnable = [m for m in suite.models if m not in res.unavailable_models and m not in models]
         for name in runnable:
             print(f"profiling {name} at LR {suite.profile['lr']} / Ref {suite.profile['ref']} …")
             profiles.append(profile_model(name, device, tuple(suite.profile["lr"]), tuple(suite.profile["ref"]),
