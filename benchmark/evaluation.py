@@ -34,7 +34,7 @@ from models.checkpoint import CheckpointError
 from models.weights import ResolvedWeights, load_weights, resolve_weights
 
 from . import dataset_registry
-from .device import describe, synchronize
+from .device import autocast, describe, synchronize
 from .metrics import availability, metric_info
 from .protocol import Protocol, load_protocol
 from .results import ResultStore
@@ -138,18 +138,19 @@ def fit_size(spec, lr_t: torch.Tensor, ref_t: torch.Tensor) -> tuple[torch.Tenso
     return _pad_to(lr_t, spec.lr_multiple), _pad_to(ref_t, spec.ref_multiple)
 
 
-def run_model(model: torch.nn.Module, lr: np.ndarray, ref: np.ndarray, device: torch.device) -> tuple[torch.Tensor, float]:
-    """Fit the size, forward, crop back. Returns (sr, seconds)."""
+def run_model(model: torch.nn.Module, lr: np.ndarray, ref: np.ndarray, device: torch.device,
+              precision: str = "fp32") -> tuple[torch.Tensor, float]:
+    """Fit the size, forward (under autocast for bf16/fp16), crop back. Returns (float32 sr, seconds)."""
     spec = model.spec
     lr_t = to_tensor(lr, device)
     h, w = lr_t.shape[-2:]
     lr_p, ref_p = fit_size(spec, lr_t, to_tensor(ref, device))
     synchronize(device)
     t0 = time.perf_counter()
-    with torch.no_grad():
+    with torch.no_grad(), autocast(device, precision):
         sr = model(lr_p, ref_p)
     synchronize(device)
-    return sr[..., : h * spec.scale, : w * spec.scale], time.perf_counter() - t0
+    return sr[..., : h * spec.scale, : w * spec.scale].float(), time.perf_counter() - t0
 
 
 def score_rows(sr: torch.Tensor, hr_eval: np.ndarray, protocol: Protocol, drift: list[Protocol],
@@ -188,7 +189,7 @@ class RunConfig:
     suite: Suite
     device: torch.device
     run_dir: Path
-    dtype: str = "float32"
+    precision: str = "fp32"  # fp32 (TF32 off) | tf32 | bf16 | fp16; recorded in every row's dtype
     shard: tuple[int, int] = (0, 1)  # (index, count): this process scores only its share of the images
     weights: dict[str, object] = field(default_factory=dict)  # model name -> user weight files
     save_sr: bool = False  # write every SR output (uint8 PNG after quantisation) under run_dir/sr/
@@ -213,7 +214,7 @@ class Evaluator:
         self.protocol = load_protocol(suite.protocol)
         self.drift = [load_protocol(p) for p in suite.drift_protocols]
         self.available = availability(suite.metrics, cfg.device)
-        self.common = {"suite": suite.name, "device": describe(cfg.device), "dtype": cfg.dtype, "seed": suite.seed,
+        self.common = {"suite": suite.name, "device": describe(cfg.device), "dtype": cfg.precision, "seed": suite.seed,
                        "git_sha": provenance.git_sha(), "versions": json.dumps(provenance.versions(), sort_keys=True)}
         self._models: dict[str, LoadedModel] = dict(models or {})  # unregistered or precomputed models
         self._datasets: dict[str, tuple[Dataset, str]] = {}
@@ -279,7 +280,8 @@ class Evaluator:
                                        self.cfg.device, scale)
             inp = make_variant_input(ds, s, variant, hr_eval, ref, lr, scale)
             new_ref, _ = variant_reference(variant, inp, suite.seed, fallback=True)
-            sr, seconds = run_model(lm.model, lr, self.protocol.prepare_ref(new_ref, scale), self.cfg.device)
+            sr, seconds = run_model(lm.model, lr, self.protocol.prepare_ref(new_ref, scale), self.cfg.device,
+                                    self.cfg.precision)
             if not torch.isfinite(sr).all():
                 raise FloatingPointError("model output contains NaN or Inf")
             self.out.timings.append({"model": lm.name, "dataset": job.dataset, "variant": job.variant,

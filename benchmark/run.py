@@ -28,7 +28,7 @@ from core import provenance
 from core.files import atomic_write_json
 
 from . import dataset_registry
-from .device import describe, select_device
+from .device import DeviceError, describe, select_device, set_precision
 from .results import atomic_to_parquet
 from .suite import SuiteError, available_suites, jobs, load_suite
 
@@ -72,7 +72,10 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--limit", type=int, help="evaluate only the first N groups of each dataset")
     g.add_argument("--seed", type=int, help="seed for the reference variants (default: the suite's)")
     h = p.add_argument_group("how")
-    h.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="auto uses CUDA when present")
+    h.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda or cuda:N")
+    h.add_argument("--precision", default="fp32", choices=["fp32", "tf32", "bf16", "fp16"],
+                   help="fp32 = float32 with TF32 off (set explicitly: torch's CUDA default uses TF32 for "
+                        "convolutions); tf32; bf16/fp16 = forward under autocast. Recorded in every row (dtype)")
     h.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: all cores)")
     h.add_argument("--jobs", type=int, default=None, help="processes for building a missing demo dataset")
     h.add_argument("--no-profile", action="store_true", help="skip the runtime/FLOPs/params/memory profiles")
@@ -235,7 +238,12 @@ def execute(suite, args, weights: dict | None = None, external: list | None = No
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    device = select_device(args.device)
+    try:
+        device = select_device(args.device)
+    except DeviceError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    flags = set_precision(args.precision)
     run_dir = Path(args.out or REPO / "runs" / suite.name)
     if args.fresh and run_dir.exists():
         import shutil
@@ -247,7 +255,8 @@ def execute(suite, args, weights: dict | None = None, external: list | None = No
     proto = load_protocol(suite.protocol)
     info = {"suite": suite.as_dict(), "protocol": proto.as_dict(), "protocol_hash": proto.hash,
             "git_sha": provenance.git_sha(), "versions": provenance.versions(), "machine": provenance.machine(),
-            "device": describe(device), "command": sys.argv, "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+            "device": describe(device), "precision": args.precision, "precision_flags": flags,
+            "command": sys.argv, "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
     prev = run_dir / "run.json"
     if prev.is_file() and json.loads(prev.read_text()).get("suite") != json.loads(json.dumps(info["suite"])):
         print(f"error: {run_dir} holds a run of a different suite configuration; use --fresh or --out", file=sys.stderr)
@@ -257,7 +266,7 @@ def execute(suite, args, weights: dict | None = None, external: list | None = No
     for name in suite.datasets:  # build the demo (or fail clearly) before the model loop
         dataset_registry.open_dataset(dataset_registry.resolve(name), jobs=args.jobs or 2)
     cfg = RunConfig(suite=suite, device=device, run_dir=run_dir, shard=parse_shard(args.shard),
-                    weights=weights or {}, save_sr=args.save_sr)
+                    weights=weights or {}, save_sr=args.save_sr, precision=args.precision)
     models = {name: wrap_model(obj, device, name=name) for name, obj in external or []}
     evaluator = Evaluator(cfg, ResultStore(run_dir), models=models)
     t0 = time.perf_counter()
