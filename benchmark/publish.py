@@ -1,6 +1,9 @@
-"""Publish a run: ``leaderboards/<suite>/*.csv``, a Markdown view and plots.
+"""Publish a run: leaderboard CSVs, a Markdown view and plots, next to the run.
 
-    python -m benchmark.publish --run runs/demo [--out leaderboards]
+    python -m benchmark.publish --run runs/demo [--out DIR]
+
+By default the leaderboard goes to ``<run>/leaderboard/``; ``make demo`` publishes the demo to the
+repository's ``leaderboards/demo/``, the one tracked leaderboard.
 
 Files (all generated; never edit by hand): ``headline.csv`` (model × dataset, clean references,
 level 1), ``per_level.csv`` (PSNR-Y per reference level and LR-as-reference), ``robustness.csv``
@@ -27,7 +30,6 @@ from core.files import atomic_write_bytes, atomic_write_text  # noqa: E402
 from . import leaderboard as lb  # noqa: E402
 from .results import RESULTS  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[1]
 PROFILES = "profiles.parquet"
 
 
@@ -56,7 +58,8 @@ def plot_levels(per_level: pd.DataFrame, path: Path) -> None:
     ax.set_ylabel("PSNR-Y (dB)")
     ax.set_title("PSNR by reference level (dotted: LR as reference)")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    if ax.lines:
+        ax.legend(fontsize=8)
     _save_fig(fig, path)
 
 
@@ -89,15 +92,15 @@ def plot_quality_runtime(head: pd.DataFrame, prof: pd.DataFrame, path: Path) -> 
     _save_fig(fig, path)
 
 
-def publish(run_dir: str | Path, out_root: str | Path | None = None) -> Path:
-    """Write the leaderboard of a run; return its folder."""
+def publish(run_dir: str | Path, out: str | Path | None = None) -> Path:
+    """Write the leaderboard of a run into ``out`` (default ``<run>/leaderboard``); return the folder."""
     run_dir = Path(run_dir)
     if not (run_dir / RESULTS).is_file():
         raise FileNotFoundError(f"{run_dir} holds no {RESULTS}: is it a finished run folder?")
     df = pd.read_parquet(run_dir / RESULTS)
     run = json.loads((run_dir / "run.json").read_text()) if (run_dir / "run.json").is_file() else {}
     suite = str(df["suite"].iloc[0]) if len(df) else run.get("suite", {}).get("name", "run")
-    out = Path(out_root or REPO / "leaderboards") / suite
+    out = Path(out) if out is not None else run_dir / "leaderboard"
     out.mkdir(parents=True, exist_ok=True)
     prof = pd.read_parquet(run_dir / PROFILES) if (run_dir / PROFILES).is_file() else pd.DataFrame()
 
@@ -137,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmark.publish", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--run", required=True, help="run folder holding results.parquet (and run.json)")
-    p.add_argument("--out", default=None, help="leaderboards root (default: <repo>/leaderboards)")
+    p.add_argument("--out", default=None, help="leaderboard folder (default: <run>/leaderboard)")
     args = p.parse_args(argv)
     out = publish(args.run, args.out)
     print((out / "README.md").read_text())
