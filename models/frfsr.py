@@ -16,17 +16,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .base import CheckpointFile, ModelSpec, RefSRModel
+from core.resize import pil_bicubic_tensor
+
+from .base import CheckpointFile, ModelSpec, RefSRModel, WeightTag
 from .c2_matching_parts import (ContrasExtractorSep, VGGFeatureExtractor, index_to_flow, patch_match_index,
                                 shifted_offsets, torchvision_vgg_to_official, upscale_flow)
 from .frfsr_parts import FRFSRRestorationNet, RRDBNet
 from .registry import register_model
-from .resample import pil_bicubic_resize
-
-try:  # the lead's "weight tags" commit adds WeightTag and ModelSpec.tags
-    from .base import WeightTag
-except ImportError:  # pragma: no cover - until that commit is merged into this branch
-    WeightTag = None
 
 _C2_DRIVE = "https://drive.google.com/drive/folders/1dTkXMzeBrHelVQUEx5zib5MdmvqDaSd9"
 _VGG19_URL = "https://download.pytorch.org/models/vgg19-dcbb9e9d.pth"
@@ -35,21 +31,9 @@ _VGG19_URL = "https://download.pytorch.org/models/vgg19-dcbb9e9d.pth"
 MIN_LR_SIDE = 15
 
 
-def _files(net_g: str) -> tuple[CheckpointFile, ...]:
-    return (
-        CheckpointFile(net_g, role="net_g"),  # not published
-        CheckpointFile("frfsr_rrdb_x4.pth", role="rrdb"),  # not named by the authors
-        CheckpointFile("feature_extraction.pth", url=_C2_DRIVE, role="extractor"),
-        CheckpointFile("vgg19-dcbb9e9d.pth", url=_VGG19_URL, role="vgg19"),
-    )
-
-
-_TAGS = (
-    ("", _files("frfsr_rec_net_g.pth"),
-     "Ours-rec: reconstruction loss only (PSNR model). NOT PUBLISHED by the authors."),
-    ("gan", _files("frfsr_gan_net_g.pth"),
-     "Ours: reconstruction + perceptual + adversarial losses. NOT PUBLISHED by the authors."),
-)
+_RRDB = CheckpointFile("frfsr_rrdb_x4.pth", "rrdb")  # not published, not named by the authors
+_EXTRACTOR = CheckpointFile("feature_extraction.pth", "extractor", _C2_DRIVE)  # C2-Matching's release
+_VGG19 = CheckpointFile("vgg19-dcbb9e9d.pth", "vgg19", _VGG19_URL)
 
 _NOTES = (
     "NO CHECKPOINT IS PUBLISHED: the official README links no weights and the repository has no "
@@ -66,7 +50,7 @@ _NOTES = (
     "multiple of 4 and HR/ref are zero-padded bottom/right to a common size (here the LR is padded, "
     "which differs only next to the padded border); LR sides below 15 (HR below 60) are zero-padded "
     "too because ESA needs them; the output is cropped back. img_in_up = PIL-exact bicubic x4 of the "
-    "LR; RGB in [0,1]. "
+    "LR (8-bit, as the official PNG pipeline); RGB in [0,1]. "
     "Official quirks kept: net_g works on the bilinear x4 (align_corners=False) LR upsample (not the "
     "bicubic one) and adds it back; SIFE = RRDB trunk features (upsampling layers unused) enter only "
     "at the LR scale through high_q_conv1(cat[sife, x2]), while the skips after ddf_block_3 and "
@@ -85,7 +69,7 @@ _NOTES = (
     "become 0. Paper Table VI: 13.5M (w/o SIFE) + 15.9M (SIFE); Table V: 807 ms per CUFED5 image (GPU)."
 )
 
-_SPEC_FIELDS = dict(
+SPEC = ModelSpec(
     name="frfsr",
     scale=4,
     lr_multiple=1,
@@ -97,15 +81,16 @@ _SPEC_FIELDS = dict(
     official_repo="https://github.com/Yi-Yang355/FRFSR",
     official_commit="72122649",
     licence="MIT",
+    tags=(  # no FRFSR weights are published: net_g and rrdb have no url
+        WeightTag("", (CheckpointFile("frfsr_rec_net_g.pth", "net_g"), _RRDB, _EXTRACTOR, _VGG19),
+                  "Ours-rec: restoration trained with the reconstruction loss only (PSNR model); "
+                  "NOT PUBLISHED by the authors"),
+        WeightTag("gan", (CheckpointFile("frfsr_gan_net_g.pth", "net_g"), _RRDB, _EXTRACTOR, _VGG19),
+                  "Ours: reconstruction + perceptual + adversarial losses; NOT PUBLISHED by the authors"),
+    ),
     test_kwargs={"ngf": 16, "n_blocks": 1, "groups": 2, "rrdb_feat": 8, "rrdb_blocks": 1, "rrdb_grow": 4},
     notes=_NOTES,
 )
-
-if WeightTag is not None:
-    SPEC = ModelSpec(**_SPEC_FIELDS,
-                     tags=tuple(WeightTag(name, files, description=desc) for name, files, desc in _TAGS))
-else:  # pragma: no cover - pre-"weight tags" ModelSpec: the default tag's files
-    SPEC = ModelSpec(**_SPEC_FIELDS, checkpoints=_TAGS[0][1])
 
 
 class FRFSR(RefSRModel):
@@ -188,7 +173,7 @@ class FRFSR(RefSRModel):
         W = max(4 * max(w, MIN_LR_SIDE), ref.shape[-1])
         lr_p = F.pad(lr, (0, W // 4 - w, 0, H // 4 - h))
         ref_p = F.pad(ref, (0, W - ref.shape[-1], 0, H - ref.shape[-2]))
-        img_in_up = pil_bicubic_resize(lr_p, (H, W))
+        img_in_up = pil_bicubic_tensor(lr_p, (H, W))
         sr = self.forward_official(lr_p, img_in_up, ref_p)
         return sr[..., : 4 * h, : 4 * w].clamp(0, 1)
 

@@ -10,18 +10,12 @@ import numpy as np
 import pytest
 import torch
 
-from models.checkpoint import load_into, read_state_dict
-from models.frfsr import FRFSR, SPEC
+from models import create_model, get_spec
 from models.frfsr_parts import DDFPack, ddf
+from models.weights import MissingWeights, load_weights, resolve_weights
 
 KEYS = Path(__file__).parent / "fixtures" / "keys" / "frfsr.json"
 ROLE_CHECKPOINT = {"net_g": "restoration", "rrdb": "rrdb", "extractor": "feature_extraction", "vgg19": "vgg19_map"}
-
-
-def _load_official(model: FRFSR, files: dict[str, Path]) -> None:
-    """What the loader does per role: read (weights_only, unwrap, strip module.) -> filter -> strict load."""
-    for role, path in files.items():
-        load_into(model.checkpoint_modules()[role], model.checkpoint_filter(role, read_state_dict(path)))
 
 
 # ----------------------------------------------------------------------------- DDF op
@@ -72,7 +66,7 @@ def test_ddf_pack_heads_and_filters():
 @pytest.fixture(scope="module")
 def tiny_model():
     torch.manual_seed(0)
-    model = FRFSR(**SPEC.test_kwargs).eval()
+    model = create_model("frfsr", **get_spec("frfsr").test_kwargs).eval()
     # the official init zeroes the offset convs: give them small values so the learned offsets matter
     with torch.no_grad():
         for name, p in model.net_g.named_parameters():
@@ -112,9 +106,21 @@ def test_vgg19_role_accepts_torchvision_keys(tiny_model):
 
 
 # ----------------------------------------------------------------------------- full model
+def test_tags_say_the_weights_are_not_published(tmp_path, monkeypatch):
+    spec = get_spec("frfsr")
+    assert spec.tag_names() == ["frfsr", "frfsr.gan"]
+    for tag in spec.tags:
+        assert "NOT PUBLISHED" in tag.description
+        assert {c.role for c in tag.files} == {"net_g", "rrdb", "extractor", "vgg19"}
+        assert all(not c.url for c in tag.files if c.role in ("net_g", "rrdb"))
+    monkeypatch.setenv("REFSR_WEIGHTS", str(tmp_path))
+    with pytest.raises(MissingWeights, match=r"frfsr_rec_net_g\.pth.*not published"):
+        resolve_weights("frfsr")
+
+
 @pytest.fixture(scope="module")
 def full_model():
-    return FRFSR().eval()
+    return create_model("frfsr").eval()
 
 
 def test_keys_and_params_equal_official(full_model):
@@ -135,7 +141,7 @@ def test_parity_with_official(full_model, parity_dir, tmp_path_factory):
              for role, ck in ROLE_CHECKPOINT.items()}
     assert set(torch.load(files["rrdb"], weights_only=True)) == {"params"}  # BasicSR format, unchanged
     model = full_model
-    _load_official(model, files)
+    load_weights(model, files)  # the project's loader, files unchanged
 
     io = torch.load(parity_dir / "frfsr.io.pth", weights_only=True)
     inp, mid = io["inputs"], io["intermediates"]
