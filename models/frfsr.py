@@ -12,6 +12,9 @@ aggregation are reused from :mod:`models.c2_matching_parts`; the rest is in :mod
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
+from pathlib import Path
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -21,6 +24,7 @@ from core.resize import pil_bicubic_tensor
 from .base import CheckpointFile, ModelSpec, RefSRModel, WeightTag
 from .c2_matching_parts import (ContrasExtractorSep, VGGFeatureExtractor, index_to_flow, patch_match_index,
                                 shifted_offsets, torchvision_vgg_to_official, upscale_flow)
+from .checkpoint import CheckpointError, unwrap
 from .frfsr_parts import FRFSRRestorationNet, RRDBNet
 from .registry import register_model
 
@@ -40,7 +44,7 @@ _NOTES = (
     "options/*.yml. The file names are descriptive. A trained FRFSR needs four files: net_g (the "
     "trainer writes net_g_<iter>.pth, a plain state dict of SwinUnetv3RestorationNet(64,16,8), 1626 "
     "keys, 13,487,071 params); rrdb (path.pretrain_model_rrdb: a BasicSR RRDBNet x4 file "
-    "{'params': state_dict}, 702 keys, 16,697,987 params; the paper says 'the official RRDB "
+    "{'params': state_dict}, 702 keys, 16,697,987 params; read from 'params' even when 'params_ema' exists, as the official loader does; the paper says 'the official RRDB "
     "parameters', most likely BasicSR's ESRGAN_PSNR_SRx4_DF2K_official-150ff491.pth, but the "
     "repository names no file; it is frozen during training and not saved with net_g, so it must be "
     "the exact file the net_g was trained with); extractor (C2-Matching's released "
@@ -112,6 +116,22 @@ class FRFSR(RefSRModel):
     # -- official checkpoints (see RefSRModel hooks) -----------------------------------------------
     def checkpoint_modules(self) -> dict[str, nn.Module]:
         return {"net_g": self.net_g, "rrdb": self.sisr, "extractor": self.net_extractor, "vgg19": self.net_map}
+
+    def read_checkpoint(self, role: str, path) -> dict[str, torch.Tensor]:
+        """As the official ``load_network_rrdb``: an RRDB file's ``params`` entry is used even when
+        ``params_ema`` exists (the generic unwrap would prefer ``params_ema``)."""
+        if role != "rrdb":
+            return super().read_checkpoint(role, path)
+        if not Path(path).is_file():
+            raise CheckpointError(f"checkpoint not found: {path}")
+        try:
+            obj = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as exc:  # not plain weights: same message shape as read_state_dict
+            raise CheckpointError(f"cannot read {path} as plain weights (torch.load weights_only=True): "
+                                  f"{type(exc).__name__}: {str(exc)[:200]}") from None
+        if isinstance(obj, Mapping) and isinstance(obj.get("params"), Mapping):
+            obj = obj["params"]
+        return unwrap(obj)
 
     def checkpoint_filter(self, role: str, state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """``vgg19`` also accepts torchvision's ImageNet file (``features.N.*`` keys)."""

@@ -105,6 +105,17 @@ def test_vgg19_role_accepts_torchvision_keys(tiny_model):
     assert tiny_model.checkpoint_filter("vgg19", official) is official
 
 
+def test_rrdb_file_uses_params_even_with_params_ema(tiny_model, tmp_path):
+    """The official load_network_rrdb reads 'params' (BasicSR file) and ignores 'params_ema'."""
+    sd = tiny_model.sisr.state_dict()
+    ema = {k: v + 1 for k, v in sd.items()}
+    torch.save({"params_ema": ema, "params": sd}, tmp_path / "rrdb.pth")
+    got = tiny_model.read_checkpoint("rrdb", tmp_path / "rrdb.pth")
+    assert all(torch.equal(got[k], sd[k]) for k in sd)
+    torch.save({"params": {f"module.{k}": v for k, v in sd.items()}}, tmp_path / "rrdb2.pth")
+    assert set(tiny_model.read_checkpoint("rrdb", tmp_path / "rrdb2.pth")) == set(sd)
+
+
 # ----------------------------------------------------------------------------- full model
 def test_tags_say_the_weights_are_not_published(tmp_path, monkeypatch):
     spec = get_spec("frfsr")
