@@ -7,7 +7,7 @@ Examples:
   python -m benchmark.run --suite robustness --dry-run  # print the job grid, run nothing
   python -m benchmark.run --list-models                 # the zoo and the status of its weights
 
-A run folder (default runs/<suite>) holds results.parquet (one row per model, weights, dataset,
+A run folder (default ./runs/<suite>) holds results.parquet (one row per model, weights, dataset,
 split, variant, level, image and metric, with provenance), timings.parquet, profiles.parquet and
 run.json (suite, protocol, versions, git commit, device). Re-running the same command resumes:
 finished images are not recomputed and no row is duplicated. At the end the leaderboard is
@@ -32,7 +32,6 @@ from .device import DeviceError, describe, select_device, set_precision
 from .results import atomic_to_parquet
 from .suite import SuiteError, available_suites, jobs, load_suite
 
-REPO = Path(__file__).resolve().parents[1]
 ADHOC = {"name": "custom", "models": ["bicubic"], "datasets": ["demo"], "split": "test", "levels": "all",
          "variants": ["clean"], "protocol": "refsr-standard", "drift_protocols": [],
          "metrics": ["psnr_y", "ssim_y", "psnr_rgb", "lpips"], "seed": 0, "profile": None,
@@ -305,7 +304,7 @@ def execute(suite, args, weights: dict | None = None, external: list | None = No
         print(f"error: {exc}", file=sys.stderr)
         return 2
     flags = set_precision(args.precision)
-    run_dir = Path(args.out or REPO / "runs" / suite.name)
+    run_dir = Path(args.out or Path("runs") / suite.name)
     if args.fresh and run_dir.exists():
         import shutil
 
