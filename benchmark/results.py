@@ -45,11 +45,15 @@ def normalise(df: pd.DataFrame) -> pd.DataFrame:
 class ResultStore:
     """Append-only parts under ``<run>/parts`` plus the merged ``results.parquet``."""
 
+    #: pending rows are written at most this often (an interruption loses at most these seconds)
+    FLUSH_SECONDS = 5.0
+
     def __init__(self, run_dir: str | os.PathLike):
         self.run_dir = Path(run_dir)
         self.parts = self.run_dir / "parts"
         self.parts.mkdir(parents=True, exist_ok=True)
         self._pending: list[dict] = []
+        self._last_flush = time.monotonic()
 
     def _lock(self):
         return locked(self.run_dir / ".results.lock")
@@ -81,11 +85,18 @@ class ResultStore:
     def add(self, rows: list[dict]) -> None:
         self._pending.extend(rows)
 
+    def maybe_flush(self) -> None:
+        """Flush when :attr:`FLUSH_SECONDS` have passed since the last flush (one part file every few
+        seconds instead of one per image)."""
+        if time.monotonic() - self._last_flush >= self.FLUSH_SECONDS:
+            self.flush()
+
     def flush(self) -> None:
         """Write pending rows as a new part (atomic); an interruption loses at most unflushed images.
 
         Part names carry the process id and a clock, so shards running at once never collide.
         """
+        self._last_flush = time.monotonic()
         if not self._pending:
             return
         name = f"{time.time_ns():020d}-{os.getpid()}.parquet"
