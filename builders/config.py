@@ -118,11 +118,11 @@ def add_config_options(parser: argparse.ArgumentParser, configs: Iterable[type])
         section = opt.path[0] if len(opt.path) > 1 else ""
         if section not in groups:
             groups[section] = parser.add_argument_group(f"{sections[section]} ({section}.*)")
-        values = set(map(repr, opt.defaults.values()))
-        if len(values) == 1:
-            default = f"default {next(iter(opt.defaults.values()))}"
+        shown = {k: (" ".join(map(str, v)) or "none") if opt.many else v for k, v in opt.defaults.items()}
+        if len(set(map(repr, shown.values()))) == 1:
+            default = f"default {next(iter(shown.values()))}"
         else:
-            default = "default " + ", ".join(f"{k} {v}" for k, v in opt.defaults.items())
+            default = "default " + ", ".join(f"{k} {v}" for k, v in shown.items())
         only = "" if len(opt.defaults) == len(configs) else f"{'/'.join(opt.defaults)} only; "
         kind = float if opt.kind is float else opt.kind
         kwargs = dict(dest=_dest(opt.path), default=None, choices=opt.choices,
@@ -131,8 +131,8 @@ def add_config_options(parser: argparse.ArgumentParser, configs: Iterable[type])
             kwargs["action"] = argparse.BooleanOptionalAction
         else:
             kwargs.update(type=kind, nargs="+" if opt.many else None)
-        if opt.choices is None:
-            kwargs.setdefault("metavar", opt.path[-1].upper())
+        if opt.choices is None and opt.kind is not bool:
+            kwargs["metavar"] = opt.path[-1].upper()
         groups[section].add_argument(opt.flag, **kwargs)
 
 

@@ -3,8 +3,10 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import ClassVar
 
 import cv2
 import numpy as np
@@ -12,9 +14,12 @@ import numpy as np
 from core.seeding import keyed_rng
 
 from ..albums import Album, pairs_table, scan
-from ..config import to_plain
+from ..config import option, to_plain
+from ..degrade import KERNELS
 from ..images import read_rgb
+from ..levels import LevelConfig
 from ..report import BuildReport
+from ..sift import SiftParams
 from ..writer import check_target, make_spec, write_dataset
 
 SPLITS = ("test", "train", "both")
@@ -27,6 +32,28 @@ PAIR_COLUMNS = {
     "score": "int64", "keypoints_hr": "int64", "keypoints_ref": "int64", "matches": "int64",
     "inliers": "int64", "scale": "int64", "lr_kernel": "string",
 }
+
+@dataclass(frozen=True)
+class AlbumConfig:
+    """The options every album recipe has; a recipe's ``Config`` subclasses it, sets ``name`` and
+    ``version`` and adds (or re-defaults) its own fields."""
+
+    name: ClassVar[str] = ""
+    version: ClassVar[str] = ""
+
+    sift: SiftParams = option(help="SIFT", factory=SiftParams)
+    levels: LevelConfig = option(help="levels", factory=LevelConfig)
+    split: str = option("test", "which splits to build (albums, not images, are split)", choices=SPLITS)
+    test_fraction: float = option(0.2, "share of albums used for test with --split both")
+    scale: int = option(4, "SR scale")
+    lr_kernel: str = option("pil-bicubic", "LR downscaling kernel", choices=KERNELS)
+    crop_size: int = option(160, "HR crop side of train/drefsr crops; also the smallest usable image side")
+    min_matches: int = option(1, "pairs with fewer ratio-test matches are never used")
+
+    def __post_init__(self):
+        if self.lr_kernel not in KERNELS:
+            raise ValueError(f"lr_kernel must be one of {KERNELS}")
+
 
 def assign_splits(albums: list[Album], split: str, test_fraction: float, seed: int) -> dict[str, str]:
     """Album name -> 'test' | 'train'. For 'both', a seeded, order-independent share goes to test."""

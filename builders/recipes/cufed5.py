@@ -26,13 +26,12 @@ from core.resize import mod_crop
 from ..albums import Album
 from ..config import as_config, option
 from ..crops import clamp_box, cut, place_by_matches, shared_inliers
-from ..degrade import KERNELS, make_lr
+from ..degrade import make_lr
 from ..levels import LevelConfig, album_edges, assign, pick_one_per_level
 from ..report import BuildReport
-from ..sift import SiftParams
 from ..writer import Array, Row, Written
 from . import RECIPES
-from ._common import PAIR_COLUMNS, SPLITS, assign_splits, build_recipe, fit_long_side, load_rgb, rng_for
+from ._common import PAIR_COLUMNS, AlbumConfig, build_recipe, fit_long_side, load_rgb, rng_for
 
 SUMMARY = "CUFED5-style: SIFT similarity levels per album; test groups NNN_0..NNN_N, 160x160 train crops"
 
@@ -42,27 +41,16 @@ COLUMNS = {**PAIR_COLUMNS,  # crop boxes: nullable where test rows have none
 
 
 @dataclass(frozen=True)
-class Config:
+class Config(AlbumConfig):
     name: ClassVar[str] = "cufed5"
     version: ClassVar[str] = "1.0"
 
-    sift: SiftParams = option(help="SIFT", factory=SiftParams)
     levels: LevelConfig = option(help="levels", factory=lambda: LevelConfig(n=5, method="rank"))
-    split: str = option("test", "which splits to build (albums, not images, are split)", choices=SPLITS)
-    test_fraction: float = option(0.2, "share of albums used for test with --split both")
     groups_per_album: int = option(1, "test groups (distinct HRs) per album")
     hr_max_side: int = option(500, "test HR: long side at most this")
     ref_max_side: int = option(500, "test references: long side at most this")
-    scale: int = option(4, "SR scale")
-    lr_kernel: str = option("pil-bicubic", "LR downscaling kernel", choices=KERNELS)
-    crop_size: int = option(160, "HR crop side of train crops; also the smallest usable image side")
     train_pairs_per_album: int = option(10, "train pairs drawn per album")
     crops_per_pair: int = option(1, "crops written per image pair")
-    min_matches: int = option(1, "pairs with fewer ratio-test matches are never used")
-
-    def __post_init__(self):
-        if self.lr_kernel not in KERNELS:
-            raise ValueError(f"lr_kernel must be one of {KERNELS}")
 
 
 def _oriented(album: Album, hr: int, ref: int):

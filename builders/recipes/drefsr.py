@@ -22,13 +22,12 @@ import numpy as np
 from ..albums import Album
 from ..config import as_config, option
 from ..crops import cut, inside, place_by_homography, place_by_matches, shared_inliers
-from ..degrade import KERNELS, make_lr
+from ..degrade import make_lr
 from ..levels import LevelConfig, album_edges, assign
 from ..report import BuildReport
-from ..sift import SiftParams
 from ..writer import Array, Row
 from . import RECIPES
-from ._common import PAIR_COLUMNS, SPLITS, build_recipe, load_rgb, rng_for
+from ._common import PAIR_COLUMNS, SPLITS, AlbumConfig, build_recipe, load_rgb, rng_for
 
 SUMMARY = "DRefSR-style: RANSAC-verified pairs, several reference crops placed on the HR crop's content"
 
@@ -38,26 +37,19 @@ COLUMNS = {**PAIR_COLUMNS,
 
 
 @dataclass(frozen=True)
-class Config:
+class Config(AlbumConfig):
     name: ClassVar[str] = "drefsr"
     version: ClassVar[str] = "1.0"
 
-    sift: SiftParams = option(help="SIFT", factory=SiftParams)
     levels: LevelConfig = option(help="levels", factory=lambda: LevelConfig(n=1, method="rank"))
     split: str = option("both", "which splits to build (albums, not images, are split)", choices=SPLITS)
-    test_fraction: float = option(0.2, "share of albums used for test with --split both")
-    scale: int = option(4, "SR scale")
-    lr_kernel: str = option("pil-bicubic", "LR downscaling kernel", choices=KERNELS)
-    crop_size: int = option(160, "HR crop side; also the smallest usable image side")
     crops_per_pair: int = option(4, "verified crops written per image pair at most")
     min_inliers: int = option(25, "RANSAC inliers a pair needs to count as verified")
     min_crop_inliers: int = option(6, "verified crop: at least this many inliers inside both crops")
     min_overlap: float = option(0.5, "verified crop (homography): projected HR crop covers this share")
-    min_matches: int = option(1, "pairs with fewer ratio-test matches are never used")
 
     def __post_init__(self):
-        if self.lr_kernel not in KERNELS:
-            raise ValueError(f"lr_kernel must be one of {KERNELS}")
+        super().__post_init__()
         if self.sift.geometry == "none":
             raise ValueError("drefsr verifies pairs geometrically: sift.geometry must be homography or fundamental")
 
