@@ -1,18 +1,24 @@
 """Named datasets: ``datasets/<name>.yaml`` says where a dataset lives under ``$REFSR_DATA``.
 
 A suite names datasets; a name resolves to a folder written by ``builders``. A dataset whose spec
-says ``build: demo-corpus`` is built on first use from photos shipped in the scikit-image wheel;
-any other missing dataset is reported with the command that imports it. A path to a dataset folder
-works wherever a name does.
+says ``build: demo-corpus`` is built on first use by its ``recipe`` from photos shipped in the
+scikit-image wheel; any other missing dataset is reported with where to get it (``how_to_get``)
+and the exact ``builders.import`` command for its ``layout``. A path to a dataset folder works
+wherever a name does. Keys are checked when the files are read: an unknown key, layout or recipe
+is an error naming the file and the closest known spelling.
 """
 from __future__ import annotations
 
+import dataclasses
+import difflib
 from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 
+from builders.importers import LAYOUTS
 from builders.manifest import Dataset, DatasetError
+from builders.recipes import RECIPES
 from core.paths import data_dir
 
 REPO = Path(__file__).resolve().parents[1]
@@ -20,31 +26,65 @@ SPEC_DIR = REPO / "datasets"
 DEMO_POOL = "demo_pool"
 
 
+BUILDS = ("demo-corpus",)
+
+
 @dataclass(frozen=True)
 class DatasetEntry:
+    """One ``datasets/<name>.yaml``: its keys are these fields (``path`` relative to ``$REFSR_DATA``)."""
+
     name: str
     path: Path
     description: str = ""
-    build: str = ""
-    how_to_get: str = ""
+    build: str = ""          # demo-corpus: made on first use (with ``recipe`` and ``seed``)
+    recipe: str = ""         # the builders recipe that makes it
+    layout: str = ""         # the builders importer layout that imports it
+    how_to_get: str = ""     # where to download the source
     seed: int = 0
 
     @property
     def present(self) -> bool:
         return (self.path / "manifest.parquet").is_file()
 
+    def import_command(self) -> str:
+        """The exact command that imports this dataset to where the suite looks for it."""
+        return (f"python -m builders.import --layout {self.layout} --src <{self.name} folder> --out {self.path}"
+                if self.layout else "")
+
+
+def _close(word: str, known, source: Path, what: str) -> DatasetError:
+    close = difflib.get_close_matches(word, list(known), n=2, cutoff=0.5)
+    hint = f"; did you mean {' or '.join(map(repr, close))}?" if close else ""
+    return DatasetError(f"{source}: unknown {what} {word!r}{hint} (known: {', '.join(sorted(known))})")
+
+
+def read_entry(f: Path) -> DatasetEntry:
+    """A dataset spec file, checked: known keys only, a registered layout/recipe, a known build."""
+    spec = yaml.safe_load(f.read_text()) or {}
+    if not isinstance(spec, dict):
+        raise DatasetError(f"{f}: expected a mapping of keys, got {type(spec).__name__}")
+    keys = [fl.name for fl in dataclasses.fields(DatasetEntry)]
+    for key in spec:
+        if key not in keys:
+            raise _close(str(key), keys, f, "key")
+    if spec.get("layout") and spec["layout"] not in LAYOUTS:
+        raise _close(spec["layout"], LAYOUTS.list(), f, "layout")
+    if spec.get("recipe") and spec["recipe"] not in RECIPES:
+        raise _close(spec["recipe"], RECIPES.list(), f, "recipe")
+    if spec.get("build") and spec["build"] not in BUILDS:
+        raise _close(spec["build"], BUILDS, f, "build")
+    if spec.get("build") and not spec.get("recipe"):
+        raise DatasetError(f"{f}: build: {spec['build']} needs the recipe that builds it (recipe:)")
+    name = spec.get("name", f.stem)
+    return DatasetEntry(name=name, path=data_dir() / spec.get("path", name),
+                        description=str(spec.get("description", "")).strip(), build=spec.get("build", ""),
+                        recipe=spec.get("recipe", ""), layout=spec.get("layout", ""),
+                        how_to_get=str(spec.get("how_to_get", "")).strip(), seed=int(spec.get("seed", 0)))
+
 
 def known() -> dict[str, DatasetEntry]:
     """Every dataset declared in ``datasets/*.yaml``, by name."""
-    out = {}
-    for f in sorted(SPEC_DIR.glob("*.yaml")):
-        spec = yaml.safe_load(f.read_text()) or {}
-        name = spec.get("name", f.stem)
-        out[name] = DatasetEntry(name=name, path=data_dir() / spec.get("path", name),
-                                 description=str(spec.get("description", "")).strip(),
-                                 build=spec.get("build", ""), how_to_get=str(spec.get("how_to_get", "")).strip(),
-                                 seed=int(spec.get("seed", 0)))
-    return out
+    return {e.name: e for e in map(read_entry, sorted(SPEC_DIR.glob("*.yaml")))}
 
 
 def resolve(name_or_path: str) -> DatasetEntry:
@@ -69,21 +109,21 @@ def open_dataset(entry: DatasetEntry, jobs: int = 1) -> Dataset:
         if entry.build == "demo-corpus":
             build_demo(entry, jobs=jobs)
         else:
-            hint = f"\n  to get it: {entry.how_to_get}" if entry.how_to_get else ""
+            steps = [entry.how_to_get + (", then" if entry.layout else "")] if entry.how_to_get else []
+            hint = "".join(f"\n  {line}" for line in (*steps, entry.import_command()) if line)
             raise DatasetError(f"dataset {entry.name!r} is not present at {entry.path}{hint}")
     return Dataset.open(entry.path)
 
 
 def build_demo(entry: DatasetEntry, jobs: int = 1) -> None:
-    """Make the demo albums and pool from scikit-image photos and run the real CUFED5-style builder."""
+    """Make the demo albums and pool from scikit-image photos and run the entry's recipe on them."""
     from builders.demo_corpus import make_albums, make_pool
-    from builders.recipes import cufed5
 
     albums = data_dir() / "demo_albums"
     print(f"building the demo dataset: albums in {albums}, dataset in {entry.path}")
     make_albums(albums, seed=entry.seed)
     make_pool(data_dir() / DEMO_POOL)
-    cufed5.build(albums, entry.path, seed=entry.seed, jobs=jobs)
+    RECIPES.get(entry.recipe)(albums, entry.path, seed=entry.seed, jobs=jobs)
 
 
 def resolve_pool(arg: str) -> Path:

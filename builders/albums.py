@@ -78,13 +78,13 @@ def _scan_batch(root: Path, folders: list[Path], listed: dict, params: SiftParam
         for path in listed[folder]:
             rec, rel = records[path], path.relative_to(root).as_posix()
             if rec.error:
-                report.skip(rel, rec.error)
+                report.skip(rec.error, rel)
                 continue
             if min(rec.size) < min_side:
-                report.skip(rel, "too-small")
+                report.skip("too-small", rel)
                 continue
             if rec.pixel_sha256 in seen:
-                report.skip(rel, "duplicate")
+                report.skip("duplicate", rel)
                 continue
             seen[rec.pixel_sha256] = rel
             for note in rec.notes:
@@ -92,7 +92,7 @@ def _scan_batch(root: Path, folders: list[Path], listed: dict, params: SiftParam
             album.images.append(rec)
             album.rel.append(rel)
         if len(album.images) < 2:
-            report.skip(album.name, "album-single-image" if album.images else "album-empty")
+            report.skip("album-single-image" if album.images else "album-empty", album.name)
             continue
         albums.append(album)
 
@@ -112,7 +112,7 @@ def _scan_batch(root: Path, folders: list[Path], listed: dict, params: SiftParam
     for (a, i, j), s in zip(owners, scores):
         album = albums[a]
         if s.matches < min_matches:
-            report.skip(f"{album.rel[i]} ~ {album.rel[j]}", "pair-no-matches")
+            report.skip("pair-no-matches", f"{album.rel[i]} ~ {album.rel[j]}")
             continue
         album.pairs[(i, j)] = s
     for album in albums:

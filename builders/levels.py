@@ -11,18 +11,21 @@ Three declared methods, all recorded in the dataset spec:
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
+
+from .config import option
 
 METHODS = ("quantiles", "thresholds", "rank")
 
 
 @dataclass(frozen=True)
 class LevelConfig:
-    n: int = 5
-    method: str = "quantiles"
-    thresholds: tuple[float, ...] = field(default_factory=tuple)
+    n: int = option(5, "number of similarity levels N", flag="--levels")
+    method: str = option("quantiles", "how scores become levels (see below)", flag="--level-method", choices=METHODS)
+    thresholds: tuple[float, ...] = option(help="N-1 decreasing match counts (implies --level-method thresholds)",
+                                           factory=tuple)
 
     def __post_init__(self):
         if self.n < 1:

@@ -3,16 +3,13 @@
 A dataset is a folder holding image files, ``manifest.parquet`` (one row per sample), ``spec.yaml``
 (what made it) and ``metadata.jsonl`` (HuggingFace ``imagefolder`` metadata: one per split folder
 when the images live under ``train/``/``test/``, else one at the root). Paths in the manifest
-are relative to the folder and may never escape it. Datasets are written into a temporary sibling
-folder and renamed into place, so an interrupted build leaves nothing half-written.
+are relative to the folder and may never escape it. This module reads datasets;
+:mod:`builders.writer` is the one place that writes them (atomically).
 """
 from __future__ import annotations
 
 import hashlib
-import json
 import os
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -118,78 +115,3 @@ class Dataset:
     @property
     def levels(self) -> list[int]:
         return sorted(int(v) for v in self.manifest["level"].unique())
-
-
-class DatasetWriter:
-    """Write a dataset into a temporary sibling folder; rename it into place on success.
-
-    >>> with DatasetWriter(out) as tmp:   # tmp is the folder to fill
-    ...     write images, then write_dataset_files(tmp, manifest, spec)
-    """
-
-    def __init__(self, out: str | os.PathLike, overwrite: bool = False):
-        self.out = Path(out)
-        self.overwrite = overwrite
-        self.tmp: Path | None = None
-
-    def __enter__(self) -> Path:
-        if self.out.exists() and not self.overwrite:
-            raise DatasetError(f"{self.out} exists; pass --overwrite to replace it")
-        self.out.parent.mkdir(parents=True, exist_ok=True)
-        self.tmp = Path(tempfile.mkdtemp(prefix=f".{self.out.name}.tmp-", dir=self.out.parent))
-        return self.tmp
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        assert self.tmp is not None
-        if exc_type is not None:
-            shutil.rmtree(self.tmp, ignore_errors=True)
-            return
-        os.chmod(self.tmp, 0o755)  # mkdtemp makes it private; a dataset is for everyone who can read its parent
-        if self.out.exists():
-            trash = self.out.parent / f".{self.out.name}.old-{os.getpid()}"
-            os.replace(self.out, trash)
-            os.replace(self.tmp, self.out)
-            shutil.rmtree(trash, ignore_errors=True)
-        else:
-            os.replace(self.tmp, self.out)
-
-
-#: Manifest columns holding image paths, and their names in imagefolder metadata (``*_file_name``
-#: columns become image features; ``file_name`` is the primary ``image``).
-IMAGE_COLUMNS = {"hr": "file_name", "ref": "ref_file_name", "lr": "lr_file_name"}
-
-
-def _json_value(v):
-    return v.item() if hasattr(v, "item") else v
-
-
-def _metadata(df: pd.DataFrame) -> dict[str, list[dict]]:
-    """imagefolder metadata records by the folder they go in.
-
-    ``imagefolder`` takes splits from top-level ``train/``/``test/`` folders and then reads a
-    ``metadata.jsonl`` inside each of them (paths relative to it), which must all have the same
-    columns; otherwise it reads one at the root. So only columns set in every row are exported
-    (the manifest keeps everything).
-    """
-    full = [c for c in df.columns if df[c].notna().all() and not (df[c].astype(str) == "").any()]
-    images = [c for c in IMAGE_COLUMNS if c in full]
-    splits = sorted(df["split"].unique())
-    per_split = all(df.loc[df["split"] == sp, c].str.startswith(f"{sp}/").all() for sp in splits for c in images)
-    out: dict[str, list[dict]] = {}
-    for row in df[full].to_dict("records"):
-        folder = str(row["split"]) if per_split else ""
-        rec = {k: _json_value(v) for k, v in row.items() if k not in IMAGE_COLUMNS}
-        for c in images:
-            rec[IMAGE_COLUMNS[c]] = row[c][len(folder) + 1:] if folder else row[c]
-        out.setdefault(folder, []).append(rec)
-    return out
-
-
-def write_dataset_files(folder: Path, manifest: pd.DataFrame, spec: dict) -> None:
-    """Write manifest, spec and imagefolder metadata into ``folder`` (inside a DatasetWriter)."""
-    write_manifest(manifest, folder)
-    (folder / SPEC).write_text(yaml.safe_dump(spec, sort_keys=True, allow_unicode=True))
-    for sub, records in _metadata(normalise_manifest(manifest)).items():
-        with open(folder / sub / METADATA, "w") as f:
-            for rec in records:
-                f.write(json.dumps(rec, sort_keys=True) + "\n")

@@ -22,13 +22,15 @@ class BuildReport:
     skipped_inputs: list = field(default_factory=list)      # [{"input": rel path, "reason": key}]
     samples: Counter = field(default_factory=Counter)       # (split, level) -> count
     crops: Counter = field(default_factory=Counter)         # candidates / verified / written
+    files: Counter = field(default_factory=Counter)         # written / linked / copied / converted -> count
     level_edges: dict = field(default_factory=dict)         # album -> cut points
     times: dict = field(default_factory=dict)               # stage -> seconds
     _t0: float = field(default_factory=time.perf_counter, repr=False)
 
-    def skip(self, what: str, reason: str) -> None:
+    def skip(self, reason: str, where: str) -> None:
+        """Count an input left out: ``reason`` is a short key, ``where`` names the input."""
         self.skipped[reason] += 1
-        self.skipped_inputs.append({"input": what, "reason": reason})
+        self.skipped_inputs.append({"input": str(where), "reason": reason})
 
     def stage(self, name: str, seconds: float) -> None:
         self.times[name] = round(self.times.get(name, 0.0) + seconds, 3)
@@ -46,7 +48,8 @@ class BuildReport:
             "pairs_scored": self.pairs_scored, "samples": per_split,
             "skipped": dict(sorted(self.skipped.items())), "converted": dict(sorted(self.converted.items())),
             "skipped_inputs": sorted(self.skipped_inputs, key=lambda d: (d["input"], d["reason"])),
-            "crops": dict(sorted(self.crops.items())), "level_edges": self.level_edges,
+            "crops": dict(sorted(self.crops.items())), "files": dict(sorted(self.files.items())),
+            "level_edges": self.level_edges,
             "seconds": dict(self.times),
         }
 
@@ -61,6 +64,8 @@ class BuildReport:
             lines.append("  no samples written")
         if d["crops"]:
             lines.append("  crops: " + ", ".join(f"{k}={v}" for k, v in d["crops"].items()))
+        if d["files"]:
+            lines.append("  files: " + ", ".join(f"{k}={v}" for k, v in d["files"].items()))
         if d["converted"]:
             lines.append("  converted inputs: " + ", ".join(f"{k}={v}" for k, v in d["converted"].items()))
         if d["skipped"]:

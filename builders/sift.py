@@ -21,6 +21,7 @@ from typing import Callable, Iterable, Iterator, Sequence
 import cv2
 import numpy as np
 
+from .config import option
 from .images import BadImage, read_rgb
 
 GEOMETRIES = ("homography", "fundamental", "none")
@@ -32,17 +33,18 @@ SCORES = ("inliers", "matches")
 class SiftParams:
     """Everything that changes features or scores; recorded in every dataset's spec."""
 
-    max_side: int = 1024          # images are downscaled (area) to this long side before SIFT
-    nfeatures: int = 2000         # strongest keypoints kept per image (0 = all)
-    contrast_threshold: float = 0.04
-    edge_threshold: float = 10.0
-    sigma: float = 1.6
-    ratio: float = 0.8            # Lowe's ratio test
-    geometry: str = "homography"  # RANSAC model that verifies matches: homography|fundamental|none
-    ransac_threshold: float = 4.0  # reprojection / epipolar error in source pixels
-    ransac_iters: int = 2000
-    estimator: str = "usac"       # OpenCV USAC (seeded, 10-100x faster at low inlier ratios) or classic RANSAC
-    score: str = "inliers"        # the similarity score: inliers (verified) or matches (ratio test)
+    max_side: int = option(1024, "images are downscaled (area) to this long side before SIFT")
+    nfeatures: int = option(2000, "strongest SIFT keypoints kept per image (0 = all)")
+    contrast_threshold: float = option(0.04, "SIFT contrast threshold")
+    edge_threshold: float = option(10.0, "SIFT edge threshold")
+    sigma: float = option(1.6, "SIFT Gaussian sigma of the first octave")
+    ratio: float = option(0.8, "Lowe's ratio test")
+    geometry: str = option("homography", "RANSAC model verifying matches", choices=GEOMETRIES)
+    ransac_threshold: float = option(4.0, "RANSAC reprojection / epipolar error in source pixels")
+    ransac_iters: int = option(2000, "RANSAC iterations")
+    estimator: str = option("usac", "OpenCV USAC (seeded, 10-100x faster at low inlier ratios) or classic RANSAC",
+                            choices=ESTIMATORS)
+    score: str = option("inliers", "similarity = verified inliers or ratio-test matches", choices=SCORES)
 
     def __post_init__(self):
         if self.geometry not in GEOMETRIES:

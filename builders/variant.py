@@ -16,17 +16,15 @@ import hashlib
 import json
 import re
 import sys
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterator
 from functools import lru_cache
 from pathlib import Path
 
-import pandas as pd
-
-from builders.images import BadImage, read_rgb, write_png
-from builders.manifest import Dataset, DatasetError, DatasetWriter, write_dataset_files
+from builders.images import BadImage, read_rgb
+from builders.manifest import Dataset, DatasetError
 from builders._cli import report_or_error
 from builders.report import BuildReport
-from core.files import link_or_copy
+from builders.writer import Array, Digest, Row, Source, check_target, make_spec, ordered_map, write_dataset
 from builders.variants import (Variant, VariantError, VariantInput, get_variant, group_reference_paths,
                                is_baseline, variant_reference, variant_usage)
 
@@ -46,9 +44,8 @@ def ref_name(sample_id: str) -> str:
     return f"variant_refs/{safe}.png"
 
 
-def transform_row(ds: Dataset, tmp: Path, v: Variant, row: dict, seed: int, scale: int,
-                  load) -> tuple[dict | None, str]:
-    """Make and write one sample's new reference; return (manifest row, "") or (None, skip reason)."""
+def transform_row(ds: Dataset, v: Variant, row: dict, seed: int, scale: int, load) -> tuple[Row | None, str]:
+    """One sample's new reference as a planned row; (None, skip reason) when the variant cannot make it."""
     try:
         hr = load(row["hr"])
         ref = load(row["ref"]) if row["ref"] else None
@@ -66,22 +63,37 @@ def transform_row(ds: Dataset, tmp: Path, v: Variant, row: dict, seed: int, scal
         record["stitched_from"] = [row["sample_id"], *(sid for sid, _ in others)][:record["k_used"]]
     out = dict(row, clean_ref=row["ref"], variant=v.name,
                variant_params=json.dumps({**v.params, **record}, sort_keys=True))
+    # HR and LR files are carried over from the clean dataset
+    files = {out[c]: Source(ds.path(out[c])) for c in ("hr", "lr") if isinstance(out.get(c), str) and out[c]}
     if new is None:
         out.update(ref="", ref_height=0, ref_width=0)
     else:
         rel = ref_name(row["sample_id"])
-        write_png(tmp / rel, new)
+        files[rel] = Array(new)
         out.update(ref=rel, ref_height=int(new.shape[0]), ref_width=int(new.shape[1]),
                    level=int(row["level"]) or 1)
         if "ref_sha256" in row:
-            out["ref_sha256"] = hashlib.sha256((tmp / rel).read_bytes()).hexdigest()[:16]
-    return out, ""
+            out["ref_sha256"] = Digest(rel)
+    return Row(out, files), ""
 
 
 def frozen(img):
     """Read-only, so a cached image shared between samples cannot be altered by one of them."""
     img.flags.writeable = False
     return img
+
+
+def variant_rows(ds: Dataset, v: Variant, seed: int, scale: int, report: BuildReport, jobs: int = 1) -> Iterator[Row]:
+    """The rows of ``v`` applied to every sample of ``ds``, in manifest order (computed on ``jobs`` threads)."""
+    # rows of a group are adjacent (sorted ids) and share their HR and, for stitch, their references
+    load = lru_cache(maxsize=8 * max(1, jobs))(lambda rel: frozen(read_rgb(ds.path(rel))[0]))
+    rows = ds.manifest.to_dict("records")
+    for row, (new, reason) in zip(rows, ordered_map(lambda r: transform_row(ds, v, r, seed, scale, load),
+                                                    rows, jobs)):
+        if new is None:
+            report.skip(reason, row["sample_id"])
+        else:
+            yield new
 
 
 def derive_variant(dataset: str | Path, variant: str, out: str | Path, *, seed: int = 0, jobs: int = 1,
@@ -92,33 +104,18 @@ def derive_variant(dataset: str | Path, variant: str, out: str | Path, *, seed: 
     df = ds.manifest
     if "variant" in df.columns and not df["variant"].fillna("").map(lambda n: not n or is_baseline(n)).all():
         raise DatasetError(f"{dataset} is already a variant ({df['variant'].iloc[0]}); derive from the clean dataset")
-    scale = int(scale or ds.spec.get("scale", 4))
+    check_target(out, overwrite)
+    scale = int(scale or (ds.spec.get("config") or {}).get("scale", 4))
     report = VariantReport(recipe=f"variant:{v.name}", out=str(out))
     report.images, report.albums = len(df), df["group"].nunique()
-    rows = df.to_dict("records")
-    # rows of a group are adjacent (sorted ids) and share their HR and, for stitch, their references
-    load = lru_cache(maxsize=8 * max(1, jobs))(lambda rel: frozen(read_rgb(ds.path(rel))[0]))
-    with DatasetWriter(out, overwrite=overwrite) as tmp:
-        with ThreadPoolExecutor(max(1, jobs)) as pool:
-            results = list(pool.map(lambda r: transform_row(ds, tmp, v, r, seed, scale, load), rows))
-        kept = []
-        for row, (new, reason) in zip(rows, results):
-            if new is None:
-                report.skip(row["sample_id"], reason)
-            else:
-                kept.append(new)
-                report.samples[(new["split"], int(new["level"]))] += 1
-        carried = sorted({r[c] for r in kept for c in ("hr", "lr") if isinstance(r.get(c), str) and r[c]})
-        with ThreadPoolExecutor(max(1, jobs)) as pool:
-            list(pool.map(lambda rel: link_or_copy(ds.path(rel), tmp / rel, link), carried))
-        report.finish()
-        spec = {"name": Path(out).name, "kind": "variant", "created_by": "builders.variant",
-                "variant": v.name, "variant_params": v.params, "seed": seed, "scale": scale,
-                "base": {"name": ds.name, "fingerprint": ds.fingerprint(),
-                         **{k: ds.spec[k] for k in ("kind", "layout", "recipe") if k in ds.spec}},
-                "report": report.to_dict()}
-        columns = list(df.columns) + [c for c in ("clean_ref", "variant", "variant_params") if c not in df.columns]
-        write_dataset_files(tmp, pd.DataFrame(kept, columns=columns), spec)
+    spec = make_spec(name=Path(out).name, kind="variant", created_by=v.name, version=v.version,
+                     config={"params": v.params, "scale": scale}, seed=seed,
+                     base={"name": ds.name, "fingerprint": ds.fingerprint(),
+                           **{k: ds.spec[k] for k in ("kind", "created_by", "version") if k in ds.spec}},
+                     inputs={"samples": len(df), "groups": int(df["group"].nunique())})
+    columns = list(df.columns) + [c for c in ("clean_ref", "variant", "variant_params") if c not in df.columns]
+    write_dataset(out, variant_rows(ds, v, seed, scale, report, jobs), spec, report, columns=columns,
+                  overwrite=overwrite, jobs=jobs, link=link)
     return report
 
 

@@ -26,7 +26,7 @@ def test_quick_suite_builds_demo_dataset_and_scores(data, tmp_path, monkeypatch)
                      "--leaderboards", str(tmp_path / "boards")]) == 0
     ds = Dataset.open(data / "demo")
     test = ds.samples(split="test")
-    assert ds.spec["recipe"] == "cufed5"
+    assert ds.spec["kind"] == "recipe" and ds.spec["created_by"] == "cufed5"
     assert set(test["level"]) == {1, 2, 3, 4, 5}
     assert test["group"].nunique() >= 4  # one group per demo album that has a reference at every level
     df = pd.read_parquet(tmp_path / "run" / "results.parquet")

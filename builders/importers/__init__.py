@@ -1,8 +1,9 @@
 """Importers of dataset layouts users already have (CUFED5, WR-SR, Sun80, plain folders, pair lists).
 
 Each module in this package registers a scanner with :func:`register_layout`; a new layout is one
-new file. A scanner maps a source folder to planned samples and skipped inputs; the shared engine
-(:mod:`._engine`) checks, links/copies and writes the dataset.
+new file. A scanner maps a source folder to planned samples and skipped inputs; the engine
+(:mod:`._engine`) checks every image and plans the rows, which the shared writer
+(:mod:`builders.writer`) links/copies and writes.
 """
 from __future__ import annotations
 
@@ -19,9 +20,10 @@ __all__ = ["LAYOUTS", "register_layout", "list_layouts", "get_layout", "import_l
 LAYOUTS = Registry("layout", __name__)
 
 
-def register_layout(name: str) -> Callable:
-    """Register ``scan(src: Path) -> Scan`` under ``name``."""
-    return LAYOUTS.register(name)
+def register_layout(name: str, version: str = "1.0") -> Callable:
+    """Register ``scan(src: Path) -> Scan`` under ``name``; ``version`` (recorded in the dataset spec)
+    changes when the same source would import differently."""
+    return LAYOUTS.register(name, version=version)
 
 
 def list_layouts(pattern: str | None = None) -> list[str]:
@@ -38,4 +40,4 @@ def import_layout(layout: str, src: str | Path, out: str | Path, **kw) -> Import
     if not src.exists():
         raise FileNotFoundError(f"source {src} does not exist")
     scan = get_layout(layout)(src.resolve())
-    return import_scan(scan, layout, Path(out), **kw)
+    return import_scan(scan, layout, Path(out), version=LAYOUTS.info(layout)["version"], **kw)

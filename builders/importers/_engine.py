@@ -2,23 +2,20 @@
 
 Images that decode as 8-bit RGB are hard-linked (copied when linking fails, e.g. across devices);
 grayscale, alpha and 16-bit images are converted to 8-bit RGB PNG and counted; unreadable or too
-small images drop the samples that use them, with the reason counted. The dataset is written
-through :class:`~builders.manifest.DatasetWriter`, so a failed import leaves nothing behind.
+small images drop the samples that use them, with the reason counted. The planned rows go through
+the shared writer (:mod:`builders.writer`), so a failed import leaves nothing behind.
 """
 from __future__ import annotations
 
 import hashlib
-from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path, PurePosixPath
 
-import pandas as pd
-
-from builders.images import BadImage, read_rgb, write_png
-from builders.manifest import DatasetWriter, write_dataset_files
+from builders.images import BadImage, read_rgb
 from builders.report import BuildReport
-from core.files import link_or_copy
+from builders.writer import Digest, Row, Source, check_target, make_spec, write_dataset
 from core.seeding import keyed_rng
 
 from ._base import Planned, Scan
@@ -38,20 +35,15 @@ class Checked:
 
 
 class ImportReport(BuildReport):
-    """A build report that also counts how image files got into the dataset."""
+    """A build report whose inputs are groups and distinct images."""
 
     def __init__(self, layout: str, out: str):
         super().__init__(recipe=f"import:{layout}", out=out)
-        self.files: Counter = Counter()   # linked / copied / converted -> count
-
-    def to_dict(self) -> dict:
-        return {**super().to_dict(), "files": dict(sorted(self.files.items()))}
 
     def format(self) -> str:
         lines = super().format().splitlines()
         lines[1] = f"  inputs: {self.albums} groups, {self.images} distinct images"
-        placed = ", ".join(f"{k}={v}" for k, v in sorted(self.files.items())) or "none"
-        return "\n".join([*lines, f"  files: {placed}"])
+        return "\n".join(lines)
 
 
 def dest_name(scan: Scan, src: Path, converted: bool) -> str:
@@ -77,17 +69,6 @@ def check(scan: Scan, src: Path, min_size: int) -> Checked:
     return Checked(src, dest_name(scan, src, bool(notes)), h, w, tuple(notes), digest=digest)
 
 
-def place(src: Path, dst: Path, info: Checked, link: bool) -> tuple[str, str]:
-    """Put one image into the dataset; return (how, sha256 prefix of the written bytes)."""
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    if info.notes:
-        write_png(dst, read_rgb(src)[0])
-        how = "converted"
-    else:
-        how = link_or_copy(src, dst, link)
-    return how, hashlib.sha256(dst.read_bytes()).hexdigest()[:16]
-
-
 def limit_refs(samples: list[Planned], max_refs: int, seed: int) -> list[Planned]:
     """Keep at most ``max_refs`` referenced samples per group, a seeded draw per group."""
     by_group: dict[str, list[Planned]] = {}
@@ -105,77 +86,86 @@ def limit_refs(samples: list[Planned], max_refs: int, seed: int) -> list[Planned
     return kept
 
 
-def import_scan(scan: Scan, layout: str, out: Path, *, jobs: int = 1, overwrite: bool = False,
-                link: bool = True, min_size: int = 16, max_refs: int = 0, seed: int = 0,
-                options: dict | None = None) -> ImportReport:
-    """Write the scanned samples as a dataset at ``out`` and return the report."""
-    report = ImportReport(layout, str(out))
+#: The manifest columns of an imported dataset, in order.
+COLUMNS = ["sample_id", "split", "group", "level", "hr", "ref", "hr_height", "hr_width", "ref_height", "ref_width",
+           "source_hr", "source_ref", "converted", "hr_sha256", "ref_sha256"]
+
+
+def rel_to(scan: Scan, p: Path) -> str:
+    return p.relative_to(scan.root).as_posix() if p.is_relative_to(scan.root) else str(p)
+
+
+def plan(scan: Scan, report: ImportReport, *, jobs: int = 1, min_size: int = 16, max_refs: int = 0,
+         seed: int = 0) -> tuple[list[Row], dict[Path, Checked]]:
+    """Check every source image and return the rows to write (and what was read of each source)."""
     for s in scan.skipped:
-        report.skip(s.where, s.reason)
+        report.skip(s.reason, s.where)
     samples = sorted(scan.samples, key=lambda s: s.sample_id)
     sources = sorted({p for s in samples for p in (s.hr, s.ref) if p is not None})
     with ThreadPoolExecutor(max(1, jobs)) as pool:
         checked = dict(zip(sources, pool.map(lambda p: check(scan, p, min_size), sources)))
     report.images = len(sources)
-    rel = lambda p: p.relative_to(scan.root).as_posix() if p.is_relative_to(scan.root) else str(p)  # noqa: E731
+    rel = partial(rel_to, scan)
     owners: dict[str, Path] = {}
     for src, info in checked.items():
         if info.reason:
-            report.skip(rel(src), info.reason)
+            report.skip(info.reason, rel(src))
         elif owners.setdefault(info.rel, src) != src:
             checked[src] = Checked(src, reason="name-collision")
-            report.skip(rel(src), "name-collision")
+            report.skip("name-collision", rel(src))
     # the same ground truth under two names would count twice in every mean: keep the first
     first_hr: dict[str, Path] = {}
     for src in sorted({s.hr for s in samples}):
         info = checked[src]
         if not info.reason and first_hr.setdefault(info.digest, src) != src:
             checked[src] = Checked(src, reason="duplicate-image")
-            report.skip(f"{rel(src)} (same bytes as {rel(first_hr[info.digest])})", "duplicate-image")
+            report.skip("duplicate-image", f"{rel(src)} (same bytes as {rel(first_hr[info.digest])})")
     usable = []
     for s in samples:
         bad = [(role, checked[p].reason) for role, p in (("hr", s.hr), ("ref", s.ref))
                if p is not None and checked[p].reason]
         if bad:
-            report.skip(s.sample_id, "sample-dropped: " + ", ".join(f"{role} {r}" for role, r in bad))
+            report.skip("sample-dropped: " + ", ".join(f"{role} {r}" for role, r in bad), s.sample_id)
         else:
             usable.append(s)
     if max_refs > 0:
         kept = limit_refs(usable, max_refs, seed)
         for s in sorted(set(usable) - set(kept), key=lambda s: s.sample_id):
-            report.skip(s.sample_id, "not-drawn (--max-refs)")
+            report.skip("not-drawn (--max-refs)", s.sample_id)
         usable = kept
     rows, used = [], set()
     for s in usable:
         hr, ref = checked[s.hr], checked[s.ref] if s.ref is not None else None
         used.update(p for p in (s.hr, s.ref) if p is not None)
-        rows.append({"sample_id": s.sample_id, "split": s.split, "group": s.group, "level": s.level,
-                     "hr": hr.rel, "ref": ref.rel if ref else "",
-                     "hr_height": hr.height, "hr_width": hr.width,
-                     "ref_height": ref.height if ref else 0, "ref_width": ref.width if ref else 0,
-                     "source_hr": rel(s.hr), "source_ref": rel(s.ref) if s.ref is not None else "",
-                     "converted": ";".join([f"hr:{n}" for n in hr.notes] + [f"ref:{n}" for n in (ref.notes if ref else ())])})
-        report.samples[(s.split, s.level)] += 1
+        files = {hr.rel: Source(s.hr, convert=bool(hr.notes))}
+        if ref is not None:
+            files[ref.rel] = Source(s.ref, convert=bool(ref.notes))
+        rows.append(Row({"sample_id": s.sample_id, "split": s.split, "group": s.group, "level": s.level,
+                         "hr": hr.rel, "ref": ref.rel if ref else "",
+                         "hr_height": hr.height, "hr_width": hr.width,
+                         "ref_height": ref.height if ref else 0, "ref_width": ref.width if ref else 0,
+                         "source_hr": rel(s.hr), "source_ref": rel(s.ref) if s.ref is not None else "",
+                         "converted": ";".join([f"hr:{n}" for n in hr.notes] +
+                                               [f"ref:{n}" for n in (ref.notes if ref else ())]),
+                         "hr_sha256": Digest(hr.rel), "ref_sha256": Digest(ref.rel) if ref else ""}, files))
     for p in sorted(used):
         for note in checked[p].notes:
             report.converted[note] += 1
     report.albums = len({s.group for s in usable})
-    with DatasetWriter(out, overwrite=overwrite) as tmp:
-        files = sorted(used)
-        with ThreadPoolExecutor(max(1, jobs)) as pool:
-            placed = dict(zip(files, pool.map(lambda p: place(p, tmp / checked[p].rel, checked[p], link), files)))
-        for how, _ in placed.values():
-            report.files[how] += 1
-        sha = {checked[p].rel: digest for p, (_, digest) in placed.items()}
-        manifest = pd.DataFrame(rows, columns=["sample_id", "split", "group", "level", "hr", "ref", "hr_height",
-                                               "hr_width", "ref_height", "ref_width", "source_hr", "source_ref",
-                                               "converted"])
-        manifest["hr_sha256"] = [sha[r] for r in manifest["hr"]]
-        manifest["ref_sha256"] = [sha.get(r, "") for r in manifest["ref"]]
-        report.finish()
-        spec = {"name": out.name, "kind": "import", "layout": layout, "source": str(scan.root),
-                "created_by": "builders.import",
-                "options": {"min_size": min_size, "max_refs": max_refs, "seed": seed, **(options or {})},
-                "report": report.to_dict()}
-        write_dataset_files(tmp, manifest, spec)
+    return rows, {p: checked[p] for p in sorted(used)}
+
+
+def import_scan(scan: Scan, layout: str, out: Path, *, jobs: int = 1, overwrite: bool = False,
+                link: bool = True, min_size: int = 16, max_refs: int = 0, seed: int = 0,
+                options: dict | None = None, version: str = "1.0") -> ImportReport:
+    """Write the scanned samples as a dataset at ``out`` and return the report."""
+    check_target(out, overwrite)
+    report = ImportReport(layout, str(out))
+    rows, used = plan(scan, report, jobs=jobs, min_size=min_size, max_refs=max_refs, seed=seed)
+    listing = "\n".join(f"{rel_to(scan, p)} {info.digest}" for p, info in used.items())
+    inputs = {"images_used": len(used), "sha256": hashlib.sha256(listing.encode()).hexdigest()}
+    spec = make_spec(name=out.name, kind="import", created_by=layout, version=version,
+                     config={"min_size": min_size, "max_refs": max_refs, **(options or {})},
+                     seed=seed, source=str(scan.root), inputs=inputs)
+    write_dataset(out, rows, spec, report, columns=COLUMNS, overwrite=overwrite, jobs=jobs, link=link)
     return report

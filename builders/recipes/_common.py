@@ -1,22 +1,26 @@
-"""Pieces every album recipe shares: config from dicts, album split assignment, writing the dataset."""
+"""Pieces every album recipe shares: album split assignment, seeded generators, the build around plan/generate."""
 from __future__ import annotations
 
-import dataclasses
 import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import ClassVar
 
 import cv2
 import numpy as np
-import pandas as pd
 
-from core.provenance import versions
 from core.seeding import keyed_rng
 
-from ..albums import Album, pairs_table
-from ..images import read_rgb, write_png
-from ..manifest import write_dataset_files
+from ..albums import Album, pairs_table, scan
+from ..config import option, to_plain
+from ..degrade import KERNELS
+from ..images import read_rgb
+from ..levels import LevelConfig
 from ..report import BuildReport
+from ..sift import SiftParams
+from ..writer import check_target, make_spec, write_dataset
 
 SPLITS = ("test", "train", "both")
 
@@ -29,42 +33,26 @@ PAIR_COLUMNS = {
     "inliers": "int64", "scale": "int64", "lr_kernel": "string",
 }
 
-def config_from_dict(cls, data: dict | None, base=None):
-    """A (nested) config dataclass from a plain dict over ``base`` (default: ``cls()``); unknown keys refused."""
-    base = cls() if base is None else base
-    data = dict(data or {})
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - names)
-    if unknown:
-        raise ValueError(f"unknown {cls.__name__} option(s) {unknown}; known: {sorted(names)}")
-    kwargs = {}
-    for name, value in data.items():
-        current = getattr(base, name)
-        if dataclasses.is_dataclass(current) and isinstance(value, dict):
-            value = config_from_dict(type(current), value, current)
-        elif isinstance(current, tuple) and isinstance(value, list):
-            value = tuple(value)
-        kwargs[name] = value
-    return dataclasses.replace(base, **kwargs)
+@dataclass(frozen=True)
+class AlbumConfig:
+    """The options every album recipe has; a recipe's ``Config`` subclasses it, sets ``name`` and
+    ``version`` and adds (or re-defaults) its own fields."""
 
+    name: ClassVar[str] = ""
+    version: ClassVar[str] = ""
 
-def as_config(cls, config):
-    if config is None:
-        return cls()
-    if isinstance(config, cls):
-        return config
-    return config_from_dict(cls, config)
+    sift: SiftParams = option(help="SIFT", factory=SiftParams)
+    levels: LevelConfig = option(help="levels", factory=LevelConfig)
+    split: str = option("test", "which splits to build (albums, not images, are split)", choices=SPLITS)
+    test_fraction: float = option(0.2, "share of albums used for test with --split both")
+    scale: int = option(4, "SR scale")
+    lr_kernel: str = option("pil-bicubic", "LR downscaling kernel", choices=KERNELS)
+    crop_size: int = option(160, "HR crop side of train/drefsr crops; also the smallest usable image side")
+    min_matches: int = option(1, "pairs with fewer ratio-test matches are never used")
 
-
-def to_plain(config) -> dict:
-    """Config as YAML-safe plain data (tuples become lists)."""
-    def plain(v):
-        if isinstance(v, dict):
-            return {k: plain(x) for k, x in v.items()}
-        if isinstance(v, (list, tuple)):
-            return [plain(x) for x in v]
-        return v
-    return plain(dataclasses.asdict(config))
+    def __post_init__(self):
+        if self.lr_kernel not in KERNELS:
+            raise ValueError(f"lr_kernel must be one of {KERNELS}")
 
 
 def assign_splits(albums: list[Album], split: str, test_fraction: float, seed: int) -> dict[str, str]:
@@ -98,20 +86,28 @@ def fit_long_side(img: np.ndarray, max_side: int) -> np.ndarray:
     return cv2.resize(img, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_AREA)
 
 
-def save(folder: Path, rel: str, rgb: np.ndarray) -> str:
-    write_png(folder / rel, rgb)
-    return rel
+def build_recipe(cfg, plan: Callable, generate: Callable, columns: dict[str, str], albums_dir, out_dir, seed: int,
+                 jobs: int, *, overwrite: bool, cache_dir, progress: Callable | None) -> BuildReport:
+    """What every album recipe does around its own ``plan`` and ``generate``.
 
-
-def finish(folder: Path, rows: list[dict], albums: list[Album], spec: dict, report: BuildReport,
-           columns: dict[str, str]) -> None:
-    """Write manifest, pairs table, spec (with the report) and HF metadata into ``folder``."""
-    manifest = pd.DataFrame(rows, columns=list(columns)).astype(columns)
-    pairs_table(albums).to_parquet(folder / "pairs.parquet", index=False, compression="zstd")
-    report.finish()
+    Scan the albums (features, pair scores), split them, ``plan(albums, splits, cfg, seed, report)``
+    what to write (a list: HF ``_split_generators``), then write the rows of
+    ``generate(items, cfg, seed, report)`` (HF ``_generate_examples``) through the shared writer,
+    with ``pairs.parquet`` beside the manifest.
+    """
+    check_target(out_dir, overwrite)
+    report = BuildReport(recipe=cfg.name, out=str(out_dir))
+    albums = scan(albums_dir, cfg.sift, report, min_side=cfg.crop_size, jobs=jobs, cache_dir=cache_dir,
+                  min_matches=cfg.min_matches, progress=progress)
+    splits = assign_splits(albums, cfg.split, cfg.test_fraction, seed)
+    items = plan(albums, splits, cfg, seed, report)
+    rows = generate(progress(items, len(items), "writing") if progress else items, cfg, seed, report)
     used = sorted((rel, rec.sha256) for al in albums for rel, rec in zip(al.rel, al.images))
     inputs = {"images_used": len(used),
-              "sha256": hashlib.sha256("\n".join(f"{r} {h}" for r, h in used).encode()).hexdigest()}
-    spec = dict(spec, report=report.to_dict(), versions=versions(), inputs=inputs)
-    write_dataset_files(folder, manifest, spec)
-
+              "sha256": hashlib.sha256("\n".join(f"{r} {h}" for r, h in used).encode()).hexdigest(),
+              "albums": {a.name: splits[a.name] for a in albums}}
+    spec = make_spec(name=Path(out_dir).name, kind="recipe", created_by=cfg.name, version=cfg.version,
+                     config=to_plain(cfg), seed=seed, source=str(Path(albums_dir).resolve()), inputs=inputs)
+    write_dataset(out_dir, rows, spec, report, columns=columns, overwrite=overwrite,
+                  tables={"pairs.parquet": lambda: pairs_table(albums)})
+    return report

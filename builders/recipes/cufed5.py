@@ -17,26 +17,22 @@ Which albums are test or train is ``split`` (``both`` = a seeded share ``test_fr
 from __future__ import annotations
 
 import os
-import time
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Callable
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import ClassVar
 
-
-from ..albums import Album, scan
-from ..crops import clamp_box, cut, place_by_matches, shared_inliers
 from core.resize import mod_crop
 
-from ..degrade import KERNELS, make_lr
+from ..albums import Album
+from ..config import as_config, option
+from ..crops import clamp_box, cut, place_by_matches, shared_inliers
+from ..degrade import make_lr
 from ..levels import LevelConfig, album_edges, assign, pick_one_per_level
-from ..manifest import DatasetWriter
 from ..report import BuildReport
-from ..sift import SiftParams
+from ..writer import Array, Row, Written
 from . import RECIPES
-from ._common import (PAIR_COLUMNS, as_config, assign_splits, finish, fit_long_side, load_rgb, rng_for, save,
-                     to_plain)
+from ._common import PAIR_COLUMNS, AlbumConfig, build_recipe, fit_long_side, load_rgb, rng_for
 
-RECIPE = "cufed5"
 SUMMARY = "CUFED5-style: SIFT similarity levels per album; test groups NNN_0..NNN_N, 160x160 train crops"
 
 COLUMNS = {**PAIR_COLUMNS,  # crop boxes: nullable where test rows have none
@@ -45,24 +41,16 @@ COLUMNS = {**PAIR_COLUMNS,  # crop boxes: nullable where test rows have none
 
 
 @dataclass(frozen=True)
-class Config:
-    sift: SiftParams = field(default_factory=SiftParams)
-    levels: LevelConfig = field(default_factory=lambda: LevelConfig(n=5, method="rank"))
-    split: str = "test"             # test | train | both (albums, not images, are split)
-    test_fraction: float = 0.2      # share of albums that become test when split == both
-    groups_per_album: int = 1       # test groups (distinct HRs) per album
-    hr_max_side: int = 500          # test HR and references: long side at most this
-    ref_max_side: int = 500
-    scale: int = 4
-    lr_kernel: str = "pil-bicubic"  # pil-bicubic | matlab-bicubic
-    crop_size: int = 160            # train crops; also the smallest usable image side
-    train_pairs_per_album: int = 10
-    crops_per_pair: int = 1
-    min_matches: int = 1            # pairs with fewer ratio-test matches are never used
+class Config(AlbumConfig):
+    name: ClassVar[str] = "cufed5"
+    version: ClassVar[str] = "1.0"
 
-    def __post_init__(self):
-        if self.lr_kernel not in KERNELS:
-            raise ValueError(f"lr_kernel must be one of {KERNELS}")
+    levels: LevelConfig = option(help="levels", factory=lambda: LevelConfig(n=5, method="rank"))
+    groups_per_album: int = option(1, "test groups (distinct HRs) per album")
+    hr_max_side: int = option(500, "test HR: long side at most this")
+    ref_max_side: int = option(500, "test references: long side at most this")
+    train_pairs_per_album: int = option(10, "train pairs drawn per album")
+    crops_per_pair: int = option(1, "crops written per image pair")
 
 
 def _oriented(album: Album, hr: int, ref: int):
@@ -87,34 +75,34 @@ def _test_groups(album: Album, cfg: Config, edges: list[float], report: BuildRep
             break
         cands = _candidates(album, hr)
         if len(cands) < cfg.levels.n:
-            report.skip(album.rel[hr], "hr-too-few-references")
+            report.skip("hr-too-few-references", album.rel[hr])
             continue
         chosen, missing = pick_one_per_level(cands, assign(cands, edges, cfg.levels), cfg.levels.n)
         if missing:
-            report.skip(album.rel[hr], "hr-missing-levels")
+            report.skip("hr-missing-levels", album.rel[hr])
             continue
         groups.append((hr, {k: index[rel] for k, rel in chosen.items()}))
     if not groups:
-        report.skip(album.name, "album-no-complete-group")
+        report.skip("album-no-complete-group", album.name)
     return groups
 
 
-def _write_group(tmp: Path, gid: int, album: Album, hr: int, refs: dict[int, int], cfg: Config) -> list[dict]:
+def _group_rows(gid: int, album: Album, hr: int, refs: dict[int, int], cfg: Config) -> Iterator[Row]:
     name = f"{gid:03d}"
     hr_img = mod_crop(fit_long_side(load_rgb(album.images[hr].path), cfg.hr_max_side), cfg.scale)
-    hr_rel = save(tmp, f"test/{name}_0.png", hr_img)
-    lr_rel = save(tmp, f"test/lr/{name}_0.png", make_lr(hr_img, cfg.scale, cfg.lr_kernel))
-    rows = []
+    hr_rel, lr_rel = f"test/{name}_0.png", f"test/lr/{name}_0.png"
+    shared = {hr_rel: Array(hr_img), lr_rel: Array(make_lr(hr_img, cfg.scale, cfg.lr_kernel))}
     for level, ref in refs.items():
         ref_img = fit_long_side(load_rgb(album.images[ref].path), cfg.ref_max_side)
+        ref_rel = f"test/{name}_{level}.png"
         s, kp_hr, kp_ref, _, _ = _oriented(album, hr, ref)
-        rows.append(dict(
+        yield Row(dict(
             sample_id=f"{name}_{level}", split="test", group=name, level=level, hr=hr_rel,
-            ref=save(tmp, f"test/{name}_{level}.png", ref_img), lr=lr_rel, album=album.name,
+            ref=ref_rel, lr=lr_rel, album=album.name,
             hr_source=album.rel[hr], ref_source=album.rel[ref], score=s.score, keypoints_hr=kp_hr,
             keypoints_ref=kp_ref, matches=s.matches, inliers=s.inliers, scale=cfg.scale,
-            lr_kernel=cfg.lr_kernel))
-    return rows
+            lr_kernel=cfg.lr_kernel), {**shared, ref_rel: Array(ref_img)})
+        shared = {hr_rel: Written(), lr_rel: Written()}
 
 
 def _train_pairs(album: Album, cfg: Config, edges: list[float], seed: int) -> list[tuple[int, int, int]]:
@@ -134,12 +122,11 @@ def _train_pairs(album: Album, cfg: Config, edges: list[float], seed: int) -> li
     return out
 
 
-def _write_train(tmp: Path, start: int, album: Album, hr: int, ref: int, level: int, cfg: Config,
-                 seed: int, report: BuildReport) -> list[dict]:
+def _train_rows(start: int, album: Album, hr: int, ref: int, level: int, cfg: Config,
+                seed: int, report: BuildReport) -> Iterator[Row]:
     s, kp_hr, kp_ref, pts_hr, pts_ref = _oriented(album, hr, ref)
     hr_img, ref_img = load_rgb(album.images[hr].path), load_rgb(album.images[ref].path)
     rng = rng_for(seed, "cufed5-crop", album.rel[hr], album.rel[ref])
-    rows = []
     for c in range(cfg.crops_per_pair):
         report.crops["candidates"] += 1
         if len(pts_hr):
@@ -156,19 +143,44 @@ def _write_train(tmp: Path, start: int, album: Album, hr: int, ref: int, level: 
         report.crops["verified"] += int(n_in > 0)
         name = f"{start + c:06d}"
         hr_crop = cut(hr_img, hr_box)
-        rows.append(dict(
+        files = {f"train/hr/{name}.png": Array(hr_crop), f"train/ref/{name}.png": Array(cut(ref_img, ref_box)),
+                 f"train/lr/{name}.png": Array(make_lr(hr_crop, cfg.scale, cfg.lr_kernel))}
+        yield Row(dict(
             sample_id=f"train_{name}", split="train", group=album.name, level=level,
-            hr=save(tmp, f"train/hr/{name}.png", hr_crop),
-            ref=save(tmp, f"train/ref/{name}.png", cut(ref_img, ref_box)),
-            lr=save(tmp, f"train/lr/{name}.png", make_lr(hr_crop, cfg.scale, cfg.lr_kernel)),
+            hr=f"train/hr/{name}.png", ref=f"train/ref/{name}.png", lr=f"train/lr/{name}.png",
             album=album.name, hr_source=album.rel[hr], ref_source=album.rel[ref], score=s.score,
             keypoints_hr=kp_hr, keypoints_ref=kp_ref, matches=s.matches, inliers=s.inliers,
             scale=cfg.scale, lr_kernel=cfg.lr_kernel, hr_x=hr_box[0], hr_y=hr_box[1],
-            ref_x=ref_box[0], ref_y=ref_box[1], crop_size=cfg.crop_size, crop_inliers=n_in))
-    return rows
+            ref_x=ref_box[0], ref_y=ref_box[1], crop_size=cfg.crop_size, crop_inliers=n_in), files)
 
 
-@RECIPES.register(RECIPE, summary=SUMMARY, config=Config)
+def plan(albums: list[Album], splits: dict[str, str], cfg: Config, seed: int, report: BuildReport) -> list:
+    """What to write: ("test", album, (hr, {level: ref})) groups and ("train", album, (hr, ref, level)) pairs."""
+    items = []
+    for album in albums:
+        edges = album_edges([float(s.score) for s in album.pairs.values()], cfg.levels)
+        report.level_edges[album.name] = edges
+        if splits[album.name] == "test":
+            items += [("test", album, g) for g in _test_groups(album, cfg, edges, report)]
+        else:
+            items += [("train", album, p) for p in _train_pairs(album, cfg, edges, seed)]
+    return items
+
+
+def generate(items, cfg: Config, seed: int, report: BuildReport) -> Iterator[Row]:
+    """The rows of the planned items, in order: test groups numbered 000.., train crops 000000.."""
+    gid = n_train = 0
+    for split, album, item in items:
+        if split == "test":
+            yield from _group_rows(gid, album, *item, cfg)
+            gid += 1
+        else:
+            for row in _train_rows(n_train, album, *item, cfg, seed, report):
+                n_train += 1
+                yield row
+
+
+@RECIPES.register(Config.name, summary=SUMMARY, config=Config)
 def build(albums_dir: str | os.PathLike, out_dir: str | os.PathLike, config: Config | dict | None = None,
           seed: int = 0, jobs: int = 1, *, overwrite: bool = False, cache_dir: str | os.PathLike | None = None,
           progress: Callable | None = None) -> BuildReport:
@@ -177,39 +189,5 @@ def build(albums_dir: str | os.PathLike, out_dir: str | os.PathLike, config: Con
     ``config`` is a :class:`Config` or a dict of its fields (nested dicts for ``sift``/``levels``).
     The manifest depends only on the inputs, the config and the seed (not on ``jobs``).
     """
-    cfg = as_config(Config, config)
-    report = BuildReport(recipe=RECIPE, out=str(out_dir))
-    albums = scan(albums_dir, cfg.sift, report, min_side=cfg.crop_size, jobs=jobs, cache_dir=cache_dir,
-                  min_matches=cfg.min_matches, progress=progress)
-    splits = assign_splits(albums, cfg.split, cfg.test_fraction, seed)
-    plan = []
-    for album in albums:
-        edges = album_edges([float(s.score) for s in album.pairs.values()], cfg.levels)
-        report.level_edges[album.name] = edges
-        if splits[album.name] == "test":
-            plan += [("test", album, g) for g in _test_groups(album, cfg, edges, report)]
-        else:
-            plan += [("train", album, p) for p in _train_pairs(album, cfg, edges, seed)]
-
-    t0 = time.perf_counter()
-    rows: list[dict] = []
-    with DatasetWriter(out_dir, overwrite=overwrite) as tmp:
-        gid = n_train = 0
-        items = progress(plan, len(plan), "writing") if progress else plan
-        for split, album, item in items:
-            if split == "test":
-                rows += _write_group(tmp, gid, album, *item, cfg)
-                gid += 1
-            else:
-                new = _write_train(tmp, n_train, album, *item, cfg, seed, report)
-                n_train += len(new)
-                rows += new
-        for r in rows:
-            report.samples[(r["split"], r["level"])] += 1
-        report.stage("writing", time.perf_counter() - t0)
-        spec = {"name": Path(out_dir).name, "recipe": RECIPE, "seed": seed, "config": to_plain(cfg),
-                "albums": {a.name: splits[a.name] for a in albums},
-                "layout": {"test": "test/NNN_0.png HR, test/NNN_k.png level-k reference, test/lr/NNN_0.png LR",
-                           "train": "train/{hr,ref,lr}/NNNNNN.png"}}
-        finish(tmp, rows, albums, spec, report, COLUMNS)
-    return report
+    return build_recipe(as_config(Config, config), plan, generate, COLUMNS, albums_dir, out_dir, seed, jobs,
+                        overwrite=overwrite, cache_dir=cache_dir, progress=progress)

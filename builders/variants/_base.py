@@ -45,6 +45,8 @@ class Variant:
 
     name: str
     params: dict[str, Any]
+    #: Changes when the same name, sample and seed would give a different reference (recorded in specs).
+    version: str = "1.0"
     #: True when the variant reads ``VariantInput.refs`` (callers load the group's references).
     uses_group_refs: bool = False
 
