@@ -16,6 +16,8 @@ window attention uses ``F.scaled_dot_product_attention``.
 """
 from __future__ import annotations
 
+import functools
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -37,6 +39,11 @@ def relative_position_index(ws: int) -> torch.Tensor:
     dy = ys[:, None] - ys[None, :] + ws - 1
     dx = xs[:, None] - xs[None, :] + ws - 1
     return dy * (2 * ws - 1) + dx
+
+
+@functools.lru_cache(maxsize=8)
+def _cached_mask(h: int, w: int, ws: int, shift: int) -> torch.Tensor:
+    return shifted_window_mask(h, w, ws, shift)
 
 
 def shifted_window_mask(h: int, w: int, ws: int, shift: int) -> torch.Tensor:
@@ -119,15 +126,12 @@ class SwinTransformerBlock(nn.Module):
         self.attn = WindowAttention(dim, window_size, num_heads)
         self.norm2 = nn.LayerNorm(dim)
         self.mlp = Mlp(dim, int(dim * mlp_ratio))
-        self._masks: dict[tuple, torch.Tensor] = {}
 
     def mask(self, h: int, w: int, device: torch.device) -> torch.Tensor | None:
+        """Shifted-window mask for the runtime size (a few recent sizes are cached, shared by all blocks)."""
         if not self.shift_size:
             return None
-        key = (h, w, device)
-        if key not in self._masks:
-            self._masks[key] = shifted_window_mask(h, w, self.window_size, self.shift_size).to(device)
-        return self._masks[key]
+        return _cached_mask(h, w, self.window_size, self.shift_size).to(device)
 
     def forward(self, x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
         h, w = size
@@ -283,8 +287,8 @@ class DynamicAggregationRestoration(nn.Module):
                                            nn.Conv2d(ngf // 2, 3, 3, 1, 1))
         self.lrelu = nn.LeakyReLU(0.1, inplace=True)
 
-    def _aggregate(self, prefix: str, layer: str, x: torch.Tensor, warped: dict, offs) -> torch.Tensor:
-        pre_offset, _, pre_sim, ref_feat = offs
+    def _aggregate(self, prefix: str, layer: str, x: torch.Tensor, warped: dict, pre_offset: dict,
+                   pre_sim: dict, ref_feat: dict) -> torch.Tensor:
         ref = ref_feat[layer]
         cond = self.lrelu(getattr(self, f"{prefix}_offset_conv1")(torch.cat([x, warped[layer], ref], 1)))
         cond = self.lrelu(getattr(self, f"{prefix}_offset_conv2")(cond))
@@ -292,24 +296,24 @@ class DynamicAggregationRestoration(nn.Module):
 
     def forward(self, base: torch.Tensor, pre_offset_flow_sim, img_ref_feat: dict[str, torch.Tensor]) -> torch.Tensor:
         pre_offset, pre_flow, pre_sim = pre_offset_flow_sim
-        offs = (pre_offset, pre_flow, pre_sim, img_ref_feat)
         warped = {k: flow_warp(img_ref_feat[k], pre_flow[k]) for k in ("relu1_1", "relu2_1", "relu3_1")}
+        offs = (warped, pre_offset, pre_sim, img_ref_feat)  # what every aggregation reads
         x0 = self.unet_head(base)
         # down
-        agg = self._aggregate("down_large", "relu1_1", x0, warped, offs)
+        agg = self._aggregate("down_large", "relu1_1", x0, *offs)
         h = self.down_body_large(self.down_head_large(torch.cat([x0, agg], 1))) + x0
         x1 = self.down_tail_large(h)
-        agg = self._aggregate("down_medium", "relu2_1", x1, warped, offs)
+        agg = self._aggregate("down_medium", "relu2_1", x1, *offs)
         h = self.down_body_medium(self.down_head_medium(torch.cat([x1, agg], 1))) + x1
         x2 = self.down_tail_medium(h)
         # up
-        agg = self._aggregate("up_small", "relu3_1", x2, warped, offs)
+        agg = self._aggregate("up_small", "relu3_1", x2, *offs)
         h = self.up_body_small(self.up_head_small(torch.cat([x2, agg], 1))) + x2
         x = self.up_tail_small(h)
-        agg = self._aggregate("up_medium", "relu2_1", x, warped, offs)
+        agg = self._aggregate("up_medium", "relu2_1", x, *offs)
         h = self.up_body_medium(self.up_head_medium(torch.cat([x + x1, agg], 1))) + x
         x = self.up_tail_medium(h)
-        agg = self._aggregate("up_large", "relu1_1", x, warped, offs)
+        agg = self._aggregate("up_large", "relu1_1", x, *offs)
         h = self.up_body_large(self.up_head_large(torch.cat([x + x0, agg], 1))) + x
         return self.up_tail_large(h)
 
