@@ -272,8 +272,7 @@ class DynamicAggregationRestoration(nn.Module):
         super().__init__()
         self.unet_head = nn.Conv2d(3, ngf, 3, 1, 1)
         for prefix, _, ch in self.stages:
-            level = prefix.split("_")[0]
-            name = prefix.split("_")[1]
+            level, name = prefix.split("_")
             setattr(self, f"{prefix}_offset_conv1", nn.Conv2d(ngf + 2 * ch, ch, 3, 1, 1))
             setattr(self, f"{prefix}_offset_conv2", nn.Conv2d(ch, ch, 3, 1, 1))
             setattr(self, f"{prefix}_dyn_agg", SimilarityDynAgg(ch, groups))
