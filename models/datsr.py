@@ -14,22 +14,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .base import CheckpointFile, ModelSpec, RefSRModel
+from core.resize import pil_bicubic_tensor
+
+from .base import CheckpointFile, ModelSpec, RefSRModel, WeightTag
 from .c2_matching_parts import ContrasExtractorSep, torchvision_vgg_to_official
 from .datsr_parts import FlowSimCorrespondence, SwinUnetv3RestorationNet, drop_swin_buffers
 from .registry import register_model
-from .resample import pil_bicubic_resize
-
-try:  # the lead's weight tags; a stand-in until models/base.py provides them
-    from .base import WeightTag
-except ImportError:  # pragma: no cover - removed once WeightTag lands in models/base.py
-    from dataclasses import dataclass
-
-    @dataclass(frozen=True)
-    class WeightTag:  # type: ignore[no-redef]
-        name: str
-        files: tuple
-        description: str = ""
 
 _RELEASES = "https://github.com/caojiezhang/DATSR/releases"
 VGG19_FILE = "vgg19-dcbb9e9d.pth"
@@ -38,13 +28,7 @@ _VGG19 = CheckpointFile(VGG19_FILE, role="vgg19", url="https://download.pytorch.
 #: the HR side must be a multiple of this: 4 (scale) x 8 (Swin window at the x1 level)
 HR_MULTIPLE = 32
 
-_TAGS = (
-    WeightTag("", (CheckpointFile("restoration_mse.pth", role="net_g", url=_RELEASES), _EXTRACTOR, _VGG19),
-              description="PSNR model (reconstruction loss only; options/test/test_restoration_mse.yml)"),
-    WeightTag("gan", (CheckpointFile("restoration_gan.pth", role="net_g", url=_RELEASES), _EXTRACTOR, _VGG19),
-              description="perceptual model (reconstruction + perceptual + adversarial losses)"),
-)
-_SPEC_FIELDS = dict(
+SPEC = ModelSpec(
     name="datsr",
     scale=4,
     lr_multiple=1,  # forward pads to the multiple of 8 the Swin windows need, and crops back
@@ -56,6 +40,13 @@ _SPEC_FIELDS = dict(
     official_repo="https://github.com/caojiezhang/DATSR",
     official_commit="32240b58",
     licence="CC-BY-NC-4.0 (README; portions from C2-Matching MIT and BasicSR Apache-2.0)",
+    tags=(
+        WeightTag("", (CheckpointFile("restoration_mse.pth", role="net_g", url=_RELEASES), _EXTRACTOR, _VGG19),
+                  description="PSNR model (reconstruction loss only; options/test/test_restoration_mse.yml)"),
+        WeightTag("gan", (CheckpointFile("restoration_gan.pth", role="net_g", url=_RELEASES), _EXTRACTOR, _VGG19),
+                  description="perceptual model (reconstruction + perceptual + adversarial losses; "
+                              "options/train/train_restoration_gan.yml)"),
+    ),
     test_kwargs={"ngf": 16, "n_blocks": 1, "groups": 2, "depths": (2,), "num_heads": (2,)},
     notes=(
         "Weights: restoration_mse.pth / restoration_gan.pth and feature_extraction.pth from the authors' "
@@ -77,16 +68,6 @@ _SPEC_FIELDS = dict(
         "mmcv modulated_deform_conv2d -> torchvision deform_conv2d; window attention via "
         "scaled_dot_product_attention."),
 )
-
-
-def _make_spec() -> ModelSpec:
-    try:
-        return ModelSpec(tags=_TAGS, **_SPEC_FIELDS)
-    except TypeError:  # pragma: no cover - models/base.py without weight tags yet
-        return ModelSpec(checkpoints=_TAGS[0].files, **_SPEC_FIELDS)
-
-
-SPEC = _make_spec()
 
 
 class DATSR(RefSRModel):
@@ -131,7 +112,7 @@ class DATSR(RefSRModel):
         W = -(-max(4 * w, ref.shape[-1]) // m) * m
         lr_p = F.pad(lr, (0, W // 4 - w, 0, H // 4 - h))
         ref_p = F.pad(ref, (0, W - ref.shape[-1], 0, H - ref.shape[-2]))
-        img_in_up = pil_bicubic_resize(lr_p, (H, W))
+        img_in_up = pil_bicubic_tensor(lr_p, (H, W))
         sr = self.forward_official(lr_p, img_in_up, ref_p)
         return sr[..., : 4 * h, : 4 * w].clamp(0, 1)
 

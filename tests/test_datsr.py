@@ -11,21 +11,15 @@ import torch.nn.functional as F
 from torchvision.models import vgg
 from torchvision.ops import deform_conv2d
 
+from core.resize import pil_bicubic_tensor
+from models import create_model, get_spec
 from models.checkpoint import load_into, read_state_dict
-from models.datsr import DATSR, SPEC
-from models.datsr_parts import drop_swin_buffers, shifted_window_mask
-from models.resample import pil_bicubic_resize
+from models.datsr_parts import drop_swin_buffers, relative_position_index, shifted_window_mask
+from models.weights import MissingWeights, load_weights, resolve_weights
 
 KEYS = Path(__file__).parent / "fixtures" / "keys" / "datsr.json"
 ROLE_MODULE = {"net_g": "net_g", "extractor": "net_extractor", "vgg19": "net_map"}
 PARITY_FILES = {"net_g": "net_g", "extractor": "net_extractor", "vgg19": "net_map"}  # role -> parity json group
-
-
-def load_official(model: DATSR, files: dict[str, str]) -> None:
-    """The loading contract: read (weights_only, unwrap) -> checkpoint_filter -> strict load."""
-    modules = model.checkpoint_modules()
-    for role, path in files.items():
-        load_into(modules[role], model.checkpoint_filter(role, read_state_dict(path)))
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -40,13 +34,13 @@ def _one_thread():
 @pytest.fixture(scope="module")
 def full_model():
     torch.manual_seed(0)
-    return DATSR().eval()
+    return create_model("datsr").eval()
 
 
 @pytest.fixture(scope="module")
 def tiny_model():
     torch.manual_seed(0)
-    model = DATSR(**SPEC.test_kwargs).eval()
+    model = create_model("datsr", **get_spec("datsr").test_kwargs).eval()
     # give the zero-initialised offset/mask convs some weight so offsets and masks matter
     with torch.no_grad():
         for name, p in model.named_parameters():
@@ -84,7 +78,7 @@ def test_forward_equals_official_step_on_multiple_of_32(tiny_model):
     lr, ref = torch.rand(1, 3, 8, 16), torch.rand(1, 3, 32, 64)
     with torch.no_grad():
         ours = tiny_model(lr, ref)
-        official = tiny_model.forward_official(lr, pil_bicubic_resize(lr, (32, 64)), ref)
+        official = tiny_model.forward_official(lr, pil_bicubic_tensor(lr, (32, 64)), ref)
     assert torch.equal(ours, official.clamp(0, 1))
 
 
@@ -103,7 +97,6 @@ def test_checkpoint_filter_checks_and_drops_swin_buffers():
     idx_key = "dyn_agg_restore.up_body_medium.layers.0.residual_group.blocks.1.attn.relative_position_index"
     good_mask = shifted_window_mask(80, 80, 8, 4)
     assert good_mask.shape == (100, 64, 64)
-    from models.datsr_parts import relative_position_index
     sd = {key: good_mask, idx_key: relative_position_index(8), "x.weight": torch.zeros(1)}
     assert list(drop_swin_buffers(sd)) == ["x.weight"]
     bad = good_mask.clone()
@@ -151,6 +144,19 @@ def test_torchvision_vgg19_file_loads_into_net_map(tiny_model):
     assert torch.equal(tiny_model.net_map.vgg.vgg_net.conv3_1.weight, tv["features.10.weight"])
 
 
+def test_tags_and_missing_file_message(tmp_path, monkeypatch):
+    spec = get_spec("datsr")
+    assert spec.tag_names() == ["datsr", "datsr.gan"]
+    assert [f.filename for f in spec.tag("gan").files] == ["restoration_gan.pth", "feature_extraction.pth",
+                                                          "vgg19-dcbb9e9d.pth"]
+    monkeypatch.setenv("REFSR_WEIGHTS", str(tmp_path))
+    (tmp_path / "datsr").mkdir()
+    for name in ("restoration_mse.pth", "vgg19-dcbb9e9d.pth"):
+        (tmp_path / "datsr" / name).write_bytes(b"x")
+    with pytest.raises(MissingWeights, match=r"datsr/feature_extraction\.pth.*extractor; published at https"):
+        resolve_weights("datsr")
+
+
 def test_parity_with_official(full_model, parity_dir, tmp_path):
     spec = importlib.util.spec_from_file_location("make_weights", parity_dir / "make_weights.py")
     make_weights = importlib.util.module_from_spec(spec)
@@ -159,7 +165,7 @@ def test_parity_with_official(full_model, parity_dir, tmp_path):
              for role, group in PARITY_FILES.items()}
     assert len(read_state_dict(files["net_g"])) == 718  # the official file, Swin buffers included
     model = full_model
-    load_official(model, files)
+    load_weights(model, files)  # read (weights_only) -> checkpoint_filter -> strict load
     io = torch.load(parity_dir / "datsr.io.pth", weights_only=True)
     inp, mid = io["inputs"], io["intermediates"]
     probes, hooks = {}, []
