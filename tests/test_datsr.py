@@ -83,7 +83,7 @@ def test_forward_equals_official_step_on_multiple_of_32(tiny_model):
 
 
 def test_keys_shapes_and_params_equal_official(full_model):
-    files = json.loads(KEYS.read_text())["files"]
+    files = json.loads(KEYS.read_text())["roles"]
     for role, attr in ROLE_MODULE.items():
         module = getattr(full_model, attr)
         want = {k: s for k, s in files[role]["keys"].items() if k not in set(files[role]["swin_buffers"])}
