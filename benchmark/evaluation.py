@@ -37,7 +37,7 @@ from . import dataset_registry
 from .device import autocast, describe, synchronize
 from .metrics import availability, metric_info
 from .protocol import Protocol, load_protocol
-from .results import ResultStore
+from .results import PROVENANCE_KEY, ResultStore
 from .suite import Job, Suite
 
 DRIFT_METRICS = ("psnr_y", "ssim_y")
@@ -244,18 +244,19 @@ class Evaluator:
             ds, fingerprint = self.dataset(job.dataset)
             variant = _build_variant(job.variant)
             samples = select_samples(ds, self.cfg.suite, clean=is_baseline(job.variant))
-            todo = [s for s in samples.itertuples(index=False)
-                    if (lm.name, lm.weights.label, job.dataset, job.variant, s.sample_id) not in done
-                    and in_shard(f"{job.key}|{s.sample_id}", *self.cfg.shard)]
             base_all = {**self.common, "model": lm.name, "weights": lm.weights.label,
                         "weights_tag": lm.weights.tag, "weights_sha256": lm.weights.sha256_json(),
                         "dataset": job.dataset, "variant": job.variant, "dataset_hash": fingerprint}
+            made_from = tuple(self.protocol.hash if k == "protocol_hash" else base_all[k] for k in PROVENANCE_KEY)
+            todo = [s for s in samples.itertuples(index=False)
+                    if (lm.name, lm.weights.label, job.dataset, job.variant, s.sample_id, *made_from) not in done
+                    and in_shard(f"{job.key}|{s.sample_id}", *self.cfg.shard)]
             for s in tqdm(todo, desc=f"{job.model} · {job.dataset} · {job.variant}", unit="img", leave=False):
                 rows = self.sample_rows(lm, ds, job, variant, s)
                 base = {**base_all, "split": s.split, "level": int(s.level), "image": s.sample_id}
                 self.store.add([{**base, **r} for r in rows])
                 self.store.flush()
-        return self.store.merge()
+        return self.store.merge(current={name: fp for name, (_, fp) in self._datasets.items()})
 
     def sample_rows(self, lm: LoadedModel, ds: Dataset, job: Job, variant, s) -> list[dict]:
         """All rows for one image, reusing a reference-free model's rows for the same HR."""

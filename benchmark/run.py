@@ -7,11 +7,11 @@ Examples:
   python -m benchmark.run --suite robustness --dry-run  # print the job grid, run nothing
   python -m benchmark.run --list-models                 # the zoo and the status of its weights
 
-A run folder (default runs/<suite>) holds results.parquet (one row per model, weights, dataset,
+A run folder (default ./runs/<suite>) holds results.parquet (one row per model, weights, dataset,
 split, variant, level, image and metric, with provenance), timings.parquet, profiles.parquet and
 run.json (suite, protocol, versions, git commit, device). Re-running the same command resumes:
 finished images are not recomputed and no row is duplicated. At the end the leaderboard is
-published to leaderboards/<suite>/ (CSV, Markdown, PNG plots).
+published to <out>/leaderboard/ (CSV, Markdown, PNG plots; --leaderboards DIR elsewhere).
 """
 from __future__ import annotations
 
@@ -32,7 +32,6 @@ from .device import DeviceError, describe, select_device, set_precision
 from .results import atomic_to_parquet
 from .suite import SuiteError, available_suites, jobs, load_suite
 
-REPO = Path(__file__).resolve().parents[1]
 ADHOC = {"name": "custom", "models": ["bicubic"], "datasets": ["demo"], "split": "test", "levels": "all",
          "variants": ["clean"], "protocol": "refsr-standard", "drift_protocols": [],
          "metrics": ["psnr_y", "ssim_y", "psnr_rgb", "lpips"], "seed": 0, "profile": None,
@@ -89,8 +88,9 @@ def build_parser() -> argparse.ArgumentParser:
     o.add_argument("--save-sr", action="store_true",
                    help="write every SR output as a PNG (uint8, as scored) under <out>/sr/<model>/<dataset>/<variant>/; "
                         "python -m benchmark.score --sr <that folder> scores it again")
-    o.add_argument("--leaderboards", default=str(REPO / "leaderboards"), help="where to publish (default: leaderboards/)")
-    o.add_argument("--no-publish", action="store_true", help="do not write leaderboards/<suite>/")
+    o.add_argument("--leaderboards", default=None, metavar="DIR",
+                   help="where to publish the leaderboard (default: <out>/leaderboard)")
+    o.add_argument("--no-publish", action="store_true", help="do not write the leaderboard")
     i = p.add_argument_group("information")
     i.add_argument("--dry-run", action="store_true", help="print the job grid and exit")
     i.add_argument("--list-models", action="store_true", help="print the model zoo with weight status")
@@ -162,12 +162,60 @@ def load_model_modules(value: str | None) -> list[tuple[str, object]]:
     return out
 
 
+def _levels_arg(text: str | None):
+    if not text or text == "all":
+        return text
+    try:
+        return [int(x) for x in _csv(text)]
+    except ValueError:
+        raise ValueError(f"--levels {text!r}: give level numbers (1 = most similar), e.g. 1,2,3, or 'all'") from None
+
+
+def dataset_problems(suite) -> list[str]:
+    """Why a suite's datasets cannot be opened, one paragraph each (checked before any work)."""
+    from builders.images import IMAGE_EXTENSIONS
+
+    problems = []
+    for name in suite.datasets:
+        try:
+            entry = dataset_registry.resolve(name)
+        except Exception as exc:  # noqa: BLE001 - any reason becomes a message
+            problems.append(str(exc))
+            continue
+        if entry.present or entry.build:
+            continue
+        if entry.path.is_dir() and any(p.suffix.lower() in IMAGE_EXTENSIONS for p in entry.path.rglob("*")):
+            problems.append(f"{entry.path} holds images but is not a dataset (no manifest.parquet). Import it "
+                            f"first, e.g.: python -m builders.import --layout folder --src {entry.path} --out DIR "
+                            f"(layouts: cufed5, wrsr, sun80, folder, pairs), then pass --datasets DIR")
+        else:
+            hint = f" To get it: {entry.how_to_get}" if entry.how_to_get else ""
+            problems.append(f"dataset {entry.name!r} is not present at {entry.path}.{hint}")
+    return problems
+
+
+def level_warnings(suite) -> list[str]:
+    """Requested levels that match no sample of a (present) dataset: a run would score nothing there."""
+    out = []
+    if suite.levels is None:
+        return out
+    for name in suite.datasets:
+        entry = dataset_registry.resolve(name)
+        if not entry.present:
+            continue
+        have = set(dataset_registry.open_dataset(entry).levels)
+        if have - {0} and not set(suite.levels) & have:
+            out.append(f"warning: levels {list(suite.levels)} match no sample of {name} (its levels: "
+                       f"{sorted(have)}); nothing of it will be scored")
+    return out
+
+
 def resolve_suite(args):
     models = _csv(args.models)
     if models is None and args.model_module:
         models = []  # only the --model-module ones
     overrides = {"models": models, "datasets": _csv(args.datasets), "variants": _csv(args.variants),
-                 "levels": (args.levels if args.levels == "all" else _csv(args.levels)) if args.levels else None,
+                 "levels": _levels_arg(args.levels),
                  "protocol": args.protocol, "metrics": _csv(args.metrics), "limit": args.limit, "seed": args.seed}
     if args.suite:
         return load_suite(args.suite, **overrides)
@@ -182,9 +230,9 @@ def parse_shard(text: str) -> tuple[int, int]:
     try:
         k, n = (int(x) for x in text.split("/"))
     except ValueError:
-        raise SystemExit(f"error: --shard takes K/N, e.g. 0/4, got {text!r}") from None
+        raise ValueError(f"--shard takes K/N, e.g. 0/4, got {text!r}") from None
     if not 0 <= k < n:
-        raise SystemExit(f"error: --shard {text}: K must be in 0..N-1")
+        raise ValueError(f"--shard {text}: shards count from 0, so K must be in 0..{n - 1}")
     return k, n
 
 
@@ -213,9 +261,16 @@ def main(argv: list[str] | None = None) -> int:
     try:
         weights = parse_weights(args.weights, suite.models)
         external = load_model_modules(args.model_module)
+        parse_shard(args.shard)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    problems = dataset_problems(suite)
+    if problems:
+        print("error: " + "\n\nerror: ".join(problems), file=sys.stderr)
+        return 2
+    for warning in level_warnings(suite):
+        print(warning, file=sys.stderr)
     if external:
         from dataclasses import replace
 
@@ -224,8 +279,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.dry_run:
         print(f"suite {suite.name} v{suite.version}: {len(grid)} jobs, protocol {suite.protocol}, "
               f"levels {list(suite.levels) if suite.levels else 'all'}, metrics {', '.join(suite.metrics)}")
+        from models.weights import weights_status
+
         for j in grid:
             print(f"  {j.model:<18} {j.dataset:<12} {j.variant}")
+        for m in suite.models:
+            if m not in dict(external):
+                print(f"weights {m}: {weights_status(m)}")
         return 0
     return execute(suite, args, weights, external)
 
@@ -244,7 +304,7 @@ def execute(suite, args, weights: dict | None = None, external: list | None = No
         print(f"error: {exc}", file=sys.stderr)
         return 2
     flags = set_precision(args.precision)
-    run_dir = Path(args.out or REPO / "runs" / suite.name)
+    run_dir = Path(args.out or Path("runs") / suite.name)
     if args.fresh and run_dir.exists():
         import shutil
 

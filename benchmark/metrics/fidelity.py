@@ -90,8 +90,8 @@ class SSIM(Metric):
 
 
 register_metric("psnr_y", PSNR, {"space": "y"}, label="PSNR-Y (dB)", decimals=2,
-                summary="PSNR (dB) on the protocol's Y channel")
+                summary="PSNR (dB) on the protocol's Y channel", order=10)
 register_metric("ssim_y", SSIM, {"space": "y", "window": 11, "sigma": 1.5, "k1": 0.01, "k2": 0.03},
-                label="SSIM-Y", decimals=4, summary="SSIM (Wang 2003, 11x11 Gaussian sigma 1.5, valid window) on Y")
+                label="SSIM-Y", decimals=4, summary="SSIM (Wang 2003, 11x11 Gaussian sigma 1.5, valid window) on Y", order=20)
 register_metric("psnr_rgb", PSNR, {"space": "rgb"}, label="PSNR-RGB (dB)", decimals=2,
-                summary="PSNR (dB) over the three RGB channels")
+                summary="PSNR (dB) over the three RGB channels", order=30)
