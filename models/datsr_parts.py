@@ -25,6 +25,7 @@ from torchvision.ops import deform_conv2d
 
 from .c2_matching_parts import (ContentExtractor, DynamicAggregation, VGGFeatureExtractor, index_to_flow,
                                 patch_match_index, shifted_offsets, upscale_flow)
+from .checkpoint import CheckpointError
 
 #: the official construction sizes of the three U-Net levels (img_size of each SwinBlock); the
 #: stored masks are for these, and a block keeps window 8 / shift 4 since all exceed the window.
@@ -356,7 +357,7 @@ def drop_swin_buffers(sd: dict[str, torch.Tensor], construction_sizes: dict[str,
 
     ``relative_position_index`` must equal the standard index and ``attn_mask`` the shifted-window
     mask of its body's construction size (window = sqrt of the index side, shift = window/2);
-    anything else is a file this implementation would not reproduce, so it raises ValueError.
+    anything else is a file this implementation would not reproduce (CheckpointError).
     Tensors without values (``meta``) are only dropped.
     """
     out = {}
@@ -364,13 +365,13 @@ def drop_swin_buffers(sd: dict[str, torch.Tensor], construction_sizes: dict[str,
         if k.endswith(".attn.relative_position_index"):
             ws = int(round(v.shape[0] ** 0.5))
             if not v.is_meta and not torch.equal(v.long(), relative_position_index(ws)):
-                raise ValueError(f"{k}: not the standard Swin relative-position index")
+                raise CheckpointError(f"{k}: not the standard Swin relative-position index")
         elif k.endswith(".attn_mask"):
             level = k.split(".")[1].split("_")[-1]  # dyn_agg_restore.<level>_body_<size>.…
             n = construction_sizes[level]
             ws = int(round(v.shape[-1] ** 0.5))
             if not v.is_meta and not torch.equal(v.float(), shifted_window_mask(n, n, ws, ws // 2)):
-                raise ValueError(f"{k}: not the shifted-window mask of a {n}x{n} body")
+                raise CheckpointError(f"{k}: not the shifted-window mask of a {n}x{n} body")
         else:
             out[k] = v
     return out

@@ -13,7 +13,7 @@ from torchvision.ops import deform_conv2d
 
 from core.resize import pil_bicubic_tensor
 from models import create_model, get_spec
-from models.checkpoint import load_into, read_state_dict
+from models.checkpoint import CheckpointError, load_into, read_state_dict
 from models.datsr_parts import drop_swin_buffers, relative_position_index, shifted_window_mask
 from models.weights import MissingWeights, load_weights, resolve_weights
 
@@ -101,7 +101,7 @@ def test_checkpoint_filter_checks_and_drops_swin_buffers():
     assert list(drop_swin_buffers(sd)) == ["x.weight"]
     bad = good_mask.clone()
     bad[0, 0, 1] = -100.0 if bad[0, 0, 1] == 0 else 0.0
-    with pytest.raises(ValueError, match="shifted-window mask"):
+    with pytest.raises(CheckpointError, match="shifted-window mask"):
         drop_swin_buffers({key: bad})
 
 
