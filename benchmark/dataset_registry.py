@@ -103,15 +103,20 @@ def present() -> list[str]:
     return [n for n, e in known().items() if e.present or e.build]
 
 
+def absence(entry: DatasetEntry) -> str:
+    """Why a declared dataset cannot be opened and how to get it."""
+    steps = [entry.how_to_get + (", then" if entry.layout else "")] if entry.how_to_get else []
+    hint = "".join(f"\n  {line}" for line in (*steps, entry.import_command()) if line)
+    return f"dataset {entry.name!r} is not present at {entry.path}{hint}"
+
+
 def open_dataset(entry: DatasetEntry, jobs: int = 1) -> Dataset:
     """Open a dataset, building the demo on first use; a missing import is a clear error."""
     if not entry.present:
         if entry.build == "demo-corpus":
             build_demo(entry, jobs=jobs)
         else:
-            steps = [entry.how_to_get + (", then" if entry.layout else "")] if entry.how_to_get else []
-            hint = "".join(f"\n  {line}" for line in (*steps, entry.import_command()) if line)
-            raise DatasetError(f"dataset {entry.name!r} is not present at {entry.path}{hint}")
+            raise DatasetError(absence(entry))
     return Dataset.open(entry.path)
 
 

@@ -189,8 +189,7 @@ def dataset_problems(suite) -> list[str]:
                             f"first, e.g.: python -m builders.import --layout folder --src {entry.path} --out DIR "
                             f"(layouts: cufed5, wrsr, sun80, folder, pairs), then pass --datasets DIR")
         else:
-            hint = f" To get it: {entry.how_to_get}" if entry.how_to_get else ""
-            problems.append(f"dataset {entry.name!r} is not present at {entry.path}.{hint}")
+            problems.append(dataset_registry.absence(entry))
     return problems
 
 
