@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -78,10 +79,11 @@ def build_parser() -> argparse.ArgumentParser:
     h.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: all cores)")
     h.add_argument("--jobs", type=int, default=None, help="processes for building a missing demo dataset")
     h.add_argument("--no-profile", action="store_true", help="skip the runtime/FLOPs/params/memory profiles")
-    h.add_argument("--shard", default="0/1", metavar="K/N",
+    h.add_argument("--shard", default=None, metavar="K/N",
                    help="score only shard K of N (0-based; images assigned by a stable hash). Run every shard "
-                        "with the same --out (processes, Slurm array tasks or machines sharing a folder); each "
-                        "merges what is there when it ends, so the last one leaves the complete results")
+                        "with the same --out; each merges what is there when it ends (under a lock), so the last "
+                        "one leaves the complete results. Without --shard, torchrun's RANK/WORLD_SIZE or a Slurm "
+                        "array's SLURM_ARRAY_TASK_ID/SLURM_ARRAY_TASK_COUNT are used when set")
     o = p.add_argument_group("output")
     o.add_argument("--out", help="run folder (default: runs/<suite>); an existing one is resumed")
     o.add_argument("--fresh", action="store_true", help="discard an existing run folder's results first")
@@ -225,6 +227,25 @@ def resolve_suite(args):
     return validate(raw, source="command line")
 
 
+def shard_from_launcher(text: str | None, env=os.environ) -> tuple[int, int]:
+    """``--shard K/N``, else torchrun's ``RANK``/``WORLD_SIZE``, else a Slurm array task, else 0/1."""
+    if text:
+        return parse_shard(text)
+    if int(env.get("WORLD_SIZE", "1")) > 1:
+        return parse_shard(f"{env['RANK']}/{env['WORLD_SIZE']}")
+    if "SLURM_ARRAY_TASK_COUNT" in env:
+        first = int(env.get("SLURM_ARRAY_TASK_MIN", "0"))
+        return parse_shard(f"{int(env['SLURM_ARRAY_TASK_ID']) - first}/{env['SLURM_ARRAY_TASK_COUNT']}")
+    return 0, 1
+
+
+def launcher_device(name: str, env=os.environ) -> str:
+    """``auto`` under torchrun on a GPU machine means this rank's GPU (``LOCAL_RANK``)."""
+    if name == "auto" and "LOCAL_RANK" in env and torch.cuda.is_available():
+        return f"cuda:{int(env['LOCAL_RANK']) % torch.cuda.device_count()}"
+    return name
+
+
 def parse_shard(text: str) -> tuple[int, int]:
     try:
         k, n = (int(x) for x in text.split("/"))
@@ -260,7 +281,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         weights = parse_weights(args.weights, suite.models)
         external = load_model_modules(args.model_module)
-        parse_shard(args.shard)
+        shard = shard_from_launcher(args.shard)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -286,10 +307,11 @@ def main(argv: list[str] | None = None) -> int:
             if m not in dict(external):
                 print(f"weights {m}: {weights_status(m)}")
         return 0
-    return execute(suite, args, weights, external)
+    return execute(suite, args, weights, external, shard)
 
 
-def execute(suite, args, weights: dict | None = None, external: list | None = None) -> int:
+def execute(suite, args, weights: dict | None = None, external: list | None = None,
+            shard: tuple[int, int] = (0, 1)) -> int:
     from .profile import profile_model
     from .publish import publish
     from .results import ResultStore
@@ -298,7 +320,7 @@ def execute(suite, args, weights: dict | None = None, external: list | None = No
     if args.threads:
         torch.set_num_threads(args.threads)
     try:
-        device = select_device(args.device)
+        device = select_device(launcher_device(args.device))
     except DeviceError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -316,15 +338,19 @@ def execute(suite, args, weights: dict | None = None, external: list | None = No
             "git_sha": provenance.git_sha(), "versions": provenance.versions(), "machine": provenance.machine(),
             "device": describe(device), "precision": args.precision, "precision_flags": flags,
             "command": sys.argv, "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+    info["shard"] = list(shard)
     prev = run_dir / "run.json"
     if prev.is_file() and json.loads(prev.read_text()).get("suite") != json.loads(json.dumps(info["suite"])):
         print(f"error: {run_dir} holds a run of a different suite configuration; use --fresh or --out", file=sys.stderr)
         return 2
-    atomic_write_json(prev, info)
+    # shards write their own run and timing records; shard 0 also writes run.json (the configuration)
+    mine = run_dir / "shards" / f"run-{shard[0]}-of-{shard[1]}.json" if shard[1] > 1 else prev
+    if shard[0] == 0:
+        atomic_write_json(prev, info)
     print(f"run {suite.name}: {len(jobs(suite))} jobs on {describe(device)}, protocol {proto.name}; folder {run_dir}")
     for name in suite.datasets:  # build the demo (or fail clearly) before the model loop
         dataset_registry.open_dataset(dataset_registry.resolve(name), jobs=args.jobs or 2)
-    cfg = RunConfig(suite=suite, device=device, run_dir=run_dir, shard=parse_shard(args.shard),
+    cfg = RunConfig(suite=suite, device=device, run_dir=run_dir, shard=shard,
                     weights=weights or {}, save_sr=args.save_sr, precision=args.precision)
     models = {name: wrap_model(obj, device, name=name) for name, obj in external or []}
     evaluator = Evaluator(cfg, ResultStore(run_dir), models=models)
@@ -334,13 +360,13 @@ def execute(suite, args, weights: dict | None = None, external: list | None = No
     res = evaluator.out
     if res.timings:
         timings = pd.DataFrame(res.timings)
-        old = run_dir / "timings.parquet"
+        old = run_dir / ("timings.parquet" if shard[1] == 1 else f"shards/timings-{shard[0]}-of-{shard[1]}.parquet")
         if old.is_file():
             timings = pd.concat([pd.read_parquet(old), timings]).drop_duplicates(
                 ["model", "dataset", "variant", "image"], keep="last")
         atomic_to_parquet(timings, old)
     profiles = []
-    if suite.profile and not args.no_profile:
+    if suite.profile and not args.no_profile and shard[0] == 0:  # profiled once, by shard 0
         runnable = [m for m in suite.models if m not in res.unavailable_models and m not in models]
         for name in runnable:
             print(f"profiling {name} at LR {suite.profile['lr']} / Ref {suite.profile['ref']} …")
@@ -352,7 +378,7 @@ def execute(suite, args, weights: dict | None = None, external: list | None = No
                  "images_this_session": len(res.timings), "rows": len(df),
                  "failed_rows": int((df["status"] == "failed").sum()),
                  "unavailable_models": res.unavailable_models})
-    atomic_write_json(prev, info)
+    atomic_write_json(mine, info)
     for m, why in res.unavailable_models.items():
         print(f"not scored: {m}: {why}")
     if not args.no_publish:
