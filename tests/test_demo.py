@@ -47,4 +47,6 @@ def test_demo_rows_equal_the_run_before_the_restructuring(data, tmp_path, monkey
     assert len(now) == 2 * 8 * 12 and merged["value_before"].notna().sum() + (merged["status"] != "ok").sum() == len(now)
     assert (merged["status"] == merged["status_before"]).all()
     ok = merged["status"] == "ok"
-    np.testing.assert_allclose(merged.loc[ok, "value"], merged.loc[ok, "value_before"], rtol=0, atol=1e-9)
+    # float32 convolutions reduce in an order that depends on the thread count: 1e-6-level differences
+    # (measured between 1 and 2 threads); every published figure has 2-4 decimals
+    np.testing.assert_allclose(merged.loc[ok, "value"], merged.loc[ok, "value_before"], rtol=0, atol=1e-5)
