@@ -286,6 +286,20 @@ class DynamicAggregationRestoration(nn.Module):
         return x
 
 
+def init_restoration(net: nn.Module, zero_offset_bias: bool = False) -> None:
+    """The official random init of C2-Matching-style restoration nets (``srntt_init_weights``):
+    N(0, 0.02) on every Conv2d with zero biases, then the DCN offset/mask convs zeroed."""
+    for m in net.modules():
+        if isinstance(m, nn.Conv2d):
+            nn.init.normal_(m.weight, 0.0, 0.02)
+            nn.init.zeros_(m.bias)
+    for m in net.modules():
+        if isinstance(m, DynamicAggregation):
+            nn.init.zeros_(m.conv_offset_mask.weight)
+            if zero_offset_bias:
+                nn.init.zeros_(m.conv_offset_mask.bias)
+
+
 class RestorationNet(nn.Module):
     """C2-Matching restoration network: bilinear x4 base plus the aggregated residual."""
 
@@ -293,14 +307,7 @@ class RestorationNet(nn.Module):
         super().__init__()
         self.content_extractor = ContentExtractor(3, ngf, n_blocks)
         self.dyn_agg_restore = DynamicAggregationRestoration(ngf, n_blocks, groups)
-        # official init: N(0, 0.02) on every Conv2d, zero biases, zero offset/mask convs
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.normal_(m.weight, 0.0, 0.02)
-                nn.init.zeros_(m.bias)
-        for m in self.modules():
-            if isinstance(m, DynamicAggregation):
-                nn.init.zeros_(m.conv_offset_mask.weight)
+        init_restoration(self)  # official init: zero offset/mask weights, their bias left as drawn
 
     def forward(self, lr: torch.Tensor, pre_offset: dict[str, torch.Tensor],
                 img_ref_feat: dict[str, torch.Tensor]) -> torch.Tensor:

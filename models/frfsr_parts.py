@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .c2_matching_parts import DynamicAggregation
+from .c2_matching_parts import DynamicAggregation, init_restoration
 
 
 # ----------------------------------------------------------------------------- DDF
@@ -312,16 +312,7 @@ class FRFSRRestorationNet(nn.Module):
     def __init__(self, ngf: int = 64, n_blocks: int = 16, groups: int = 8, sife_channels: int = 64):
         super().__init__()
         self.dyn_agg_restore = UNetDynamicAggregation(ngf, n_blocks, groups, sife_channels)
-        # official init (srntt_init_weights): N(0, 0.02) on every Conv2d, zero biases; the DCN
-        # weights keep DCNv2's uniform init; the offset/mask convs are zeroed
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.normal_(m.weight, 0.0, 0.02)
-                nn.init.zeros_(m.bias)
-        for m in self.modules():
-            if isinstance(m, DynamicAggregation):
-                nn.init.zeros_(m.conv_offset_mask.weight)
-                nn.init.zeros_(m.conv_offset_mask.bias)
+        init_restoration(self, zero_offset_bias=True)  # the DCN weights keep DCNv2's uniform init
 
     def forward(self, lr: torch.Tensor, sife: torch.Tensor, pre_offset: dict[str, torch.Tensor],
                 pre_flow: dict[str, torch.Tensor], img_ref_feat: dict[str, torch.Tensor]) -> torch.Tensor:

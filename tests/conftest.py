@@ -49,3 +49,15 @@ def shared_data():
 @pytest.fixture
 def parity_dir():
     return shared_path("fixtures", "parity")
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """One torch thread for a module of small-input tests: on a shared, loaded 2-core machine two
+    OpenMP threads spin-wait on each other per op (up to 20x slower); results are unaffected."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

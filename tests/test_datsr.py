@@ -17,18 +17,13 @@ from models.checkpoint import CheckpointError, load_into, read_state_dict
 from models.datsr_parts import drop_swin_buffers, relative_position_index, shifted_window_mask
 from models.weights import MissingWeights, load_weights, resolve_weights
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 KEYS = Path(__file__).parent / "fixtures" / "keys" / "datsr.json"
 ROLE_MODULE = {"net_g": "net_g", "extractor": "net_extractor", "vgg19": "net_map"}
 PARITY_FILES = {"net_g": "net_g", "extractor": "net_extractor", "vgg19": "net_map"}  # role -> parity json group
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """One intra-op thread: on the shared 2-core machine, 2 threads spin-wait and run up to 20x slower."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 @pytest.fixture(scope="module")

@@ -17,17 +17,12 @@ from models.def_model import (DEF, BicubicOperator, DetailEnhancer, LevelTransfe
 from models.guided_diffusion_unet import GUIDED_256_UNCOND, GuidedDiffusionUNet
 from core.resize import _pil_bicubic_coeffs, pil_bicubic_weights as pil_bicubic_matrix
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 KEYS = Path(__file__).parent / "fixtures" / "keys" / "def.json"
 TINY = get_spec("def").test_kwargs
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """One torch thread: on a shared, loaded CPU two OpenMP threads wait on each other per op."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def _rand(*shape, seed=0):

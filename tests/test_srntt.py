@@ -21,6 +21,8 @@ from models.checkpoint import CheckpointError
 from models.srntt import (depth_to_space, match_patches, official_variable_names, read_tensorlayer_npz,
                           swap_features, tf_to_torch_key)
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 KEYS = Path(__file__).parent / "fixtures" / "keys" / "srntt.json"
 ROLES = ("content_extractor", "texture_transfer", "vgg19")
 
@@ -29,13 +31,6 @@ def _torch_shape(tf_shape: list[int]) -> tuple[int, ...]:
     return tuple(tf_shape[::-1][:2] + tf_shape[:2]) if len(tf_shape) == 4 else tuple(tf_shape)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """Inputs here are a few pixels: extra threads only add contention on a shared machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

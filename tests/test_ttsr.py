@@ -12,16 +12,11 @@ from models import create_model, get_spec
 from models.weights import load_weights
 from models.ttsr import relevance, transfer
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 KEYS = Path(__file__).parent / "fixtures" / "keys" / "ttsr.json"
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """One torch thread: on a shared, loaded CPU two OpenMP threads wait on each other per op."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def _uint8_grid(*shape, seed=0):
