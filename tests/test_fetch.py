@@ -100,7 +100,8 @@ class FileServer:
                 self.wfile.write(body)
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05},
+                                       daemon=True)
 
     def url(self, path: str) -> str:
         return f"http://127.0.0.1:{self.httpd.server_address[1]}{path}"
@@ -337,3 +338,56 @@ def test_run_download_stops_before_scoring_when_a_file_is_refused(server, tiny_m
     assert run.main(["--models", name, "--datasets", str(data), "--out", str(out), "--device", "cpu",
                      "--metrics", "psnr_y", "--no-publish", "--download"]) == 2
     assert not (out / "results.parquet").exists() and not official_path(name, "tiny.pth").exists()
+
+
+@pytest.fixture
+def fake_pyiqa(monkeypatch):
+    """A stand-in for the optional pyiqa: create_metric(...).net is a small network."""
+    import importlib.machinery
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.head = nn.Linear(4, 1)
+
+    made = []
+
+    def create_metric(name, device=None, pretrained=True, pretrained_model_path=None, **kw):
+        assert pretrained is False and pretrained_model_path is None
+        made.append((name, str(device), str(Net().head.weight.device)))
+        return types.SimpleNamespace(net=Net().to(device))
+
+    mod = types.ModuleType("pyiqa")
+    mod.__spec__ = importlib.machinery.ModuleSpec("pyiqa", None)
+    mod.create_metric = create_metric
+    monkeypatch.setitem(sys.modules, "pyiqa", mod)
+    return Net, made
+
+
+def test_iqa_weights_are_fetched_checked_and_recorded(server, fake_pyiqa, tmp_path, monkeypatch):
+    from benchmark import run
+    from benchmark.metrics import iqa
+
+    Net, made = fake_pyiqa
+    monkeypatch.setenv(iqa.IQA_WEIGHTS_ENV, str(tmp_path / "iqa"))
+    torch.manual_seed(0)
+    server.files["/musiq.pth"] = good = _bytes(Net().state_dict())
+    server.files["/maniqa.pt"] = _bytes({"head.weight": torch.zeros(2, 4)})  # wrong shape, no bias
+    pyiqa_name, filename, _ = iqa.IQA_FILES["musiq"]
+    monkeypatch.setitem(iqa.IQA_FILES, "musiq", (pyiqa_name, filename, server.url("/musiq.pth")))
+    monkeypatch.setitem(iqa.IQA_FILES, "maniqa", ("maniqa", "ckpt_koniq10k.pt", server.url("/maniqa.pt")))
+
+    dest = iqa.fetch_iqa_weights("musiq", progress=False, log=lambda *_: None)
+    assert dest == tmp_path / "iqa" / filename and dest.read_bytes() == good
+    assert made == [("musiq", "meta", "meta")]  # checked against a network with no storage
+    rec = iqa.recorded_iqa_hashes()["musiq"]["net"]
+    assert rec["sha256"] == hashlib.sha256(good).hexdigest() and rec["source"] == server.url("/musiq.pth")
+    with pytest.raises(RuntimeError, match="does not fit") as err:
+        iqa.fetch_iqa_weights("maniqa", progress=False, log=lambda *_: None)
+    assert "head.bias" in str(err.value) and "shape mismatch" in str(err.value)
+    assert not (tmp_path / "iqa" / "ckpt_koniq10k.pt").exists()
+    # benchmark.run --download fetches the metric files a run asks for (here: refused -> exit 2)
+    data = __import__("tests.harness_data", fromlist=["x"]).make_tiny_dataset(tmp_path / "d", groups=1, levels=1, size=32)
+    args = ["--models", "bicubic", "--datasets", str(data), "--download", "--dry-run"]
+    assert run.main([*args, "--metrics", "psnr_y,musiq"]) == 0
+    assert run.main([*args, "--metrics", "psnr_y,maniqa"]) == 2
