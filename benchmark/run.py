@@ -222,13 +222,14 @@ def download_for(suite, weights: dict | None = None, log=print) -> int:
     usual); 2 when a download failed or a file was refused, before any scoring."""
     import importlib.util
 
+    from models import get_spec
     from models.fetch import FetchError, fetch_weights
 
     from .metrics.iqa import IQA_FILES, fetch_iqa_weights
 
     hard, soft = [], []
     for name in suite.models:
-        if name in (weights or {}):
+        if name in (weights or {}) or not get_spec(name).tags:  # user files, or no learned weights
             continue
         try:
             fetch_weights(name, log=log)

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import torch
 
-from core.download import (DownloadError, GdownMissing, download, drive_kind, finish, is_direct_file_url,
-                           part_path, sha256_file)
+from core.download import (DownloadError, GdownMissing, download, drive_kind, finish, import_gdown,
+                           is_direct_file_url, part_path, sha256_file)
 from core.files import locked
 
 from .base import CheckpointFile
@@ -118,9 +118,11 @@ def fetch_weights(name: str, *, force: bool = False, timeout: float = 60.0, prog
                 f"{ck.filename} [{ck.role}] has no direct download link; get it by hand from {link} "
                 f"and put it at {dest}")))
             continue
-        if model is None:
-            model = _meta_model(full)
         try:
+            if kind == "drive":
+                import_gdown(link, ck.filename, dest)  # before anything is created or logged
+            if model is None:
+                model = _meta_model(full)
             report.fetched[ck.role] = _fetch_one(full, model, ck, link, dest, timeout, progress, log)
         except GdownMissing as exc:
             report.problems.append(Problem(full, ck.filename, "missing-package", str(exc)))
