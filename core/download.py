@@ -10,6 +10,7 @@ the final name. Google Drive files and folders need the optional ``gdown`` packa
 from __future__ import annotations
 
 import hashlib
+import http.client
 import os
 import re
 import shutil
@@ -132,21 +133,22 @@ def http_download(url: str, part: str | os.PathLike, *, timeout: float = 60.0, p
             if expected_size is not None and total is not None and total != expected_size:
                 raise DownloadError(f"{url}: the server announces {total} bytes, expected {expected_size}")
             got = start
-            try:
-                with open(part, mode) as f, _progress(total, start, desc or part.name, progress) as bar:
-                    while True:
+            with open(part, mode) as f, _progress(total, start, desc or part.name, progress) as bar:
+                while True:
+                    try:
                         block = resp.read(CHUNK)
-                        if not block:
-                            break
-                        f.write(block)
-                        got += len(block)
-                        bar.update(len(block))
-                    f.flush()
-                    os.fsync(f.fileno())
-            except (OSError, ValueError, TimeoutError) as exc:  # IncompleteRead, reset, timeout
-                raise DownloadError(f"{url}: connection lost after {got} of {total or '?'} bytes "
-                                    f"({type(exc).__name__}); {part} is kept: run the command again "
-                                    f"to resume") from None
+                    except (OSError, ValueError, http.client.HTTPException) as exc:  # reset, timeout, IncompleteRead
+                        f.flush()
+                        raise DownloadError(f"{url}: connection lost after {got} of {total or '?'} bytes "
+                                            f"({type(exc).__name__}); {part} is kept: run the command again "
+                                            f"to resume") from None
+                    if not block:
+                        break
+                    f.write(block)
+                    got += len(block)
+                    bar.update(len(block))
+                f.flush()
+                os.fsync(f.fileno())
         size = part.stat().st_size
         if total is not None and size != total:
             raise DownloadError(f"{url}: wrong size: got {size} bytes, expected {total}; {part} is kept: "

@@ -10,6 +10,7 @@ import re
 import socket
 import sys
 import threading
+import time
 import types
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -62,6 +63,7 @@ class FileServer:
         self.files: dict[str, bytes] = {}
         self.log: list[tuple[str, str | None]] = []
         self.cut: set[str] = set()
+        self.stall: set[str] = set()  # paths whose body comes only after a pause (timeouts)
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -93,6 +95,9 @@ class FileServer:
                 self.send_header("Content-Length", str(len(data) - start))
                 self.end_headers()
                 body = data[start:]
+                if self.path in server.stall:
+                    self.wfile.flush()
+                    time.sleep(1.0)
                 if self.path in server.cut:
                     server.cut.discard(self.path)
                     body = body[: len(body) // 2]
@@ -220,6 +225,15 @@ def test_http_errors_are_reported_with_their_status(server, tiny_model, capsys):
     err = capsys.readouterr().err
     assert "HTTP 404" in err and "tiny.pth" in err
     assert not official_path(name, "tiny.pth").exists()
+
+
+def test_a_stalled_server_times_out_with_a_clear_message(server, tmp_path):
+    from core.download import DownloadError, http_download
+
+    server.files["/slow.pth"] = b"x" * 1000
+    server.stall.add("/slow.pth")
+    with pytest.raises(DownloadError, match=r"connection lost after 0 of 1000 bytes \(TimeoutError\).*resume"):
+        http_download(server.url("/slow.pth"), tmp_path / "slow.pth.part", timeout=0.3, progress=False)
 
 
 def test_drive_link_without_gdown_says_how_to_get_it(tiny_model, monkeypatch, capsys):
