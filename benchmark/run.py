@@ -72,6 +72,11 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--limit", type=int, help="evaluate only the first N groups of each dataset")
     g.add_argument("--seed", type=int, help="seed for the reference variants (default: the suite's)")
     h = p.add_argument_group("how")
+    h.add_argument("--download", action="store_true",
+                   help="before scoring, download the official weight files the run's models need (and the "
+                        "MUSIQ/MANIQA files when those metrics are asked for) that are not present yet: checked "
+                        "against the model, moved into $REFSR_WEIGHTS, hash recorded as official. Never done "
+                        "without this flag. With --dry-run: download only")
     h.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda or cuda:N")
     h.add_argument("--precision", default="fp32", choices=["fp32", "tf32", "bf16", "fp16"],
                    help="fp32 = float32 with TF32 off (set explicitly: torch's CUDA default uses TF32 for "
@@ -211,6 +216,48 @@ def level_warnings(suite) -> list[str]:
     return out
 
 
+def download_for(suite, weights: dict | None = None, log=print) -> int:
+    """``--download``: fetch the official files of the suite's models (not those scored with
+    --weights) and of its MUSIQ/MANIQA metrics. 0 when everything that can be fetched is in place
+    (files nobody publishes as a download are listed, and those models are reported unavailable as
+    usual); 2 when a download failed or a file was refused, before any scoring."""
+    import importlib.util
+
+    from models import get_spec
+    from models.fetch import FetchError, fetch_weights
+
+    from .metrics.iqa import IQA_FILES, fetch_iqa_weights
+
+    hard, soft = [], []
+    for name in suite.models:
+        if name in (weights or {}) or not get_spec(name).tags:  # user files, or no learned weights
+            continue
+        try:
+            fetch_weights(name, log=log)
+        except FetchError as exc:
+            for p in exc.problems:
+                (hard if p.fixable_here else soft).append(f"{p.tag}: {p.message}")
+    for metric in suite.metrics:
+        if metric not in IQA_FILES:
+            continue
+        if importlib.util.find_spec("pyiqa") is None:
+            soft.append(f"{metric}: pyiqa is not installed (`make iqa`), so its weights are not downloaded "
+                        f"and the metric is unavailable")
+            continue
+        try:
+            fetch_iqa_weights(metric, log=log)
+        except (RuntimeError, OSError) as exc:
+            hard.append(str(exc))
+    for msg in soft:
+        print(f"download: not fetched: {msg}", file=sys.stderr)
+    for msg in hard:
+        print(f"error: download: {msg}", file=sys.stderr)
+    if hard:
+        print(f"error: {len(hard)} file(s) could not be downloaded; nothing was scored", file=sys.stderr)
+        return 2
+    return 0
+
+
 def resolve_suite(args):
     models = _csv(args.models)
     if models is None and args.model_module:
@@ -291,6 +338,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     for warning in level_warnings(suite):
         print(warning, file=sys.stderr)
+    if args.download:
+        status = download_for(suite, weights)
+        if status:
+            return status
     if external:
         from dataclasses import replace
 

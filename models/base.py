@@ -28,6 +28,7 @@ class CheckpointFile:
     role: str = "net"  # which sub-network it loads into (a key of checkpoint_modules())
     url: str = ""  # where the authors publish it ("" = not published)
     sha256: str = ""  # the official file's hash when known; else recorded on first use
+    download: str = ""  # a direct link to the file (or a Google Drive link) when ``url`` is a page
 
 
 @dataclass(frozen=True)

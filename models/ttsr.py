@@ -30,6 +30,7 @@ from core.resize import pil_bicubic_tensor
 _WEIGHTS_URL = ("https://github.com/researchmm/TTSR#model (OneDrive https://1drv.ms/u/s!Ajav6U_IU-1gmHZstHQxOTn9MLPh, "
                 "Google Drive https://drive.google.com/drive/folders/1CTm-r3hSbdYVCySuQ27GsrqXhhVOS-qh, "
                 "Baidu https://pan.baidu.com/s/1j9swBtz14WneuMYgTLkWtA code 0u6i)")
+_DRIVE = "https://drive.google.com/drive/folders/1CTm-r3hSbdYVCySuQ27GsrqXhhVOS-qh"  # holds TTSR.pt, TTSR-rec.pt
 _COMMON = dict(
     scale=4, lr_multiple=1, ref_multiple=4, num_refs=1,
     paper="Yang, Yang, Fu, Lu, Guo. Learning Texture Transformer Network for Image Super-Resolution. "
@@ -45,9 +46,9 @@ _NOTES = ("Inputs follow the official test code: Ref cropped to a multiple of 4,
           "LTE_copy; the official module including LTE_copy holds 7,284,955).")
 SPEC = ModelSpec(
     name="ttsr",
-    tags=(WeightTag("", (CheckpointFile("TTSR.pt", url=_WEIGHTS_URL),),
+    tags=(WeightTag("", (CheckpointFile("TTSR.pt", url=_WEIGHTS_URL, download=_DRIVE),),
                     "trained with all losses (reconstruction, perceptual, transferal perceptual, adversarial)"),
-          WeightTag("rec", (CheckpointFile("TTSR-rec.pt", url=_WEIGHTS_URL),),
+          WeightTag("rec", (CheckpointFile("TTSR-rec.pt", url=_WEIGHTS_URL, download=_DRIVE),),
                     "trained with the reconstruction loss only (the PSNR model of the paper's tables)")),
     notes=_NOTES, **_COMMON)
 

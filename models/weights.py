@@ -141,6 +141,9 @@ def resolve_weights(name: str, overrides: str | os.PathLike | Mapping | None = N
             where = f"published at {ck.url}" if ck.url else "not published by the authors (train it: benchmark.train)"
             lines.append(f"  {official_path(arch, ck.filename)}  [{ck.role}; {where}]")
         lines.append("Put the files there (or set $REFSR_WEIGHTS), or pass your own with --weights.")
+        if any(ck.url or ck.download for ck in missing):
+            lines.append(f"To download the published ones (on request only): python -m models.pretrained "
+                         f"--fetch {full}  (or benchmark.run --download)")
         raise MissingWeights("\n".join(lines))
     known = recorded_hashes().get(full, {})
     sha, label = {}, "official"
@@ -175,6 +178,6 @@ def weights_status(name: str) -> str:
     try:
         w = resolve_weights(name)
     except MissingWeights as exc:
-        return f"missing {len(str(exc).splitlines()) - 2} file(s)"
+        return f"missing {sum(line.startswith('  ') for line in str(exc).splitlines())} file(s)"
     return {"none": "no learned weights needed", "official": "official weights found",
             "custom": "weights found, hash differs from the official record"}[w.label]

@@ -7,6 +7,11 @@ nothing is downloaded; the official weights are then read from a local folder wi
 ``weights_dir`` argument, else ``$REFSR_IQA_WEIGHTS``, else pyiqa's own cache
 ``$TORCH_HOME/hub/pyiqa``. Without the package or the file the metric is unavailable with a
 reason; it never scores with random weights.
+
+``python -m benchmark.run --download --metrics musiq,maniqa`` (or :func:`fetch_iqa_weights`) fetches
+the files pyiqa publishes (its ``default_model_urls``) into that folder, on request only: the
+network is built on the meta device, the file's keys and shapes must match it exactly before it is
+moved into place, and its sha256 and source URL are recorded in ``official_sha256.json`` there.
 """
 from __future__ import annotations
 
@@ -24,6 +29,16 @@ from models.checkpoint import CheckpointError, load_into, read_state_dict
 from ._base import Metric, register_metric
 
 IQA_WEIGHTS_ENV = "REFSR_IQA_WEIGHTS"
+RECORD = "official_sha256.json"
+
+#: metric -> (pyiqa name, file, where pyiqa publishes it: ``default_model_urls`` of
+#: pyiqa/archs/musiq_arch.py ['koniq10k'] and pyiqa/archs/maniqa_arch.py ['koniq'])
+IQA_FILES = {
+    "musiq": ("musiq", "musiq_koniq_ckpt-e95806b9.pth",
+              "https://github.com/chaofengc/IQA-PyTorch/releases/download/v0.1-weights/musiq_koniq_ckpt-e95806b9.pth"),
+    "maniqa": ("maniqa", "ckpt_koniq10k.pt",
+               "https://github.com/IIGROUP/MANIQA/releases/download/Koniq10k/ckpt_koniq10k.pt"),
+}
 
 
 def iqa_weights_dir(folder: str | os.PathLike | None = None) -> Path:
@@ -67,6 +82,74 @@ def _build(pyiqa_name: str, weights: Path, device: str, options: tuple) -> torch
     return model
 
 
+def recorded_iqa_hashes(folder: str | os.PathLike | None = None) -> dict:
+    """``{metric: {"net": {"sha256", "file", "source", "recorded"}}}`` from the IQA weights folder."""
+    import json
+
+    try:
+        return json.loads((iqa_weights_dir(folder) / RECORD).read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def _meta_net(pyiqa_name: str) -> torch.nn.Module:
+    """The metric's network with no storage (meta device): only its keys and shapes are needed."""
+    pyiqa = importlib.import_module("pyiqa")
+    meta = torch.device("meta")
+    with meta, _no_pretrained_backbones():
+        return pyiqa.create_metric(pyiqa_name, device=meta, pretrained=False, pretrained_model_path=None).net
+
+
+def fetch_iqa_weights(name: str, folder: str | os.PathLike | None = None, *, force: bool = False,
+                      timeout: float = 60.0, progress: bool = True, log=print) -> Path:
+    """Fetch the weight file of ``musiq``/``maniqa`` into the IQA weights folder (on request only):
+    download (resumable), check keys and shapes against pyiqa's network, move into place, record."""
+    import time
+
+    from core.download import DownloadError, download, finish, sha256_file
+    from core.files import atomic_write_json, locked
+    from models.checkpoint import describe_mismatch
+
+    if name not in IQA_FILES:
+        raise KeyError(f"no downloadable weights for metric {name!r}; known: {', '.join(IQA_FILES)}")
+    pyiqa_name, filename, url = IQA_FILES[name]
+    dest = iqa_weights_dir(folder) / filename
+    if dest.is_file() and not force:
+        log(f"{name}: {filename} already present at {dest}")
+        return dest
+    if importlib.util.find_spec("pyiqa") is None:
+        raise CheckpointError(f"{name}: pyiqa is not installed, so {filename} cannot be checked (and the metric "
+                              f"cannot run): `make iqa` installs the optional extra; or download it by hand "
+                              f"from {url} into {dest.parent}")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    with locked(dest.parent / f".{dest.name}.lock"):
+        log(f"{name}: downloading {filename} from {url}")
+        try:
+            part = download(url, dest, timeout=timeout, progress=progress)
+        except DownloadError as exc:
+            raise CheckpointError(f"{name}: {exc}") from None
+        checking = dest.with_name(f".{dest.stem}.checking{dest.suffix}")
+        os.replace(part, checking)
+        try:
+            digest = sha256_file(checking)
+            stem_hash = filename.rsplit("-", 1)[-1].split(".")[0] if "-" in filename else ""
+            if len(stem_hash) == 8 and not digest.startswith(stem_hash):
+                log(f"{name}: note: sha256 {digest[:8]}… differs from the hash prefix in the file name ({stem_hash})")
+            diff = describe_mismatch(_meta_net(pyiqa_name).state_dict(), read_state_dict(checking))
+            if diff:
+                raise CheckpointError(f"{filename} from {url} does not fit pyiqa's {pyiqa_name} network; "
+                                      f"not installed:\n{diff}")
+            finish(checking, dest)
+        finally:
+            checking.unlink(missing_ok=True)
+    record = recorded_iqa_hashes(folder)
+    record[name] = {"net": {"sha256": digest, "file": filename, "source": url,
+                            "recorded": time.strftime("%Y-%m-%dT%H:%M:%S%z")}}
+    atomic_write_json(dest.parent / RECORD, record)
+    log(f"{name}: {filename} verified and installed at {dest} (sha256 {digest})")
+    return dest
+
+
 class PyiqaMetric(Metric):
     """A pyiqa no-reference metric with weights from a local file."""
 
@@ -85,7 +168,8 @@ class PyiqaMetric(Metric):
             return False, "unavailable (pyiqa not installed; `make iqa` installs the optional extra)"
         if not self.weights.is_file():
             return False, (f"unavailable (weights {self.weights.name} not found in {self.weights.parent}; "
-                           f"put the file there or point ${IQA_WEIGHTS_ENV} at its folder)")
+                           f"put the file there or point ${IQA_WEIGHTS_ENV} at its folder; "
+                           f"`python -m benchmark.run --download --metrics {self.name} --dry-run` fetches it)")
         try:
             self._model()
         except (ImportError, CheckpointError, RuntimeError, KeyError) as err:
