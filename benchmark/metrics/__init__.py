@@ -11,9 +11,12 @@ and return one float64 value per image (see :mod:`._base`).
 from __future__ import annotations
 
 import inspect
+import os
 from functools import lru_cache
 
 import torch
+
+from core.paths import weights_dir
 
 from ._base import METRICS, Metric, MetricInfo, MetricUnavailable, default_device, register_metric
 
@@ -49,11 +52,13 @@ def create_metric(name: str, device: str | torch.device | None = None, **overrid
 def get_metric(name: str, device: str | torch.device | None = None, **options) -> Metric:
     """A shared (cached) instance, so networks are built once per device and options."""
     dev = str(torch.device(device) if device is not None else default_device())
-    return _cached(name, dev, tuple(sorted(options.items())))
+    # keyed by the weights folders too: availability depends on them ($REFSR_WEIGHTS, $REFSR_IQA_WEIGHTS)
+    folders = (str(weights_dir()), os.environ.get("REFSR_IQA_WEIGHTS", ""))
+    return _cached(name, dev, tuple(sorted(options.items())), folders)
 
 
 @lru_cache(maxsize=64)
-def _cached(name: str, device: str, options: tuple) -> Metric:
+def _cached(name: str, device: str, options: tuple, folders: tuple) -> Metric:
     return create_metric(name, device=device, **dict(options))
 
 
