@@ -6,10 +6,13 @@ reports can count them; an unreadable file raises :class:`BadImage` with the rea
 from __future__ import annotations
 
 import os
+import struct
+import warnings
 from pathlib import Path
 
 import cv2
 import numpy as np
+from PIL import Image
 
 IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
 
@@ -28,13 +31,49 @@ def list_images(folder: str | os.PathLike) -> list[Path]:
                   if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in IMAGE_EXTENSIONS)
 
 
+#: images with more pixels than this are refused from their header, before decoding
+#: (``$REFSR_MAX_PIXELS``; default 200 MP, well above any camera photo)
+MAX_PIXELS = int(os.environ.get("REFSR_MAX_PIXELS", 200_000_000))
+
+#: EXIF orientation -> the numpy operation that makes the pixels upright (as PIL's exif_transpose)
+_ORIENT = {
+    2: lambda a: a[:, ::-1], 3: lambda a: a[::-1, ::-1], 4: lambda a: a[::-1],
+    5: lambda a: a.transpose(1, 0, *range(2, a.ndim)), 6: lambda a: np.rot90(a, -1),
+    7: lambda a: a[::-1, ::-1].transpose(1, 0, *range(2, a.ndim)), 8: lambda a: np.rot90(a, 1),
+}
+
+
+def _header(path: str | os.PathLike) -> tuple[tuple[int, int] | None, int]:
+    """(width, height) and EXIF orientation from the file header, without decoding the pixels."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as im:
+                orientation = im.getexif().get(0x0112, 1)
+                return im.size, int(orientation) if isinstance(orientation, int) else 1
+    except Image.DecompressionBombError as exc:  # PIL's own refusal: over twice its 179 MP limit
+        raise BadImage("too-many-pixels", path, str(exc).split(",")[0]) from None
+    except (OSError, ValueError, SyntaxError, struct.error):
+        return None, 1
+
+
 def read_rgb(path: str | os.PathLike) -> tuple[np.ndarray, list[str]]:
-    """Read an image as uint8 RGB (H, W, 3); return it with the conversions applied."""
+    """Read an image as uint8 RGB (H, W, 3), upright per its EXIF orientation; return it with the
+    conversions applied. An image over :data:`MAX_PIXELS` is refused from its header."""
+    size, orientation = _header(path)
+    if size is not None and size[0] * size[1] > MAX_PIXELS:
+        raise BadImage("too-many-pixels", path, f"{size[0]}x{size[1]} > {MAX_PIXELS} pixels ($REFSR_MAX_PIXELS)")
     data = np.fromfile(str(path), dtype=np.uint8)
-    img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
+    try:
+        img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
+    except cv2.error as exc:  # e.g. OpenCV's own pixel limit
+        raise BadImage("unreadable", path, str(exc).strip().splitlines()[-1][:120]) from None
     if img is None:
         raise BadImage("unreadable", path, "not a decodable image")
     notes: list[str] = []
+    if orientation in _ORIENT:
+        img = np.ascontiguousarray(_ORIENT[orientation](img))
+        notes.append("exif-rotated")
     if img.dtype == np.uint16:
         img = np.round(img.astype(np.float64) / 257.0).astype(np.uint8)
         notes.append("16-bit")
