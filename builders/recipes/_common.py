@@ -13,7 +13,7 @@ import numpy as np
 
 from core.seeding import keyed_rng
 
-from ..albums import Album, pairs_table, scan
+from ..albums import NEAR_DUPLICATE_PSNR, Album, pairs_table, scan
 from ..config import option, to_plain
 from ..degrade import KERNELS
 from ..images import read_rgb
@@ -49,6 +49,8 @@ class AlbumConfig:
     lr_kernel: str = option("pil-bicubic", "LR downscaling kernel", choices=KERNELS)
     crop_size: int = option(160, "HR crop side of train/drefsr crops; also the smallest usable image side")
     min_matches: int = option(1, "pairs with fewer ratio-test matches are never used")
+    near_duplicate_psnr: float = option(NEAR_DUPLICATE_PSNR, "thumbnail PSNR (dB) from which two images of an "
+                                        "album are copies of one photo; the later one is skipped")
 
     def __post_init__(self):
         if self.lr_kernel not in KERNELS:
@@ -98,7 +100,7 @@ def build_recipe(cfg, plan: Callable, generate: Callable, columns: dict[str, str
     check_target(out_dir, overwrite)
     report = BuildReport(recipe=cfg.name, out=str(out_dir))
     albums = scan(albums_dir, cfg.sift, report, min_side=cfg.crop_size, jobs=jobs, cache_dir=cache_dir,
-                  min_matches=cfg.min_matches, progress=progress)
+                  min_matches=cfg.min_matches, progress=progress, near_duplicate_psnr=cfg.near_duplicate_psnr)
     splits = assign_splits(albums, cfg.split, cfg.test_fraction, seed)
     items = plan(albums, splits, cfg, seed, report)
     rows = generate(progress(items, len(items), "writing") if progress else items, cfg, seed, report)
