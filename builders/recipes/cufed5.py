@@ -47,6 +47,8 @@ class Config(AlbumConfig):
 
     levels: LevelConfig = option(help="levels", factory=lambda: LevelConfig(n=5, method="rank"))
     groups_per_album: int = option(1, "test groups (distinct HRs) per album")
+    min_l1_score: int = option(30, "an HR forms a group only if its most similar reference scores at least "
+                                   "this (unrelated photos reach 5-8 inliers; real L1 views hundreds)")
     hr_max_side: int = option(500, "test HR: long side at most this")
     ref_max_side: int = option(500, "test references: long side at most this")
     train_pairs_per_album: int = option(10, "train pairs drawn per album")
@@ -76,6 +78,9 @@ def _test_groups(album: Album, cfg: Config, edges: list[float], report: BuildRep
         cands = _candidates(album, hr)
         if len(cands) < cfg.levels.n:
             report.skip("hr-too-few-references", album.rel[hr])
+            continue
+        if max(score for _, score in cands) < cfg.min_l1_score:
+            report.skip("hr-no-related-reference", album.rel[hr])
             continue
         chosen, missing = pick_one_per_level(cands, assign(cands, edges, cfg.levels), cfg.levels.n)
         if missing:
