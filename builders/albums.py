@@ -54,10 +54,18 @@ def scan(albums_dir: str | os.PathLike, params: SiftParams, report: BuildReport,
     a batch is scored, so memory stays bounded for CUFED-sized collections (1,883 albums).
     """
     root = Path(albums_dir)
-    if not root.is_dir():
+    if not root.exists():
         raise FileNotFoundError(f"albums folder {root} does not exist")
+    if not root.is_dir():
+        raise ValueError(f"--albums {root} is a file, not a folder of album folders")
     folders = album_folders(root)
     listed = {folder: list_images(folder) for folder in folders}
+    if not any(listed.values()):
+        raise ValueError(f"no images in {root}: it should hold one sub-folder of photos per album "
+                         f"(or be one folder of photos)")
+    if root not in folders:  # photos beside the album folders belong to no album
+        for stray in list_images(root):
+            report.skip("image-outside-albums", stray.name)
     report.albums, report.images = len(folders), sum(map(len, listed.values()))
     seen: dict[str, str] = {}
     albums: list[Album] = []

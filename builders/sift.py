@@ -55,6 +55,12 @@ class SiftParams:
             raise ValueError(f"score must be one of {SCORES}, got {self.score!r}")
         if self.score == "inliers" and self.geometry == "none":
             raise ValueError("score='inliers' needs a geometry (homography or fundamental)")
+        for name, ok, rule in (("ratio", 0 < self.ratio < 1, "in (0, 1)"), ("max_side", self.max_side >= 32, ">= 32"),
+                               ("nfeatures", self.nfeatures >= 0, ">= 0"),
+                               ("ransac_threshold", self.ransac_threshold > 0, "> 0"),
+                               ("ransac_iters", self.ransac_iters >= 1, ">= 1"), ("sigma", self.sigma > 0, "> 0")):
+            if not ok:
+                raise ValueError(f"sift.{name} must be {rule}, got {getattr(self, name)!r}")
 
     def extraction_key(self) -> str:
         """Digest of the parameters that change features (the disk-cache key's second half)."""

@@ -26,3 +26,21 @@ def test_the_threshold_is_an_option_recorded_in_the_spec(tmp_path):
     from builders.manifest import Dataset
 
     assert Dataset.open(tmp_path / "out").spec["config"]["min_l1_score"] == 10 ** 6
+
+
+def test_bad_album_inputs_are_refused_or_counted(tmp_path):
+    import pytest
+
+    (tmp_path / "file.png").write_bytes(b"x")
+    with pytest.raises(ValueError, match="is a file"):
+        cufed5.build(tmp_path / "file.png", tmp_path / "o1", seed=0, jobs=1)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ValueError, match="no images in"):
+        cufed5.build(tmp_path / "empty", tmp_path / "o2", seed=0, jobs=1)
+    make_album(tmp_path / "albums" / "real", seed=3)
+    cv2.imwrite(str(tmp_path / "albums" / "stray.png"), texture(9)[:, :, ::-1])
+    report = cufed5.build(tmp_path / "albums", tmp_path / "o3", {"levels": {"n": 4}}, seed=0, jobs=1)
+    assert report.skipped["image-outside-albums"] == 1
+    for bad in ({"scale": 0}, {"crop_size": 0}, {"test_fraction": 5}, {"sift": {"ratio": 2}}):
+        with pytest.raises(ValueError, match="must be"):
+            cufed5.build(tmp_path / "albums", tmp_path / "o4", bad, seed=0, jobs=1)

@@ -55,6 +55,13 @@ class AlbumConfig:
     def __post_init__(self):
         if self.lr_kernel not in KERNELS:
             raise ValueError(f"lr_kernel must be one of {KERNELS}")
+        for name, ok, rule in (("scale", self.scale >= 1, ">= 1"), ("crop_size", self.crop_size >= 16, ">= 16"),
+                               ("test_fraction", 0 < self.test_fraction < 1, "in (0, 1)"),
+                               ("min_matches", self.min_matches >= 0, ">= 0")):
+            if not ok:
+                raise ValueError(f"{name} must be {rule}, got {getattr(self, name)!r}")
+        if self.crop_size % self.scale:
+            raise ValueError(f"crop_size {self.crop_size} must be a multiple of the scale {self.scale}")
 
 
 def assign_splits(albums: list[Album], split: str, test_fraction: float, seed: int) -> dict[str, str]:
