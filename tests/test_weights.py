@@ -78,3 +78,23 @@ def test_rows_carry_tag_label_and_hash_through_the_cli(tmp_path, monkeypatch):
     assert set(df["model"]) == {"ttsr.rec"} and set(df["weights_tag"]) == {"ttsr.rec"}
     assert set(df["weights"]) == {"custom"} and (df["status"] == "ok").all()
     assert {json.loads(s)["net"] for s in df["weights_sha256"]} == {resolve_weights("ttsr.rec", path).sha256["net"]}
+
+
+def test_a_bad_checkpoint_is_one_model_not_scored_and_the_run_goes_on(tmp_path, monkeypatch):
+    from benchmark import run
+    from tests.harness_data import make_tiny_dataset
+
+    monkeypatch.setenv("REFSR_WEIGHTS", str(tmp_path / "w"))
+    ds = make_tiny_dataset(tmp_path / "ds", groups=1, levels=1)
+    empty = tmp_path / "empty.pt"
+    empty.write_bytes(b"")
+    wrong = tmp_path / "wrong.pt"
+    torch.save({"conv.weight": torch.zeros(3, 3, 3, 3)}, wrong)
+    for path, expected in ((empty, "cannot read"), (wrong, "missing from the checkpoint")):
+        out = tmp_path / path.stem
+        assert run.main(["--models", "ttsr,bicubic", "--weights", f"ttsr={path}", "--datasets", str(ds),
+                         "--metrics", "psnr_y", "--out", str(out), "--no-profile", "--no-publish"]) == 0
+        df = pd.read_parquet(out / "results.parquet")
+        assert set(df["model"]) == {"bicubic"} and (df["status"] == "ok").all()
+        why = json.loads((out / "run.json").read_text())["unavailable_models"]["ttsr"]
+        assert str(path) in why and expected in why
