@@ -1,0 +1,222 @@
+"""Mamba's selective scan in pure PyTorch, computed as a chunked parallel scan.
+
+The operation (mamba-ssm's ``selective_scan_fn`` / ``selective_scan_ref`` contract, real case)::
+
+    delta = softplus(delta + delta_bias)            # if delta_softplus (bias optional)
+    h_t   = exp(delta_t * A) * h_{t-1} + delta_t * B_t * u_t      (per channel d and state n)
+    y_t   = <C_t, h_t> + D * u_t,   out = y * silu(z)             (D, z optional)
+
+with ``u, delta, z``: (batch, D, L); ``A``: (D, N); ``B``/``C``: (D, N) (fixed), (batch, N, L)
+(shared by every channel) or (batch, G, N, L) (grouped: channel d uses group d // (D // G), as
+VMamba/SS2D passes its four scan directions); ``D``: (D,); ``delta_bias``: (D,).
+
+:func:`selective_scan_chunked` never loops over time steps. The sequence is cut into chunks of
+``T`` steps. Inside a chunk, with ``S_t`` the cumulative log-decay since the chunk start (a
+cumulative sum of ``delta * A``), the recurrence is solved in closed form::
+
+    h_t = exp(S_t) * (h_0 + cumsum_s(exp(-S_s) * delta_s B_s u_s))
+
+so a chunk costs two exponentials and two cumulative sums over all its steps at once; the state
+is then carried from chunk to chunk (a loop over chunks, not over steps). ``exp(-S_s)`` grows with
+the decay accumulated inside the chunk, so ``T`` is chosen per call such that the largest possible
+within-chunk decay ``T * max(delta) * max|A|`` stays below ``max_log_span`` (default 40 in
+float32, 300 in float64): every exponential stays far inside the floating-point range and the
+rounding of ``S`` (relative error ~ eps * span) stays small. Inputs with very large decay rates
+(e.g. ``delta * |A| > 20`` per step) therefore get short chunks: correct, only slower. Steps
+are processed in blocks of about ``block_elems`` state values so memory stays bounded at any
+``L`` (the reference materialises four ``(batch, D, L, N)`` tensors).
+
+:func:`selective_scan` dispatches: mamba-ssm's CUDA kernel when the package is importable and
+the tensors are on CUDA, else the chunked scan; :data:`LAST_BACKEND` and the ``backend`` return of
+:func:`scan_backend` record which one ran. :func:`selective_scan_ref` is the definition as a
+per-step loop (the baseline of ``benchmarks/selective_scan_speed.py`` and of the tests).
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+#: which implementation the last :func:`selective_scan` call used: "mamba_ssm" or "chunked".
+LAST_BACKEND: str | None = None
+
+_MAX_LOG_SPAN = {torch.float32: 40.0, torch.float64: 300.0}
+
+
+def _mamba_ssm_fn():
+    try:
+        from mamba_ssm.ops.selective_scan_interface import selective_scan_fn
+    except Exception:  # not installed, or installed without its compiled kernel
+        return None
+    return selective_scan_fn
+
+
+def scan_backend(device: torch.device | str) -> str:
+    """The backend :func:`selective_scan` uses for tensors on ``device``."""
+    if torch.device(device).type == "cuda" and _mamba_ssm_fn() is not None:
+        return "mamba_ssm"
+    return "chunked"
+
+
+def selective_scan(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False,
+                   return_last_state=False, backend: str = "auto"):
+    """mamba-ssm's ``selective_scan_fn`` where available (CUDA), else :func:`selective_scan_chunked`.
+
+    ``backend``: "auto", "chunked", "mamba_ssm" or "ref" (the per-step loop).
+    """
+    global LAST_BACKEND
+    if backend == "auto":
+        backend = scan_backend(u.device)
+    if backend == "mamba_ssm":
+        fn = _mamba_ssm_fn()
+        if fn is None:
+            raise RuntimeError("backend 'mamba_ssm' requested but mamba_ssm is not importable")
+        out = fn(u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state)
+    elif backend == "chunked":
+        out = selective_scan_chunked(u, delta, A, B, C, D, z, delta_bias, delta_softplus,
+                                     return_last_state)
+    elif backend == "ref":
+        out = selective_scan_ref(u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state)
+    else:
+        raise ValueError(f"unknown selective-scan backend {backend!r}")
+    LAST_BACKEND = backend
+    return out
+
+
+# ----------------------------------------------------------------------------- shared prologue
+def _prepare(u, delta, A, B, C, delta_bias, delta_softplus):
+    """Compute dtype, softplus'd delta and B/C as (batch, G, N, L) views (G = 1 when shared)."""
+    if A.is_complex():
+        raise NotImplementedError("complex A (S4D-Lin) is not supported; SS2D uses real A")
+    dt = torch.float64 if u.dtype == torch.float64 else torch.float32
+    u = u.to(dt)
+    delta = delta.to(dt)
+    if delta_bias is not None:
+        delta = delta + delta_bias.to(dt)[..., None]
+    if delta_softplus:
+        delta = F.softplus(delta)
+    batch, dim, L = u.shape
+
+    def as_groups(M):
+        M = M.to(dt)
+        if M.dim() == 2:  # (D, N): fixed per channel -> one group per channel
+            return M.t()[None, :, :, None].expand(batch, M.shape[1], M.shape[0], L).permute(0, 2, 1, 3)
+        if M.dim() == 3:  # (batch, N, L)
+            return M[:, None]
+        if M.dim() == 4:
+            if dim % M.shape[1]:
+                raise ValueError(f"{dim} channels do not split into {M.shape[1]} groups")
+            return M
+        raise ValueError(f"B/C must have 2, 3 or 4 dims, got shape {tuple(M.shape)}")
+
+    return dt, u, delta, A.to(dt), as_groups(B), as_groups(C)
+
+
+def _epilogue(y, u, D, z, dtype_in):
+    if D is not None:
+        y = y + u * D.to(y.dtype)[:, None]
+    if z is not None:
+        y = y * F.silu(z.to(y.dtype))
+    return y.to(dtype_in)
+
+
+# ----------------------------------------------------------------------------- per-step reference
+def selective_scan_ref(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False,
+                       return_last_state=False):
+    """The recurrence stepped one time step at a time (the definition; slow)."""
+    dtype_in = u.dtype
+    dt, u, delta, A, Bg, Cg = _prepare(u, delta, A, B, C, delta_bias, delta_softplus)
+    batch, dim, L = u.shape
+    G, N = Bg.shape[1], A.shape[1]
+    # expand groups to channels: (batch, D, N, L)
+    # layout (batch, D, L, N) as mamba-ssm's reference: a time step is one [:, :, t] slice
+    Bd = Bg.repeat_interleave(dim // G, dim=1).transpose(2, 3)
+    Cd = Cg.repeat_interleave(dim // Cg.shape[1], dim=1).transpose(2, 3)
+    decay = torch.exp(delta[..., None] * A[None, :, None, :])
+    drive = (delta * u)[..., None] * Bd
+    h = u.new_zeros(batch, dim, N)
+    ys = []
+    for t in range(L):
+        h = decay[:, :, t] * h + drive[:, :, t]
+        ys.append((h * Cd[:, :, t]).sum(-1))
+    y = torch.stack(ys, dim=-1) if ys else u.new_zeros(batch, dim, 0)
+    out = _epilogue(y, u, D, z, dtype_in)
+    return (out, h) if return_last_state else out
+
+
+# ----------------------------------------------------------------------------- chunked scan
+def chunk_length(delta: torch.Tensor, A: torch.Tensor, max_log_span: float, max_chunk: int = 64) -> int:
+    """Largest power of two ``T <= max_chunk`` with ``T * max(delta) * max|A| <= max_log_span``."""
+    if not delta.numel():
+        return max_chunk
+    # fastest decay per channel: max over batch and time of delta, times max over states of |A|
+    per_channel = delta.reshape(-1, delta.shape[-2], delta.shape[-1]).amax(dim=(0, 2)).clamp_min(0)
+    rate = float((per_channel * A.abs().amax(dim=1)).max())
+    if rate * max_chunk <= max_log_span:
+        return max_chunk
+    if rate * 2 > max_log_span:
+        return 1
+    return 2 ** int(math.floor(math.log2(max_log_span / rate)))
+
+
+def selective_scan_chunked(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False,
+                           return_last_state=False, max_chunk: int = 64,
+                           max_log_span: float | None = None, block_elems: int = 1 << 20):
+    """Same result as :func:`selective_scan_ref`, without a loop over time steps (see module doc).
+
+    ``max_chunk`` caps the chunk length :func:`chunk_length` picks; ``max_log_span`` bounds the
+    decay accumulated inside a chunk; ``block_elems`` bounds the size of the intermediates.
+    """
+    dtype_in = u.dtype
+    dt, u, delta, A, Bg, Cg = _prepare(u, delta, A, B, C, delta_bias, delta_softplus)
+    batch, dim, L = u.shape
+    N = A.shape[1]
+    G = Bg.shape[1]
+    if Cg.shape[1] != G:  # different grouping of B and C: expand both to channels
+        Bg = Bg.repeat_interleave(dim // G, dim=1)
+        Cg = Cg.repeat_interleave(dim // Cg.shape[1], dim=1)
+        G = dim
+    H = dim // G
+    span = _MAX_LOG_SPAN[dt] if max_log_span is None else max_log_span
+    T = chunk_length(delta, A, span, max_chunk)
+    n_chunks = -(-L // T)
+    pad = n_chunks * T - L
+    # layout (batch, G, H, N, chunk, T): time last, state dim before it
+    ug = u.view(batch, G, H, 1, L)
+    dg = delta.view(batch, G, H, 1, L)
+    du = dg * ug
+    if pad:  # padded steps: no decay, no input -> the state passes through unchanged
+        dg = F.pad(dg, (0, pad))
+        du = F.pad(du, (0, pad))
+        Bg = F.pad(Bg, (0, pad))
+        Cg = F.pad(Cg, (0, pad))
+    Ag = A.view(1, G, H, N, 1, 1)
+    Bc = Bg.view(batch, G, 1, N, n_chunks, T)
+    Cc = Cg.view(batch, G, 1, N, n_chunks, T)
+    dc = dg.view(batch, G, H, 1, n_chunks, T)
+    duc = du.view(batch, G, H, 1, n_chunks, T)
+
+    cum = dc.cumsum(-1)  # cumulative delta inside each chunk (times A: the log-decay)
+    y = u.new_empty(batch, G, H, n_chunks, T)
+    state = u.new_zeros(batch, G, H, N)
+    per_block = max(1, block_elems // max(1, batch * dim * N * T))
+    for c0 in range(0, n_chunks, per_block):
+        sl = slice(c0, min(n_chunks, c0 + per_block))
+        S = cum[..., sl, :] * Ag            # (batch,G,H,N,n,T) log-decay since chunk start
+        # no-op unless T == 1 and one step decays by more than exp(-span): then exp(-span) stands
+        # for a smaller factor, a change below the working precision (exp(-40) ~ 4e-18)
+        E = S.clamp_(-span, span).exp_()
+        P = (duc[..., sl, :] * Bc[..., sl, :]).div_(E).cumsum_(-1)  # cumsum of exp(-S_s) b_s
+        # carry the state across the chunks of this block: h_end = E_end * (h_start + P_end)
+        E_end, P_end = E[..., -1], P[..., -1]
+        starts = torch.empty_like(E_end)
+        for i in range(E_end.shape[-1]):
+            starts[..., i] = state
+            state = E_end[..., i] * (state + P_end[..., i])
+        P += starts[..., None]
+        P *= E                                          # h_t for every step of the block
+        y[..., sl, :] = (P * Cc[..., sl, :]).sum(3)
+    y = y.view(batch, dim, n_chunks * T)[..., :L]
+    out = _epilogue(y, u, D, z, dtype_in)
+    return (out, state.view(batch, dim, N)) if return_last_state else out
