@@ -160,13 +160,54 @@ def chunk_length(delta: torch.Tensor, A: torch.Tensor, max_log_span: float, max_
     return 2 ** int(math.floor(math.log2(max_log_span / rate)))
 
 
+def scan_plan(delta: torch.Tensor, A: torch.Tensor, max_log_span: float, max_chunk: int = 64,
+              method: str = "auto", min_log_chunk: int = 16) -> tuple[str, int]:
+    """(method, chunk length) :func:`selective_scan_chunked` uses for this softplus'd ``delta``."""
+    T = chunk_length(delta, A, max_log_span, max_chunk)
+    if method == "auto":
+        method = "log" if T >= min(min_log_chunk, max_chunk) else "doubling"
+    if method == "doubling":
+        return method, max_chunk
+    if method != "log":
+        raise ValueError(f"unknown method {method!r}")
+    return method, T
+
+
+def _carry(decay: torch.Tensor, local_end: torch.Tensor, state: torch.Tensor):
+    """States entering each chunk (last dim) and the state after the last one.
+
+    ``decay``/``local_end``: each chunk's total decay and the state it builds from zero. The
+    chunk-level recurrence s_i = decay_i * s_{i-1} + local_end_i is scanned by doubling
+    (log2(chunks) vectorised steps) instead of a loop over chunks.
+    """
+    n = decay.shape[-1]
+    acc = local_end.clone()
+    acc[..., 0] += decay[..., 0] * state
+    dec = decay.clone()
+    k = 1
+    while k < n:
+        acc_new = acc.clone()
+        acc_new[..., k:] += dec[..., k:] * acc[..., :-k]
+        dec_new = dec.clone()
+        dec_new[..., k:] *= dec[..., :-k]
+        acc, dec = acc_new, dec_new
+        k *= 2
+    starts = torch.cat((state[..., None], acc[..., :-1]), -1)
+    return starts, acc[..., -1]
+
+
 def selective_scan_chunked(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False,
                            return_last_state=False, max_chunk: int = 64,
-                           max_log_span: float | None = None, block_elems: int = 1 << 20):
+                           max_log_span: float | None = None, block_elems: int = 1 << 18,
+                           method: str = "auto", min_log_chunk: int = 16):
     """Same result as :func:`selective_scan_ref`, without a loop over time steps (see module doc).
 
     ``max_chunk`` caps the chunk length :func:`chunk_length` picks; ``max_log_span`` bounds the
     decay accumulated inside a chunk; ``block_elems`` bounds the size of the intermediates.
+    ``method``: "log" (cumulative log-decays, chunk length from :func:`chunk_length`), "doubling"
+    (Hillis-Steele products inside chunks of ``max_chunk``: no exponential of a sum, any decay
+    rate) or "auto": "log" unless the decays are so fast that its chunks would be shorter than
+    ``min_log_chunk``.
     """
     dtype_in = u.dtype
     dt, u, delta, A, Bg, Cg = _prepare(u, delta, A, B, C, delta_bias, delta_softplus)
@@ -179,7 +220,7 @@ def selective_scan_chunked(u, delta, A, B, C, D=None, z=None, delta_bias=None, d
         G = dim
     H = dim // G
     span = _MAX_LOG_SPAN[dt] if max_log_span is None else max_log_span
-    T = chunk_length(delta, A, span, max_chunk)
+    method, T = scan_plan(delta, A, span, max_chunk, method, min_log_chunk)
     n_chunks = -(-L // T)
     pad = n_chunks * T - L
     # layout (batch, G, H, N, chunk, T): time last, state dim before it
@@ -197,25 +238,40 @@ def selective_scan_chunked(u, delta, A, B, C, D=None, z=None, delta_bias=None, d
     dc = dg.view(batch, G, H, 1, n_chunks, T)
     duc = du.view(batch, G, H, 1, n_chunks, T)
 
-    cum = dc.cumsum(-1)  # cumulative delta inside each chunk (times A: the log-decay)
+    if method == "log":
+        cum = dc.cumsum(-1)  # cumulative delta inside each chunk (times A: the log-decay)
     y = u.new_empty(batch, G, H, n_chunks, T)
     state = u.new_zeros(batch, G, H, N)
     per_block = max(1, block_elems // max(1, batch * dim * N * T))
     for c0 in range(0, n_chunks, per_block):
         sl = slice(c0, min(n_chunks, c0 + per_block))
-        S = cum[..., sl, :] * Ag            # (batch,G,H,N,n,T) log-decay since chunk start
-        # no-op unless T == 1 and one step decays by more than exp(-span): then exp(-span) stands
-        # for a smaller factor, a change below the working precision (exp(-40) ~ 4e-18)
-        E = S.clamp_(-span, span).exp_()
-        P = (duc[..., sl, :] * Bc[..., sl, :]).div_(E).cumsum_(-1)  # cumsum of exp(-S_s) b_s
-        # carry the state across the chunks of this block: h_end = E_end * (h_start + P_end)
-        E_end, P_end = E[..., -1], P[..., -1]
-        starts = torch.empty_like(E_end)
-        for i in range(E_end.shape[-1]):
-            starts[..., i] = state
-            state = E_end[..., i] * (state + P_end[..., i])
-        P += starts[..., None]
-        P *= E                                          # h_t for every step of the block
+        if method == "log":
+            S = cum[..., sl, :] * Ag            # (batch,G,H,N,n,T) log-decay since chunk start
+            # no-op unless T == 1 and one step decays by more than exp(-span): then exp(-span)
+            # stands for a smaller factor, a change below the working precision (exp(-40) ~ 4e-18)
+            E = S.clamp_(-span, span).exp_()
+            P = (duc[..., sl, :] * Bc[..., sl, :]).div_(E).cumsum_(-1)  # cumsum of exp(-S_s) b_s
+            E_end, H_end = E[..., -1], E[..., -1] * P[..., -1]  # chunk decay, local end state
+        else:
+            # Hillis-Steele doubling inside each chunk on (decay, input) pairs: after the level
+            # with offset k, E_t = prod of the last 2k step decays and P_t = the state they built
+            E = (dc[..., sl, :] * Ag).exp_()
+            P = duc[..., sl, :] * Bc[..., sl, :]
+            E2, P2 = torch.empty_like(E), torch.empty_like(P)  # double buffers: one fused pass per level
+            k = 1
+            while k < T:
+                P2[..., :k], E2[..., :k] = P[..., :k], E[..., :k]
+                torch.addcmul(P[..., k:], E[..., k:], P[..., :-k], out=P2[..., k:])
+                torch.mul(E[..., k:], E[..., :-k], out=E2[..., k:])
+                P, P2, E, E2 = P2, P, E2, E
+                k *= 2
+            E_end, H_end = E[..., -1], P[..., -1]
+        starts, state = _carry(E_end, H_end, state)
+        if method == "log":
+            P += starts[..., None]
+            P *= E                                      # h_t = exp(S_t) (h_0 + P_t)
+        else:
+            P += E * starts[..., None]                  # h_t = local state + decay * h_0
         y[..., sl, :] = (P * Cc[..., sl, :]).sum(3)
     y = y.view(batch, dim, n_chunks * T)[..., :L]
     out = _epilogue(y, u, D, z, dtype_in)
