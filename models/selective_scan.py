@@ -11,7 +11,7 @@ with ``u, delta, z``: (batch, D, L); ``A``: (D, N); ``B``/``C``: (D, N) (fixed),
 VMamba/SS2D passes its four scan directions); ``D``: (D,); ``delta_bias``: (D,).
 
 :func:`selective_scan_chunked` never loops over time steps. The sequence is cut into chunks of
-``T`` steps. Inside a chunk, with ``S_t`` the cumulative log-decay since the chunk start (a
+``T`` steps (at most 128). Inside a chunk, with ``S_t`` the cumulative log-decay since the chunk start (a
 cumulative sum of ``delta * A``), the recurrence is solved in closed form::
 
     h_t = exp(S_t) * (h_0 + cumsum_s(exp(-S_s) * delta_s B_s u_s))
@@ -146,7 +146,7 @@ def selective_scan_ref(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta
 
 
 # ----------------------------------------------------------------------------- chunked scan
-def chunk_length(delta: torch.Tensor, A: torch.Tensor, max_log_span: float, max_chunk: int = 64) -> int:
+def chunk_length(delta: torch.Tensor, A: torch.Tensor, max_log_span: float, max_chunk: int = 128) -> int:
     """Largest power of two ``T <= max_chunk`` with ``T * max(delta) * max|A| <= max_log_span``."""
     if not delta.numel():
         return max_chunk
@@ -160,14 +160,14 @@ def chunk_length(delta: torch.Tensor, A: torch.Tensor, max_log_span: float, max_
     return 2 ** int(math.floor(math.log2(max_log_span / rate)))
 
 
-def scan_plan(delta: torch.Tensor, A: torch.Tensor, max_log_span: float, max_chunk: int = 64,
+def scan_plan(delta: torch.Tensor, A: torch.Tensor, max_log_span: float, max_chunk: int = 128,
               method: str = "auto", min_log_chunk: int = 16) -> tuple[str, int]:
     """(method, chunk length) :func:`selective_scan_chunked` uses for this softplus'd ``delta``."""
     T = chunk_length(delta, A, max_log_span, max_chunk)
     if method == "auto":
         method = "log" if T >= min(min_log_chunk, max_chunk) else "doubling"
-    if method == "doubling":
-        return method, max_chunk
+    if method == "doubling":  # a power of two (the sweeps halve the chunk)
+        return method, 2 ** int(math.floor(math.log2(max_chunk)))
     if method != "log":
         raise ValueError(f"unknown method {method!r}")
     return method, T
@@ -197,8 +197,8 @@ def _carry(decay: torch.Tensor, local_end: torch.Tensor, state: torch.Tensor):
 
 
 def selective_scan_chunked(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False,
-                           return_last_state=False, max_chunk: int = 64,
-                           max_log_span: float | None = None, block_elems: int = 1 << 18,
+                           return_last_state=False, max_chunk: int = 128,
+                           max_log_span: float | None = None, block_elems: int = 1 << 20,
                            method: str = "auto", min_log_chunk: int = 16):
     """Same result as :func:`selective_scan_ref`, without a loop over time steps (see module doc).
 
@@ -253,26 +253,32 @@ def selective_scan_chunked(u, delta, A, B, C, D=None, z=None, delta_bias=None, d
             P = (duc[..., sl, :] * Bc[..., sl, :]).div_(E).cumsum_(-1)  # cumsum of exp(-S_s) b_s
             E_end, H_end = E[..., -1], E[..., -1] * P[..., -1]  # chunk decay, local end state
         else:
-            # Hillis-Steele doubling inside each chunk on (decay, input) pairs: after the level
-            # with offset k, E_t = prod of the last 2k step decays and P_t = the state they built
+            # work-efficient (Blelloch-style) scan inside each chunk on (decay, input) pairs, in
+            # place on strided views: an up-sweep builds products/states over blocks of 2s steps,
+            # a down-sweep completes every prefix; afterwards E_t = product of the step decays
+            # since the chunk start and P_t = the state built from zero
             E = (dc[..., sl, :] * Ag).exp_()
             P = duc[..., sl, :] * Bc[..., sl, :]
-            E2, P2 = torch.empty_like(E), torch.empty_like(P)  # double buffers: one fused pass per level
-            k = 1
-            while k < T:
-                P2[..., :k], E2[..., :k] = P[..., :k], E[..., :k]
-                torch.addcmul(P[..., k:], E[..., k:], P[..., :-k], out=P2[..., k:])
-                torch.mul(E[..., k:], E[..., :-k], out=E2[..., k:])
-                P, P2, E, E2 = P2, P, E2, E
-                k *= 2
+            s = 1
+            while s < T:  # up-sweep
+                Ev, Pv = E.unflatten(-1, (T // (2 * s), 2 * s)), P.unflatten(-1, (T // (2 * s), 2 * s))
+                Pv[..., 2 * s - 1].addcmul_(Ev[..., 2 * s - 1], Pv[..., s - 1])
+                Ev[..., 2 * s - 1].mul_(Ev[..., s - 1])
+                s *= 2
+            s = T // 4
+            while s >= 1:  # down-sweep
+                Ev, Pv = E.unflatten(-1, (T // (2 * s), 2 * s)), P.unflatten(-1, (T // (2 * s), 2 * s))
+                Pv[..., 1:, s - 1].addcmul_(Ev[..., 1:, s - 1], Pv[..., :-1, 2 * s - 1])
+                Ev[..., 1:, s - 1].mul_(Ev[..., :-1, 2 * s - 1])
+                s //= 2
             E_end, H_end = E[..., -1], P[..., -1]
         starts, state = _carry(E_end, H_end, state)
         if method == "log":
             P += starts[..., None]
             P *= E                                      # h_t = exp(S_t) (h_0 + P_t)
         else:
-            P += E * starts[..., None]                  # h_t = local state + decay * h_0
-        y[..., sl, :] = (P * Cc[..., sl, :]).sum(3)
+            P.addcmul_(E, starts[..., None])            # h_t = local state + decay * h_0
+        y[..., sl, :] = torch.linalg.vecdot(P, Cc[..., sl, :].expand_as(P), dim=3)  # <C_t, h_t>
     y = y.view(batch, dim, n_chunks * T)[..., :L]
     out = _epilogue(y, u, D, z, dtype_in)
     return (out, state.view(batch, dim, N)) if return_last_state else out
