@@ -149,12 +149,12 @@ def selective_scan_ref(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta
 def chunk_length(delta: torch.Tensor, A: torch.Tensor, max_log_span: float, max_chunk: int = 128) -> int:
     """Largest power of two ``T <= max_chunk`` with ``T * max(delta) * max|A| <= max_log_span``."""
     if not delta.numel():
-        return max_chunk
+        return 2 ** int(math.floor(math.log2(max_chunk)))
     # fastest decay per channel: max over batch and time of delta, times max over states of |A|
     per_channel = delta.reshape(-1, delta.shape[-2], delta.shape[-1]).amax(dim=(0, 2)).clamp_min(0)
     rate = float((per_channel * A.abs().amax(dim=1)).max())
     if rate * max_chunk <= max_log_span:
-        return max_chunk
+        return 2 ** int(math.floor(math.log2(max_chunk)))
     if rate * 2 > max_log_span:
         return 1
     return 2 ** int(math.floor(math.log2(max_log_span / rate)))
@@ -171,6 +171,33 @@ def scan_plan(delta: torch.Tensor, A: torch.Tensor, max_log_span: float, max_chu
     if method != "log":
         raise ValueError(f"unknown method {method!r}")
     return method, T
+
+
+def _prefix_scan(P: torch.Tensor, E: torch.Tensor | None) -> None:
+    """In place along dim 2 (length T, a power of two): P_t <- sum over s <= t of
+    (prod of E over s < r <= t) * P_s, and E_t <- prod of E over r <= t (plain prefix sums when
+    ``E`` is None). Work-efficient parallel scan (up-sweep, then down-sweep) on strided views whose
+    elements are whole contiguous rows: 2 log2(T) vectorised steps, no loop over time steps."""
+    T = P.shape[2]
+
+    def step(s: int, dst: tuple, src: tuple) -> None:
+        dst, src = (slice(None), slice(None)) + dst, (slice(None), slice(None)) + src
+        Pv = P.unflatten(2, (T // (2 * s), 2 * s))
+        if E is None:
+            Pv[dst].add_(Pv[src])
+            return
+        Ev = E.unflatten(2, (T // (2 * s), 2 * s))
+        Pv[dst].addcmul_(Ev[dst], Pv[src])
+        Ev[dst].mul_(Ev[src])
+
+    s = 1
+    while s < T:  # up-sweep: the last step of every block of 2s holds the block's total
+        step(s, (slice(None), 2 * s - 1), (slice(None), s - 1))
+        s *= 2
+    s = T // 4
+    while s >= 1:  # down-sweep: the middle of each block gets the total of everything before it
+        step(s, (slice(1, None), s - 1), (slice(None, -1), 2 * s - 1))
+        s //= 2
 
 
 def _carry(decay: torch.Tensor, local_end: torch.Tensor, state: torch.Tensor):
@@ -223,62 +250,47 @@ def selective_scan_chunked(u, delta, A, B, C, D=None, z=None, delta_bias=None, d
     method, T = scan_plan(delta, A, span, max_chunk, method, min_log_chunk)
     n_chunks = -(-L // T)
     pad = n_chunks * T - L
-    # layout (batch, G, H, N, chunk, T): time last, state dim before it
-    ug = u.view(batch, G, H, 1, L)
-    dg = delta.view(batch, G, H, 1, L)
-    du = dg * ug
-    if pad:  # padded steps: no decay, no input -> the state passes through unchanged
-        dg = F.pad(dg, (0, pad))
-        du = F.pad(du, (0, pad))
-        Bg = F.pad(Bg, (0, pad))
-        Cg = F.pad(Cg, (0, pad))
-    Ag = A.view(1, G, H, N, 1, 1)
-    Bc = Bg.view(batch, G, 1, N, n_chunks, T)
-    Cc = Cg.view(batch, G, 1, N, n_chunks, T)
-    dc = dg.view(batch, G, H, 1, n_chunks, T)
-    duc = du.view(batch, G, H, 1, n_chunks, T)
+    # time-major layout (batch, chunk, T, G, H, N): one time step is a contiguous row of D*N
+    # states, so the sweeps below act on whole rows; padded steps have no decay and no input
+    d_t = F.pad(delta.transpose(1, 2), (0, 0, 0, pad))
+    du_t = F.pad((delta * u).transpose(1, 2), (0, 0, 0, pad))
+    B_t = F.pad(Bg.permute(0, 3, 1, 2), (0, 0, 0, 0, 0, pad))
+    C_t = F.pad(Cg.permute(0, 3, 1, 2), (0, 0, 0, 0, 0, pad))
+    dc = d_t.reshape(batch, n_chunks, T, G, H, 1)
+    duc = du_t.reshape(batch, n_chunks, T, G, H, 1)
+    Bc = B_t.reshape(batch, n_chunks, T, G, 1, N)
+    Cc = C_t.reshape(batch, n_chunks, T, G, 1, N)
+    Ag = A.view(G, H, N)
 
     if method == "log":
-        cum = dc.cumsum(-1)  # cumulative delta inside each chunk (times A: the log-decay)
-    y = u.new_empty(batch, G, H, n_chunks, T)
+        cum = dc.cumsum(2)  # cumulative delta inside each chunk (times A: the log-decay)
+    y = u.new_empty(batch, n_chunks, T, G, H)
     state = u.new_zeros(batch, G, H, N)
     per_block = max(1, block_elems // max(1, batch * dim * N * T))
     for c0 in range(0, n_chunks, per_block):
         sl = slice(c0, min(n_chunks, c0 + per_block))
         if method == "log":
-            S = cum[..., sl, :] * Ag            # (batch,G,H,N,n,T) log-decay since chunk start
-            # no-op unless T == 1 and one step decays by more than exp(-span): then exp(-span)
-            # stands for a smaller factor, a change below the working precision (exp(-40) ~ 4e-18)
-            E = S.clamp_(-span, span).exp_()
-            P = (duc[..., sl, :] * Bc[..., sl, :]).div_(E).cumsum_(-1)  # cumsum of exp(-S_s) b_s
-            E_end, H_end = E[..., -1], E[..., -1] * P[..., -1]  # chunk decay, local end state
+            # S_t = log-decay since the chunk start; the clamp is a no-op unless T == 1 and one
+            # step decays by more than exp(-span): exp(-span) then stands for a smaller factor,
+            # a change below the working precision (exp(-40) ~ 4e-18)
+            E = (cum[:, sl] * Ag).clamp_(-span, span).exp_()
+            P = (duc[:, sl] * Bc[:, sl]).div_(E)   # exp(-S_s) b_s ...
+            _prefix_scan(P, None)                   # ... summed over s <= t
+            E_end = E[:, :, -1]
+            H_end = E_end * P[:, :, -1]             # chunk decay and the state it builds from 0
         else:
-            # work-efficient (Blelloch-style) scan inside each chunk on (decay, input) pairs, in
-            # place on strided views: an up-sweep builds products/states over blocks of 2s steps,
-            # a down-sweep completes every prefix; afterwards E_t = product of the step decays
-            # since the chunk start and P_t = the state built from zero
-            E = (dc[..., sl, :] * Ag).exp_()
-            P = duc[..., sl, :] * Bc[..., sl, :]
-            s = 1
-            while s < T:  # up-sweep
-                Ev, Pv = E.unflatten(-1, (T // (2 * s), 2 * s)), P.unflatten(-1, (T // (2 * s), 2 * s))
-                Pv[..., 2 * s - 1].addcmul_(Ev[..., 2 * s - 1], Pv[..., s - 1])
-                Ev[..., 2 * s - 1].mul_(Ev[..., s - 1])
-                s *= 2
-            s = T // 4
-            while s >= 1:  # down-sweep
-                Ev, Pv = E.unflatten(-1, (T // (2 * s), 2 * s)), P.unflatten(-1, (T // (2 * s), 2 * s))
-                Pv[..., 1:, s - 1].addcmul_(Ev[..., 1:, s - 1], Pv[..., :-1, 2 * s - 1])
-                Ev[..., 1:, s - 1].mul_(Ev[..., :-1, 2 * s - 1])
-                s //= 2
-            E_end, H_end = E[..., -1], P[..., -1]
-        starts, state = _carry(E_end, H_end, state)
+            E = (dc[:, sl] * Ag).exp_()             # step decays
+            P = duc[:, sl] * Bc[:, sl]              # step inputs
+            _prefix_scan(P, E)                      # E_t = decay since chunk start, P_t = state from 0
+            E_end, H_end = E[:, :, -1], P[:, :, -1]
+        starts, state = _carry(E_end.movedim(1, -1), H_end.movedim(1, -1), state)
+        starts = starts.movedim(-1, 1)[:, :, None]  # state entering each chunk
         if method == "log":
-            P += starts[..., None]
-            P *= E                                      # h_t = exp(S_t) (h_0 + P_t)
+            P += starts
+            P *= E                                  # h_t = exp(S_t) (h_0 + P_t)
         else:
-            P.addcmul_(E, starts[..., None])            # h_t = local state + decay * h_0
-        y[..., sl, :] = torch.linalg.vecdot(P, Cc[..., sl, :].expand_as(P), dim=3)  # <C_t, h_t>
-    y = y.view(batch, dim, n_chunks * T)[..., :L]
+            P.addcmul_(E, starts)                   # h_t = local state + decay * h_0
+        y[:, sl] = torch.linalg.vecdot(P, Cc[:, sl].expand_as(P), dim=-1)  # <C_t, h_t>
+    y = y.view(batch, n_chunks * T, dim)[:, :L].transpose(1, 2)
     out = _epilogue(y, u, D, z, dtype_in)
-    return (out, state.view(batch, dim, N)) if return_last_state else out
+    return (out, state.reshape(batch, dim, N)) if return_last_state else out
