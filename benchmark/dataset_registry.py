@@ -7,23 +7,17 @@ works wherever a name does.
 """
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 
 from builders.manifest import Dataset, DatasetError
+from core.paths import data_dir
 
 REPO = Path(__file__).resolve().parents[1]
 SPEC_DIR = REPO / "datasets"
-DEFAULT_DATA_DIR = Path.home() / ".cache" / "refsr-bench" / "data"
 DEMO_POOL = "demo_pool"
-
-
-def data_dir() -> Path:
-    """Root of dataset folders: ``$REFSR_DATA`` or ``~/.cache/refsr-bench/data``."""
-    return Path(os.environ.get("REFSR_DATA", DEFAULT_DATA_DIR)).expanduser()
 
 
 @dataclass(frozen=True)

@@ -1,28 +1,61 @@
 """Aggregate a run's rows into the leaderboard tables (pure pandas; no file I/O here).
 
-Every value is a mean over images of rows with status ``ok``; a metric with no such row shows
-``unavailable (<reason>)`` or ``failed (<reason>)`` instead of a number.
+Every value is a mean over images of rows with status ``ok``; a metric with no such row is an
+empty (NaN) cell and its status goes to the row's ``notes`` column, never into a value cell.
+Which metrics are headline, their labels, directions and decimals come from the metric
+registry; which variant is the baseline (clean) and which is LR-as-reference, from the variant
+registry; the run's own protocol is the one of its headline rows (other presets are drift rows).
 """
 from __future__ import annotations
 
 import pandas as pd
 
-HEADLINE_METRICS = ("psnr_y", "ssim_y", "psnr_rgb", "lpips", "musiq", "maniqa")
+from builders.variants import baseline_variant, fallback_variant
+
+from .metrics import list_metrics, metric_info
+
 PROVENANCE = ("suite", "protocol", "protocol_hash", "git_sha", "device", "seed")
-DECIMALS = {"psnr_y": 2, "psnr_rgb": 2, "ssim_y": 4, "lpips": 4, "musiq": 2, "maniqa": 4}
+GROUP = ["model", "weights", "weights_tag", "dataset"]
 
 
-def _cell(group: pd.DataFrame) -> object:
+def headline_metrics() -> list[str]:
+    return [m for m in list_metrics() if metric_info(m).headline]
+
+
+def _value(group: pd.DataFrame) -> float:
     ok = group[group["status"] == "ok"]["value"]
-    if len(ok):
-        return float(ok.mean())
+    return float(ok.mean()) if len(ok) else float("nan")
+
+
+def _status(group: pd.DataFrame) -> str:
+    """'' when some row is ok; else '<status>: <reason>' of the first row."""
+    if (group["status"] == "ok").any():
+        return ""
     bad = group.iloc[0]
     reason = str(bad["reason"])
-    return reason if reason.startswith(f"{bad['status']} (") else f"{bad['status']} ({reason})"
+    for prefix in (f"{bad['status']} (", f"{bad['status']}: "):  # older rows repeated the status
+        if reason.startswith(prefix):
+            reason = reason[len(prefix):].rstrip(")") if prefix.endswith("(") else reason[len(prefix):]
+    return f"{bad['status']}: {reason}"
 
 
 def _provenance(df: pd.DataFrame) -> dict:
     return {c: ";".join(sorted(map(str, df[c].unique()))) for c in PROVENANCE if c in df}
+
+
+def main_protocol(df: pd.DataFrame) -> str:
+    """The run's protocol: the one its rows were scored under first (drift presets come after)."""
+    return str(df["protocol"].iloc[0]) if len(df) else ""
+
+
+def _main(df: pd.DataFrame) -> pd.DataFrame:
+    return df[df["protocol"] == main_protocol(df)] if "protocol" in df else df
+
+
+def _groups(df: pd.DataFrame):
+    cols = [c for c in GROUP if c in df.columns]
+    for key, g in df.groupby(cols, sort=True, dropna=False):
+        yield dict(zip(cols, key)), g
 
 
 def headline_level(df: pd.DataFrame) -> int:
@@ -34,15 +67,20 @@ def headline_level(df: pd.DataFrame) -> int:
 def headline(df: pd.DataFrame) -> pd.DataFrame:
     """Model × dataset on clean references at the headline level: every metric, image count, failures."""
     out = []
-    clean = df[df["variant"] == "clean"]
-    for (model, weights, dataset), g in clean.groupby(["model", "weights", "dataset"], sort=True):
+    main = _main(df)
+    clean = main[main["variant"] == baseline_variant()]
+    for key, g in _groups(clean):
         g = g[g["level"] == headline_level(g)]
-        row = {"model": model, "weights": weights, "dataset": dataset, "level": int(g["level"].iloc[0]),
-               "images": g["image"].nunique(),
+        row = {**key, "level": int(g["level"].iloc[0]), "images": g["image"].nunique(),
                "failed_images": g[g["status"] == "failed"]["image"].nunique()}
-        for m in HEADLINE_METRICS:
+        notes = []
+        for m in headline_metrics():
             if (g["metric"] == m).any():
-                row[m] = _cell(g[g["metric"] == m])
+                gm = g[g["metric"] == m]
+                row[m] = _value(gm)
+                if _status(gm):
+                    notes.append(f"{m}: {_status(gm)}")
+        row["notes"] = "; ".join(notes)
         out.append({**row, **_provenance(g), "dataset_hash": ";".join(sorted(g["dataset_hash"].unique()))})
     return pd.DataFrame(out)
 
@@ -50,15 +88,17 @@ def headline(df: pd.DataFrame) -> pd.DataFrame:
 def per_level(df: pd.DataFrame, metric: str = "psnr_y") -> pd.DataFrame:
     """Model × dataset rows, L1…LN columns on clean refs, plus LR-as-reference (SRNTT/FRFSR tables)."""
     out = []
-    sel = df[df["metric"] == metric]
-    for (model, weights, dataset), g in sel.groupby(["model", "weights", "dataset"], sort=True):
-        row = {"model": model, "weights": weights, "dataset": dataset, "metric": metric}
-        clean = g[g["variant"] == "clean"]
+    main = _main(df)
+    sel = main[main["metric"] == metric]
+    lr_name = fallback_variant()
+    for key, g in _groups(sel):
+        row = {**key, "metric": metric}
+        clean = g[g["variant"] == baseline_variant()]
         for level in sorted(clean["level"].unique()):
-            row[f"L{level}"] = _cell(clean[clean["level"] == level])
-        if (g["variant"] == "lr").any():
-            lr = g[g["variant"] == "lr"]
-            row["LR-as-ref"] = _cell(lr[lr["level"] == headline_level(lr)])
+            row[f"L{level}"] = _value(clean[clean["level"] == level])
+        if (g["variant"] == lr_name).any():
+            lr = g[g["variant"] == lr_name]
+            row["LR-as-ref"] = _value(lr[lr["level"] == headline_level(lr)])
         out.append({**row, **_provenance(g)})
     return pd.DataFrame(out)
 
@@ -66,51 +106,72 @@ def per_level(df: pd.DataFrame, metric: str = "psnr_y") -> pd.DataFrame:
 def robustness(df: pd.DataFrame, metric: str = "psnr_y") -> pd.DataFrame:
     """Per model × dataset × variant at the headline level: value and drop versus clean references."""
     out = []
-    sel = df[df["metric"] == metric]
-    for (model, weights, dataset), g in sel.groupby(["model", "weights", "dataset"], sort=True):
+    main = _main(df)
+    sel = main[main["metric"] == metric]
+    for key, g in _groups(sel):
         g = g[g["level"] == headline_level(g)]
-        clean = _cell(g[g["variant"] == "clean"]) if (g["variant"] == "clean").any() else None
+        base = g[g["variant"] == baseline_variant()]
+        clean = _value(base) if len(base) else float("nan")
         for variant, gv in g.groupby("variant", sort=True):
-            value = _cell(gv)
-            drop = clean - value if isinstance(clean, float) and isinstance(value, float) else None
-            out.append({"model": model, "weights": weights, "dataset": dataset, "variant": variant,
-                        "metric": metric, "value": value, "drop_vs_clean": drop, **_provenance(gv)})
-    return pd.DataFrame(out)
+            value = _value(gv)
+            out.append({**key, "variant": variant, "metric": metric, "value": value,
+                        "drop_vs_clean": clean - value, "notes": _status(gv), **_provenance(gv)})
+    cols = [*GROUP, "variant", "metric", "value", "drop_vs_clean", "notes", *PROVENANCE]
+    return pd.DataFrame(out, columns=[c for c in cols if not out or c in out[0]])
 
 
-def protocol_drift(df: pd.DataFrame) -> pd.DataFrame:
-    """The same SR outputs scored under every preset (clean refs, headline level)."""
+def protocol_drift(df: pd.DataFrame, metrics: tuple[str, ...] = ("psnr_y", "ssim_y")) -> pd.DataFrame:
+    """The same SR outputs scored under every preset (clean refs, headline level): one row per
+    model × dataset × protocol, the run's own protocol first."""
     out = []
-    clean = df[df["variant"] == "clean"]
-    for (model, weights, dataset), g in clean.groupby(["model", "weights", "dataset"], sort=True):
+    main = main_protocol(df)
+    clean = df[df["variant"] == baseline_variant()]
+    for key, g in _groups(clean):
         g = g[g["level"] == headline_level(g)]
-        main = g["protocol"].iloc[0]
-        row = {"model": model, "weights": weights, "dataset": dataset}
-        for m in ("psnr_y", "ssim_y"):
-            if (g["metric"] == m).any():
-                row[f"{m}@{main}"] = _cell(g[g["metric"] == m])
-            for metric in sorted(x for x in g["metric"].unique() if x.startswith(f"{m}@")):
-                row[metric] = _cell(g[g["metric"] == metric])
-        if len(row) > 3:
-            out.append({**row, **_provenance(g)})
+        protocols = sorted(g["protocol"].unique(), key=lambda p: (p != main, p))
+        if len(protocols) < 2:
+            continue
+        for proto in protocols:
+            gp = g[g["protocol"] == proto]
+            row = {**key, "protocol": proto}
+            for m in metrics:
+                if (gp["metric"] == m).any():
+                    row[m] = _value(gp[gp["metric"] == m])
+            out.append(row)
     return pd.DataFrame(out)
+
+
+def _header(col: str) -> str:
+    try:
+        info = metric_info(col)
+    except KeyError:
+        return col
+    return f"{info.label or col} {info.arrow}"
+
+
+def _decimals(col: str, metric_of_row: str | None) -> int:
+    for name in (col, metric_of_row):
+        try:
+            return metric_info(name).decimals
+        except (KeyError, TypeError):
+            continue
+    return 2
 
 
 def to_markdown(table: pd.DataFrame, drop: tuple[str, ...] = PROVENANCE + ("dataset_hash", "weights")) -> str:
-    """A GitHub Markdown table, numbers rounded per metric convention."""
+    """A GitHub Markdown table: metric columns labelled with ↑/↓, numbers rounded per metric."""
     if table.empty:
         return "_(no rows)_\n"
     t = table.drop(columns=[c for c in drop if c in table.columns])
-    header = "| " + " | ".join(map(str, t.columns)) + " |"
+    header = "| " + " | ".join(_header(str(c)) for c in t.columns) + " |"
     sep = "|" + "|".join("---" for _ in t.columns) + "|"
     lines = [header, sep]
     metric_of_row = t["metric"] if "metric" in t.columns else None
     for i, row in t.iterrows():
         cells = []
         for col, v in row.items():
-            base = str(col).split("@")[0]
-            dec = DECIMALS.get(base, DECIMALS.get(metric_of_row[i] if metric_of_row is not None else "", 2))
             if isinstance(v, float):
+                dec = _decimals(str(col), metric_of_row[i] if metric_of_row is not None else None)
                 cells.append("" if pd.isna(v) else f"{v:.{dec}f}")
             else:
                 cells.append(str(v))

@@ -40,7 +40,7 @@ import torch
 import yaml
 
 from . import metrics as metric_registry
-from .resize import imresize, pil_bicubic
+from core.resize import imresize, pil_bicubic
 
 PRESET_DIR = Path(__file__).parent / "protocols"
 DEFAULT_PROTOCOL = "refsr-standard"
@@ -417,7 +417,7 @@ def _metric_options(value: Any, source: str) -> tuple:
             metric_registry.create_metric(metric, device="cpu", **options)
         except (TypeError, ValueError) as err:
             raise ProtocolError(f"{source}: score.metric_options.{metric}: {err}") from None
-        defaults = metric_registry.METRICS[metric].defaults
+        defaults = metric_registry.metric_info(metric).defaults
         out.append((metric, tuple(sorted((k, _canonical(v, defaults.get(k))) for k, v in options.items()))))
     return tuple(out)
 

@@ -21,8 +21,11 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from builders.variants import is_baseline  # noqa: E402
+from core.files import atomic_write_bytes, atomic_write_text  # noqa: E402
+
 from . import leaderboard as lb  # noqa: E402
-from .results import RESULTS, atomic_write_bytes, atomic_write_text  # noqa: E402
+from .results import RESULTS  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 PROFILES = "profiles.parquet"
@@ -44,10 +47,10 @@ def plot_levels(per_level: pd.DataFrame, path: Path) -> None:
     levels = sorted({int(c[1:]) for c in per_level.columns if c.startswith("L") and c[1:].isdigit()})
     ax.set_xticks(levels)
     for _, row in per_level.iterrows():
-        cols = [c for c in per_level.columns if c.startswith("L") and c[1:].isdigit() and isinstance(row[c], float)]
+        cols = [c for c in per_level.columns if c.startswith("L") and c[1:].isdigit() and pd.notna(row[c])]
         if cols:
             ax.plot([int(c[1:]) for c in cols], [row[c] for c in cols], marker="o", label=f"{row['model']} ({row['dataset']})")
-            if isinstance(row.get("LR-as-ref"), float):
+            if pd.notna(row.get("LR-as-ref", float("nan"))):
                 ax.axhline(row["LR-as-ref"], ls=":", lw=1, color=ax.lines[-1].get_color())
     ax.set_xlabel("reference level (1 = most similar)")
     ax.set_ylabel("PSNR-Y (dB)")
@@ -58,7 +61,7 @@ def plot_levels(per_level: pd.DataFrame, path: Path) -> None:
 
 
 def plot_robustness(rob: pd.DataFrame, path: Path) -> None:
-    data = rob[rob["drop_vs_clean"].notna() & (rob["variant"] != "clean")]
+    data = rob[rob["drop_vs_clean"].notna() & ~rob["variant"].map(is_baseline)] if not rob.empty else rob
     fig, ax = plt.subplots(figsize=(7, 4))
     if not data.empty:
         pivot = data.pivot_table(index="variant", columns="model", values="drop_vs_clean", aggfunc="mean")
@@ -73,7 +76,7 @@ def plot_quality_runtime(head: pd.DataFrame, prof: pd.DataFrame, path: Path) -> 
     fig, ax = plt.subplots(figsize=(6, 4))
     if not prof.empty and "psnr_y" in head:
         merged = head.merge(prof, on="model")
-        merged = merged[merged["psnr_y"].map(lambda v: isinstance(v, float))]
+        merged = merged[merged["psnr_y"].notna()]
         for _, r in merged.iterrows():
             size = 40 + r["params_total"] / 2e4
             ax.scatter(r["runtime_median_s"], r["psnr_y"], s=size, alpha=0.6)
@@ -120,8 +123,10 @@ def publish(run_dir: str | Path, out_root: str | Path | None = None) -> Path:
                 ("Robustness (PSNR-Y, drop versus clean reference)", "robustness"),
                 ("Protocol drift (the same outputs under every preset)", "protocol_drift"),
                 ("Profiles", "profiles")]
+    keep_protocol = tuple(c for c in lb.PROVENANCE if c != "protocol") + ("dataset_hash", "weights")
     for title, name in sections:
-        md += [f"## {title}", "", lb.to_markdown(tables[name]), ""]
+        table = lb.to_markdown(tables[name], drop=keep_protocol) if name == "protocol_drift" else lb.to_markdown(tables[name])
+        md += [f"## {title}", "", table, ""]
     md += ["![PSNR by level](psnr_by_level.png)", "", "![Robustness](robustness.png)", "",
            "![Quality vs runtime](quality_vs_runtime.png)", ""]
     atomic_write_text(out / "README.md", "\n".join(md))

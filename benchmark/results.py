@@ -7,53 +7,26 @@ interrupted-then-resumed run gives the same rows as an uninterrupted one.
 """
 from __future__ import annotations
 
-import json
 import os
-import tempfile
 import time
 from pathlib import Path
 
 import pandas as pd
 
-#: Identity of a row: one value per (suite, model, weights, dataset, split, variant, level, image, metric).
-KEY = ["suite", "model", "weights", "dataset", "split", "variant", "level", "image", "metric"]
-COLUMNS = KEY + ["value", "higher_is_better", "status", "reason", "protocol", "protocol_hash",
-                 "device", "dtype", "seed", "git_sha", "dataset_hash", "versions"]
+from core.files import atomic_write_with
+
+#: Identity of a row: one value per (suite, model, weights, dataset, split, variant, level, image,
+#: protocol, metric). ``model`` is ``name[.tag]``; ``weights`` says whether the files were the
+#: official ones (``official``), other files (``custom``) or none were needed (``none``);
+#: ``weights_sha256`` is a JSON object role -> sha256 of every file loaded.
+KEY = ["suite", "model", "weights", "dataset", "split", "variant", "level", "image", "protocol", "metric"]
+COLUMNS = KEY + ["value", "higher_is_better", "status", "reason", "protocol_hash", "weights_tag",
+                 "weights_sha256", "device", "dtype", "seed", "git_sha", "dataset_hash", "versions"]
 RESULTS = "results.parquet"
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    atomic_write_bytes(path, text.encode())
-
-
-def atomic_write_json(path: Path, obj) -> None:
-    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
-
-
 def atomic_to_parquet(df: pd.DataFrame, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    os.close(fd)
-    try:
-        df.to_parquet(tmp, index=False)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write_with(path, lambda tmp: df.to_parquet(tmp, index=False))
 
 
 def normalise(df: pd.DataFrame) -> pd.DataFrame:

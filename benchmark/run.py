@@ -24,9 +24,12 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from . import dataset_registry, provenance
+from core import provenance
+from core.files import atomic_write_json
+
+from . import dataset_registry
 from .device import describe, select_device
-from .results import atomic_to_parquet, atomic_write_json
+from .results import atomic_to_parquet
 from .suite import SuiteError, available_suites, jobs, load_suite
 
 REPO = Path(__file__).resolve().parents[1]
@@ -44,18 +47,25 @@ def build_parser() -> argparse.ArgumentParser:
     from builders.variants import variant_usage
     from models import list_models
 
+    from .metrics import metrics_help
+
     p = argparse.ArgumentParser(prog="python -m benchmark.run", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     g = p.add_argument_group("what to run")
     g.add_argument("--suite", help=f"built-in suite ({', '.join(available_suites())}) or a suite YAML file. "
                                     "Without --suite, --models/--datasets make an ad-hoc suite named 'custom'")
-    g.add_argument("--models", help=f"comma-separated models, or all-runnable (zoo: {', '.join(list_models())})")
+    g.add_argument("--models", help="comma-separated models as name[.tag] (weight sets: "
+                                    f"{', '.join(list_models(tags=True))}), or all-runnable")
+    g.add_argument("--weights", metavar="[MODEL[:ROLE]=]PATH,...",
+                   help="score your own weight files instead of the official ones: a file (one model, one "
+                        "file), a folder holding the model's file names, or MODEL[:ROLE]=PATH items. Rows "
+                        "record each file's sha256 and say 'official' only for the official hash")
     g.add_argument("--datasets", help="comma-separated dataset names from datasets/*.yaml "
                                       f"({', '.join(dataset_registry.known())}), dataset folders, or all-present")
     g.add_argument("--variants", help=f"comma-separated reference variants ({'; '.join(variant_usage())})")
     g.add_argument("--levels", help="comma-separated reference levels (1 = most similar) or 'all'")
     g.add_argument("--protocol", help="refsr-standard (default), ttsr, masa, basicsr, or a protocol YAML file")
-    g.add_argument("--metrics", help="comma-separated metrics (psnr_y, ssim_y, psnr_rgb, lpips, musiq, maniqa)")
+    g.add_argument("--metrics", help=f"comma-separated metrics: {metrics_help()}")
     g.add_argument("--limit", type=int, help="evaluate only the first N groups of each dataset")
     g.add_argument("--seed", type=int, help="seed for the reference variants (default: the suite's)")
     h = p.add_argument_group("how")
@@ -81,22 +91,49 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def list_models_table() -> str:
-    """The zoo: one line per model, then the official files it loads and whether each is present."""
+    """The zoo: one line per weight set, then the files it loads and whether each is present."""
+    from core.paths import weights_dir
     from models import get_spec, list_models
-    from models.checkpoint import find_weights, weights_dir
-
-    from .runner import weights_status
+    from models.weights import official_path, weights_status
 
     lines = [f"weights folder: {weights_dir()} (set $REFSR_WEIGHTS)", "",
-             f"{'model':<18} {'scale':>5}  {'paper':<40} weights"]
-    for name in list_models():
-        spec = get_spec(name)
+             f"{'model[.tag]':<20} {'scale':>5}  {'paper':<40} weights"]
+    for arch in list_models():
+        spec = get_spec(arch)
         paper = spec.paper if len(spec.paper) <= 40 else spec.paper[:39] + "…"
-        lines.append(f"{name:<18} {spec.scale:>5}  {paper:<40} {weights_status(name)}")
-        for ck in spec.checkpoints:
-            mark = "found  " if find_weights(name, ck.filename) else "missing"
-            lines.append(f"{'':<26}{mark} {name}/{ck.filename}  [{ck.role}]" + (f"  from {ck.url}" if ck.url else ""))
+        for full, tag in zip(spec.tag_names(), spec.tags or (None,)):
+            lines.append(f"{full:<20} {spec.scale:>5}  {paper:<40} {weights_status(full)}")
+            if tag is not None and tag.description:
+                lines.append(f"{'':<28}{tag.description}")
+            for ck in tag.files if tag is not None else ():
+                mark = "found  " if official_path(arch, ck.filename).is_file() else "missing"
+                where = f"from {ck.url}" if ck.url else "not published"
+                lines.append(f"{'':<28}{mark} {arch}/{ck.filename}  [{ck.role}]  {where}")
     return "\n".join(lines)
+
+
+def parse_weights(value: str | None, models: tuple[str, ...]) -> dict[str, object]:
+    """``--weights``: model name -> a path, or {role: path}."""
+    if not value:
+        return {}
+    out: dict[str, object] = {}
+    for item in _csv(value):
+        target, sep, path = item.rpartition("=")
+        if not sep:
+            if len(models) != 1:
+                raise ValueError(f"--weights {item}: name the model (MODEL=PATH) when running {len(models)} models")
+            target = models[0]
+        model, _, role = target.partition(":")
+        if model not in models:
+            raise ValueError(f"--weights: {model!r} is not one of the models run ({', '.join(models)})")
+        if role:
+            current = out.setdefault(model, {})
+            if not isinstance(current, dict):
+                raise ValueError(f"--weights: give {model} either one PATH or ROLE=PATH items")
+            current[role] = path
+        else:
+            out[model] = path
+    return out
 
 
 def resolve_suite(args):
@@ -144,6 +181,11 @@ def main(argv: list[str] | None = None) -> int:
     except (SuiteError, KeyError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    try:
+        weights = parse_weights(args.weights, suite.models)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     grid = jobs(suite)
     if args.dry_run:
         print(f"suite {suite.name} v{suite.version}: {len(grid)} jobs, protocol {suite.protocol}, "
@@ -151,14 +193,14 @@ def main(argv: list[str] | None = None) -> int:
         for j in grid:
             print(f"  {j.model:<18} {j.dataset:<12} {j.variant}")
         return 0
-    return execute(suite, args)
+    return execute(suite, args, weights)
 
 
-def execute(suite, args) -> int:
+def execute(suite, args, weights: dict | None = None) -> int:
     from .profile import profile_model
     from .publish import publish
     from .results import ResultStore
-    from .runner import RunContext, evaluate
+    from .evaluation import Evaluator, RunConfig
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -183,13 +225,15 @@ def execute(suite, args) -> int:
     print(f"run {suite.name}: {len(jobs(suite))} jobs on {describe(device)}, protocol {proto.name}; folder {run_dir}")
     for name in suite.datasets:  # build the demo (or fail clearly) before the model loop
         dataset_registry.open_dataset(dataset_registry.resolve(name), jobs=args.jobs or 2)
-    ctx = RunContext(suite=suite, device=device, run_dir=run_dir, store=ResultStore(run_dir),
-                     shard=parse_shard(args.shard))
+    cfg = RunConfig(suite=suite, device=device, run_dir=run_dir, shard=parse_shard(args.shard),
+                    weights=weights or {})
+    evaluator = Evaluator(cfg, ResultStore(run_dir))
     t0 = time.perf_counter()
-    df = evaluate(ctx, jobs(suite))
+    df = evaluator.run(jobs(suite))
     wall = time.perf_counter() - t0
-    if ctx.timings:
-        timings = pd.DataFrame(ctx.timings)
+    res = evaluator.out
+    if res.timings:
+        timings = pd.DataFrame(res.timings)
         old = run_dir / "timings.parquet"
         if old.is_file():
             timings = pd.concat([pd.read_parquet(old), timings]).drop_duplicates(
@@ -197,19 +241,19 @@ def execute(suite, args) -> int:
         atomic_to_parquet(timings, old)
     profiles = []
     if suite.profile and not args.no_profile:
-        runnable = [m for m in suite.models if m not in ctx.unavailable_models]
+        runnable = [m for m in suite.models if m not in res.unavailable_models]
         for name in runnable:
             print(f"profiling {name} at LR {suite.profile['lr']} / Ref {suite.profile['ref']} …")
             profiles.append(profile_model(name, device, tuple(suite.profile["lr"]), tuple(suite.profile["ref"]),
                                           warmup=suite.profile.get("warmup", 1), runs=suite.profile.get("runs", 3)).as_dict())
         atomic_to_parquet(pd.DataFrame(profiles), run_dir / "profiles.parquet")
     info.update({"finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "eval_wall_s": wall,
-                 "forward_s_this_session": float(sum(t["forward_s"] for t in ctx.timings)),
-                 "images_this_session": len(ctx.timings), "rows": len(df),
+                 "forward_s_this_session": float(sum(t["forward_s"] for t in res.timings)),
+                 "images_this_session": len(res.timings), "rows": len(df),
                  "failed_rows": int((df["status"] == "failed").sum()),
-                 "unavailable_models": ctx.unavailable_models})
+                 "unavailable_models": res.unavailable_models})
     atomic_write_json(prev, info)
-    for m, why in ctx.unavailable_models.items():
+    for m, why in res.unavailable_models.items():
         print(f"not scored: {m}: {why}")
     if not args.no_publish:
         out = publish(run_dir, args.leaderboards)

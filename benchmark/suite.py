@@ -84,6 +84,7 @@ def _as_tuple(value, field_name: str) -> tuple:
 def validate(raw: dict, source: str = "<suite>") -> Suite:
     """Check every name against its registry and expand ``all-runnable`` / ``all-present``."""
     from models import list_models
+    from models.registry import full_name, split_name
 
     from . import dataset_registry, metrics, protocol
     from builders import variants
@@ -99,11 +100,11 @@ def validate(raw: dict, source: str = "<suite>") -> Suite:
 
     models = _as_tuple(raw["models"], "models")
     if models in ((ALL_RUNNABLE,), ("all",)):
-        models = tuple(list_models())
-    for m in models:
-        if m not in list_models():
-            close = difflib.get_close_matches(m, list_models(), n=2)
-            raise SuiteError(f"{source}: unknown model {m!r}" + (f"; did you mean {', '.join(close)}?" if close else ""))
+        models = tuple(list_models(tags=True))
+    try:  # name[.tag]; old names (ttsr_rec) become their tag (ttsr.rec)
+        models = tuple(dict.fromkeys(full_name(*split_name(m)) for m in models))
+    except KeyError as exc:
+        raise SuiteError(f"{source}: {exc.args[0]}") from None
 
     datasets = _as_tuple(raw["datasets"], "datasets")
     if datasets == (ALL_PRESENT,):
@@ -113,7 +114,12 @@ def validate(raw: dict, source: str = "<suite>") -> Suite:
 
     variant_names = _as_tuple(raw.get("variants", ["clean"]), "variants")
     for v in variant_names:
-        variants.get_variant(_resolve_variant_arg(v))
+        name, _, arg = v.partition(":")
+        if variants.VARIANTS.info(name).get("pool"):  # the pool is found (or the demo pool made) at run time
+            if not arg:
+                raise SuiteError(f"{source}: variant {v!r} needs a pool: {variants.VARIANTS.info(name)['usage']}")
+        else:
+            variants.get_variant(v)
 
     proto = raw.get("protocol", "refsr-standard")
     drift = _as_tuple(raw.get("drift_protocols") or [], "drift_protocols")
@@ -137,19 +143,6 @@ def validate(raw: dict, source: str = "<suite>") -> Suite:
                  variants=variant_names,
                  protocol=str(proto), drift_protocols=drift, metrics=metric_names,
                  seed=int(raw.get("seed", 0)), limit=raw.get("limit"), profile=raw.get("profile"))
-
-
-def _resolve_variant_arg(spec: str) -> str:
-    """Make sure a named irrelevant-reference pool exists (the demo pool is made on demand).
-
-    The spec itself is returned unchanged: the variant finds a named pool under ``$REFSR_DATA``, so
-    its canonical name, which seeds its draws, does not depend on where the data is installed.
-    """
-    if spec.startswith("irrelevant:"):
-        from .dataset_registry import resolve_pool
-
-        resolve_pool(spec.split(":", 1)[1])
-    return spec
 
 
 def jobs(suite: Suite) -> list[Job]:

@@ -17,8 +17,8 @@ import sys
 import yaml
 from tqdm import tqdm
 
-from .manifest import DatasetError
-from .recipes import get, names
+from ._cli import report_or_error
+from .recipes import RECIPES
 from .sift import default_jobs
 
 EPILOG = """\
@@ -48,7 +48,7 @@ or datasets.load_dataset("imagefolder", data_dir=OUT).
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m builders.build", description=__doc__.split("\n\n")[0],
                                 epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--recipe", required=True, choices=names(), help="dataset style to build")
+    p.add_argument("--recipe", required=True, choices=RECIPES.list(), help="dataset style to build")
     p.add_argument("--albums", required=True, help="folder of album folders (photos of one event/scene each)")
     p.add_argument("--out", required=True, help="dataset folder to create (written atomically)")
     p.add_argument("--seed", type=int, default=0, help="seed for album split, pair and crop choices (default 0)")
@@ -106,16 +106,10 @@ def _bar(it, total, desc):
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    recipe = get(args.recipe)
-    try:
-        report = recipe.build(args.albums, args.out, config_dict(args), seed=args.seed, jobs=max(1, args.jobs),
-                              overwrite=args.overwrite, cache_dir=args.cache,
-                              progress=None if args.quiet else _bar)
-    except (DatasetError, ValueError, FileNotFoundError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    print(report.format())
-    return 0
+    build = RECIPES.get(args.recipe)
+    return report_or_error(lambda: build(args.albums, args.out, config_dict(args), seed=args.seed,
+                                         jobs=max(1, args.jobs), overwrite=args.overwrite, cache_dir=args.cache,
+                                         progress=None if args.quiet else _bar))
 
 
 if __name__ == "__main__":

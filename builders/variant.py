@@ -14,9 +14,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import os
 import re
-import shutil
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
@@ -26,8 +24,11 @@ import pandas as pd
 
 from builders.images import BadImage, read_rgb, write_png
 from builders.manifest import Dataset, DatasetError, DatasetWriter, write_dataset_files
+from builders._cli import report_or_error
 from builders.report import BuildReport
-from builders.variants import Variant, VariantError, VariantInput, get_variant, variant_rng, variant_usage
+from core.files import link_or_copy
+from builders.variants import (Variant, VariantError, VariantInput, get_variant, group_reference_paths,
+                               is_baseline, variant_reference, variant_usage)
 
 
 class VariantReport(BuildReport):
@@ -45,27 +46,18 @@ def ref_name(sample_id: str) -> str:
     return f"variant_refs/{safe}.png"
 
 
-def group_refs(df) -> dict[str, list[tuple[str, str]]]:
-    """(sample_id, ref path) of every referenced sample per group, in level order."""
-    out: dict[str, list[tuple[str, str]]] = {}
-    for row in df.sort_values(["level", "sample_id"], kind="stable").itertuples(index=False):
-        if row.ref:
-            out.setdefault(row.group, []).append((row.sample_id, row.ref))
-    return out
-
-
 def transform_row(ds: Dataset, tmp: Path, v: Variant, row: dict, seed: int, scale: int,
-                  groups: dict, load) -> tuple[dict | None, str]:
+                  load) -> tuple[dict | None, str]:
     """Make and write one sample's new reference; return (manifest row, "") or (None, skip reason)."""
     try:
         hr = load(row["hr"])
         ref = load(row["ref"]) if row["ref"] else None
         lr = load(row["lr"]) if isinstance(row.get("lr"), str) and row["lr"] else None
-        others = [(sid, rel) for sid, rel in groups.get(row["group"], []) if sid != row["sample_id"]]
-        extra = tuple(load(rel) for _, rel in others) if v.uses_group_refs else ()
+        others = group_reference_paths(ds.manifest, row["sample_id"], row["group"]) if v.uses_group_refs else []
+        extra = tuple(load(rel) for _, rel in others)
         inp = VariantInput(sample_id=row["sample_id"], level=int(row["level"]), hr=hr, ref=ref, lr=lr,
                            scale=scale, refs=extra)
-        new, record = v.apply(inp, variant_rng(seed, row["sample_id"], v.name))
+        new, record = variant_reference(v, inp, seed)
     except BadImage as e:
         return None, f"input-{e.reason}"
     except VariantError as e:
@@ -92,35 +84,23 @@ def frozen(img):
     return img
 
 
-def place(src: Path, dst: Path, link: bool) -> None:
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    if link:
-        try:
-            os.link(src, dst)
-            return
-        except OSError:
-            pass
-    shutil.copyfile(src, dst)
-
-
 def derive_variant(dataset: str | Path, variant: str, out: str | Path, *, seed: int = 0, jobs: int = 1,
                    overwrite: bool = False, link: bool = True, scale: int | None = None) -> VariantReport:
     """Write ``variant`` of ``dataset`` to ``out``; HR (and LR) files are hard-linked or copied."""
     ds = Dataset.open(dataset)
     v = get_variant(variant)
     df = ds.manifest
-    if "variant" in df.columns and (df["variant"].fillna("clean") != "clean").any():
+    if "variant" in df.columns and not df["variant"].fillna("").map(lambda n: not n or is_baseline(n)).all():
         raise DatasetError(f"{dataset} is already a variant ({df['variant'].iloc[0]}); derive from the clean dataset")
     scale = int(scale or ds.spec.get("scale", 4))
     report = VariantReport(recipe=f"variant:{v.name}", out=str(out))
     report.images, report.albums = len(df), df["group"].nunique()
-    groups = group_refs(df) if v.uses_group_refs else {}
     rows = df.to_dict("records")
     # rows of a group are adjacent (sorted ids) and share their HR and, for stitch, their references
     load = lru_cache(maxsize=8 * max(1, jobs))(lambda rel: frozen(read_rgb(ds.path(rel))[0]))
     with DatasetWriter(out, overwrite=overwrite) as tmp:
         with ThreadPoolExecutor(max(1, jobs)) as pool:
-            results = list(pool.map(lambda r: transform_row(ds, tmp, v, r, seed, scale, groups, load), rows))
+            results = list(pool.map(lambda r: transform_row(ds, tmp, v, r, seed, scale, load), rows))
         kept = []
         for row, (new, reason) in zip(rows, results):
             if new is None:
@@ -130,7 +110,7 @@ def derive_variant(dataset: str | Path, variant: str, out: str | Path, *, seed: 
                 report.samples[(new["split"], int(new["level"]))] += 1
         carried = sorted({r[c] for r in kept for c in ("hr", "lr") if isinstance(r.get(c), str) and r[c]})
         with ThreadPoolExecutor(max(1, jobs)) as pool:
-            list(pool.map(lambda rel: place(ds.path(rel), tmp / rel, link), carried))
+            list(pool.map(lambda rel: link_or_copy(ds.path(rel), tmp / rel, link), carried))
         report.finish()
         spec = {"name": Path(out).name, "kind": "variant", "created_by": "builders.variant",
                 "variant": v.name, "variant_params": v.params, "seed": seed, "scale": scale,
@@ -153,14 +133,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--copy", action="store_true", help="copy HR files instead of hard-linking them")
     ap.add_argument("--scale", type=int, default=None, help="SR scale for the lr variant (default: spec's, else 4)")
     args = ap.parse_args(argv)
-    try:
-        report = derive_variant(args.dataset, args.variant, args.out, seed=args.seed, jobs=args.jobs,
-                                overwrite=args.overwrite, link=not args.copy, scale=args.scale)
-    except (DatasetError, KeyError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    print(report.format())
-    return 0
+    return report_or_error(lambda: derive_variant(args.dataset, args.variant, args.out, seed=args.seed,
+                                                  jobs=args.jobs, overwrite=args.overwrite, link=not args.copy,
+                                                  scale=args.scale))
 
 
 if __name__ == "__main__":

@@ -3,9 +3,16 @@
 Every model in the zoo subclasses :class:`RefSRModel` and declares a :class:`ModelSpec`.
 Model-specific pre-processing (BGR order, [-1, 1] range, upsampled inputs) stays inside the
 model; size and padding policy is applied once by the harness from the spec.
+
+Official weights come as *tags* (timm's ``model.tag``): ``ttsr`` is the default set of files,
+``ttsr.rec`` another. Each file has a *role*, the sub-network it loads into
+(:meth:`RefSRModel.checkpoint_modules`); :meth:`RefSRModel.checkpoint_filter` turns an official
+file's keys into the module's (timm's ``checkpoint_filter_fn``). Loading itself is generic
+(:func:`models.weights.load_weights`).
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,12 +22,21 @@ from torch import nn
 
 @dataclass(frozen=True)
 class CheckpointFile:
-    """One official weight file: its name under ``$REFSR_WEIGHTS/<model>/`` and its origin."""
+    """One official weight file: its name under ``$REFSR_WEIGHTS/<model>/``, role and origin."""
 
     filename: str
-    url: str = ""  # where the authors publish it (documentation only; never fetched)
-    role: str = "net"  # which sub-network it loads into (e.g. "net_g", "extractor")
-    sha256: str = ""
+    role: str = "net"  # which sub-network it loads into (a key of checkpoint_modules())
+    url: str = ""  # where the authors publish it ("" = not published)
+    sha256: str = ""  # the official file's hash when known; else recorded on first use
+
+
+@dataclass(frozen=True)
+class WeightTag:
+    """A named set of weight files for one architecture (``""`` is the model's default set)."""
+
+    name: str
+    files: tuple[CheckpointFile, ...]
+    description: str = ""
 
 
 @dataclass(frozen=True)
@@ -38,13 +54,28 @@ class ModelSpec:
     official_repo: str = ""
     official_commit: str = ""
     licence: str = ""
-    checkpoints: tuple[CheckpointFile, ...] = ()
+    tags: tuple[WeightTag, ...] = ()  # first = default; empty for parameter-free models
     test_kwargs: dict[str, Any] = field(default_factory=dict)  # tiny config for unit tests
     notes: str = ""
 
+    def tag(self, name: str = "") -> WeightTag | None:
+        """The weight set called ``name`` ("" = default); None for a model without weights."""
+        if not self.tags:
+            if name:
+                raise KeyError(f"{self.name} has no weight tags (it needs no learned weights)")
+            return None
+        for t in self.tags:
+            if t.name == name:
+                return t
+        raise KeyError(f"{self.name} has no weight tag {name!r}; tags: {', '.join(self.tag_names())}")
+
+    def tag_names(self) -> list[str]:
+        """Full names of every weight set: ``ttsr``, ``ttsr.rec``, ..."""
+        return [self.name + (f".{t.name}" if t.name else "") for t in self.tags] or [self.name]
+
 
 class RefSRModel(nn.Module):
-    """Base class: subclasses implement :meth:`forward` and set ``spec``."""
+    """Base class: subclasses implement :meth:`forward`; ``spec`` is attached at construction."""
 
     spec: ModelSpec
 
@@ -52,14 +83,17 @@ class RefSRModel(nn.Module):
         """Super-resolve ``lr`` (B,3,h,w) with ``ref`` (B,3,H,W); return (B,3,s*h,s*w) in [0,1]."""
         raise NotImplementedError
 
-    def load_official(self, files: dict[str, str]) -> None:
-        """Load official checkpoint files, keyed by :attr:`CheckpointFile.role`.
+    def checkpoint_modules(self) -> dict[str, nn.Module]:
+        """Role -> the sub-module an official file of that role loads into."""
+        return {"net": self}
 
-        The default handles a single ``net`` file through :func:`models.checkpoint.load_into`.
-        Models with several sub-networks or key renames override this.
-        """
-        from .checkpoint import load_into
+    def read_checkpoint(self, role: str, path: str | os.PathLike) -> dict[str, torch.Tensor]:
+        """A file as a flat tensor dict (``weights_only=True``; wrappers and ``module.`` removed).
+        Models whose official files are not torch files (SRNTT's TensorFlow arrays) override this."""
+        from .checkpoint import read_state_dict
 
-        if set(files) != {"net"}:
-            raise ValueError(f"{self.spec.name}: expected one 'net' checkpoint, got roles {sorted(files)}")
-        load_into(self, files["net"], rename=getattr(self, "checkpoint_rename", None))
+        return read_state_dict(path)
+
+    def checkpoint_filter(self, role: str, state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Official keys -> ours for ``role`` (drop recomputed buffers, rename). Default: unchanged."""
+        return state_dict

@@ -8,6 +8,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from core.resize import imresize_tensor
+
 from .base import ModelSpec, RefSRModel
 from .registry import register_model
 
@@ -26,8 +28,6 @@ class Bicubic(RefSRModel):
         if self.kernel == "torch":
             sr = F.interpolate(lr, scale_factor=self.scale, mode="bicubic", align_corners=False)
         else:
-            from benchmark.resize import imresize_tensor
-
             sr = imresize_tensor(lr, self.scale)
         return sr.clamp(0, 1)
 

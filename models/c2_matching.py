@@ -11,16 +11,17 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .base import CheckpointFile, ModelSpec, RefSRModel
+from .base import CheckpointFile, ModelSpec, RefSRModel, WeightTag
 from .c2_matching_parts import (ContrasExtractorSep, RestorationNet, VGGFeatureExtractor, index_to_flow,
                                 patch_match_index, shifted_offsets,
                                 torchvision_vgg_to_official, upscale_flow)
-from .checkpoint import CheckpointError, find_weights, load_into, read_state_dict, weights_dir
-from .resample import pil_bicubic_resize
+from core.resize import pil_bicubic_tensor
 from .registry import register_model
 
 _DRIVE = "https://drive.google.com/drive/folders/1dTkXMzeBrHelVQUEx5zib5MdmvqDaSd9"
 VGG19_FILE = "vgg19-dcbb9e9d.pth"
+_EXTRACTOR = CheckpointFile("feature_extraction.pth", "extractor", _DRIVE)
+_VGG19 = CheckpointFile(VGG19_FILE, "vgg19", "https://download.pytorch.org/models/vgg19-dcbb9e9d.pth")
 
 SPEC = ModelSpec(
     name="c2_matching",
@@ -33,10 +34,11 @@ SPEC = ModelSpec(
     official_repo="https://github.com/yumingj/C2-Matching",
     official_commit="6d60149e",
     licence="Apache-2.0 (LICENSE file; the README says MIT)",
-    checkpoints=(
-        CheckpointFile("c2_matching_restoration_mse.pth", _DRIVE, role="net_g"),
-        CheckpointFile("feature_extraction.pth", _DRIVE, role="extractor"),
-        CheckpointFile(VGG19_FILE, "https://download.pytorch.org/models/vgg19-dcbb9e9d.pth", role="vgg19"),
+    tags=(
+        WeightTag("", (CheckpointFile("c2_matching_restoration_mse.pth", "net_g", _DRIVE), _EXTRACTOR, _VGG19),
+                  "restoration trained with the reconstruction loss (the paper's PSNR model)"),
+        WeightTag("gan", (CheckpointFile("c2_matching_restoration.pth", "net_g", _DRIVE), _EXTRACTOR, _VGG19),
+                  "restoration trained with perceptual and adversarial losses added"),
     ),
     test_kwargs={"ngf": 16, "n_blocks": 1, "groups": 2},
     notes="net_g: c2_matching_restoration_mse.pth (PSNR model) or c2_matching_restoration.pth (GAN "
@@ -96,37 +98,21 @@ class C2Matching(RefSRModel):
         H, W = max(4 * h, ref.shape[-2]), max(4 * w, ref.shape[-1])
         lr_p = F.pad(lr, (0, W // 4 - w, 0, H // 4 - h))
         ref_p = F.pad(ref, (0, W - ref.shape[-1], 0, H - ref.shape[-2]))
-        img_in_up = pil_bicubic_resize(lr_p, (H, W))
+        img_in_up = pil_bicubic_tensor(lr_p, (H, W))
         pre_offset, ref_feat = self.correspondence(self.extract_features(img_in_up, ref_p), ref_p)
         sr = self.restore(lr_p, pre_offset, ref_feat)
         return sr[..., : 4 * h, : 4 * w].clamp(0, 1)
 
     # -- official checkpoints ---------------------------------------------------------------------
-    def load_official(self, files: dict[str, str]) -> None:
-        """Roles: ``net_g`` (restoration), ``extractor`` (feature_extraction.pth) and ``vgg19``.
+    def checkpoint_modules(self) -> dict[str, torch.nn.Module]:
+        """``net_g`` (restoration), ``extractor`` (feature_extraction.pth), ``vgg19`` (ImageNet VGG19)."""
+        return {"net_g": self.net_g, "extractor": self.net_extractor, "vgg19": self.net_map}
 
-        ``vgg19`` accepts torchvision's ImageNet file (``features.N.*`` keys) or the official
-        module's own state dict (``vgg.vgg_net.*``). A role left out is looked up in
-        ``$REFSR_WEIGHTS/c2_matching/``; a missing file is an error saying where to get it.
-        """
-        unknown = set(files) - {c.role for c in self.spec.checkpoints}
-        if unknown:
-            raise ValueError(f"c2_matching: unknown checkpoint roles {sorted(unknown)}")
-        paths = dict(files)
-        for ck in self.spec.checkpoints:
-            if ck.role not in paths:
-                found = find_weights(self.spec.name, ck.filename)
-                if found is None:
-                    raise CheckpointError(
-                        f"c2_matching needs {ck.filename} (role {ck.role!r}); get it from {ck.url} and put "
-                        f"it at {weights_dir() / self.spec.name / ck.filename}")
-                paths[ck.role] = str(found)
-        load_into(self.net_g, paths["net_g"])
-        load_into(self.net_extractor, paths["extractor"])
-        vgg = read_state_dict(paths["vgg19"])
-        if "features.0.weight" in vgg:
-            vgg = torchvision_vgg_to_official(vgg)
-        load_into(self.net_map, vgg)
+    def checkpoint_filter(self, role: str, state_dict: dict) -> dict:
+        """``vgg19`` accepts torchvision's ImageNet file (``features.N.*``) or the official net_map's keys."""
+        if role == "vgg19" and "features.0.weight" in state_dict:
+            return torchvision_vgg_to_official(state_dict)
+        return state_dict
 
 
 def _cl(t: torch.Tensor) -> torch.Tensor:

@@ -2,30 +2,25 @@
 
 Official ``.pth`` files are opened with ``torch.load(weights_only=True)`` only: a pickle from the
 internet is otherwise arbitrary code. Wrappers (``params``, ``params_ema``, ``state_dict``, …) are
-unwrapped, ``module.`` prefixes stripped, per-model rename rules applied, and the load is strict
-with a readable report of what is missing or unexpected.
+unwrapped, ``module.`` prefixes stripped, and the load is strict with a readable report of what is
+missing or unexpected. Per-model key rules live on the model (``RefSRModel.checkpoint_filter``);
+which files to load is :mod:`models.weights`.
 """
 from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 
 import torch
 from torch import nn
 
 WRAPPER_KEYS = ("params_ema", "params", "state_dict", "model", "net", "generator")
-DEFAULT_WEIGHTS_DIR = Path.home() / ".cache" / "refsr-bench" / "weights"
 
 
 class CheckpointError(RuntimeError):
     """A checkpoint that cannot be found or does not fit the architecture."""
-
-
-def weights_dir() -> Path:
-    """Root of the weights folder: ``$REFSR_WEIGHTS`` or ``~/.cache/refsr-bench/weights``."""
-    return Path(os.environ.get("REFSR_WEIGHTS", DEFAULT_WEIGHTS_DIR)).expanduser()
 
 
 def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
@@ -33,7 +28,12 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint not found: {path}")
-    obj = torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # truncated, empty, not a torch file, or a pickle that is not plain weights
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        raise CheckpointError(f"cannot read {path} as plain weights (torch.load weights_only=True): "
+                              f"{type(exc).__name__}: {first[:200]}") from None
     return unwrap(obj)
 
 
@@ -75,28 +75,10 @@ def describe_mismatch(model_sd: Mapping[str, torch.Tensor], ckpt: Mapping[str, t
     return "\n".join(lines)
 
 
-def load_into(module: nn.Module, source: str | os.PathLike | Mapping[str, torch.Tensor],
-              rename: Callable[[str], str | None] | None = None) -> None:
-    """Strictly load ``source`` (a path or a state dict) into ``module``.
-
-    ``rename`` maps an official key to ours, or to ``None`` to drop it (e.g. buffers the
-    official trainer saves but the architecture recomputes).
-    """
+def load_into(module: nn.Module, source: str | os.PathLike | Mapping[str, torch.Tensor]) -> None:
+    """Strictly load ``source`` (a path or a state dict) into ``module``."""
     sd = read_state_dict(source) if not isinstance(source, Mapping) else unwrap(source)
-    if rename is not None:
-        renamed = {}
-        for k, v in sd.items():
-            new = rename(k)
-            if new is not None:
-                renamed[new] = v
-        sd = renamed
     diff = describe_mismatch(module.state_dict(), sd)
     if diff:
         raise CheckpointError(f"checkpoint does not fit {type(module).__name__}:\n{diff}")
     module.load_state_dict(sd, strict=True)
-
-
-def find_weights(model_name: str, filename: str) -> Path | None:
-    """Where an official file would be: ``$REFSR_WEIGHTS/<model>/<filename>`` (None if absent)."""
-    path = weights_dir() / model_name / filename
-    return path if path.is_file() else None

@@ -22,9 +22,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .base import CheckpointFile, ModelSpec, RefSRModel
+from .base import CheckpointFile, ModelSpec, RefSRModel, WeightTag
 from .registry import register_model
-from .resample import pil_bicubic_resize
+from core.resize import pil_bicubic_tensor
 
 _DRIVE = "https://drive.google.com/drive/folders/1O9Y4UK1PFoFKOsYTQqcQJCA_VvBWp29N"
 
@@ -47,10 +47,13 @@ _COMMON = dict(
         "torch. The official multi-reference test stacks five 512x512 references vertically."
     ),
 )
-SPEC = ModelSpec(name="masa", checkpoints=(CheckpointFile("masa.pth", url=_DRIVE, role="net"),),
-                 **_COMMON)  # official weights trained with L1 + perceptual + adversarial losses
-SPEC_REC = ModelSpec(name="masa_rec", checkpoints=(CheckpointFile("masa_rec.pth", url=_DRIVE, role="net"),),
-                     **_COMMON)  # official weights trained with the L1 loss only: the paper's PSNR model
+SPEC = ModelSpec(
+    name="masa",
+    tags=(WeightTag("", (CheckpointFile("masa.pth", url=_DRIVE),),
+                    "trained with L1 + perceptual + adversarial losses"),
+          WeightTag("rec", (CheckpointFile("masa_rec.pth", url=_DRIVE),),
+                    "trained with the L1 loss only: the paper's PSNR model")),
+    **_COMMON)
 
 
 class ResidualBlock(nn.Module):
@@ -200,7 +203,7 @@ class MASA(RefSRModel):
         """RGB [0,1] in and out; BGR order and ``ref_down`` as in the official test code."""
         lr_bgr, ref_bgr = lr.flip(1), ref.flip(1)
         h, w = ref_bgr.shape[-2:]
-        ref_down = pil_bicubic_resize(ref_bgr, (h // self.scale, w // self.scale))
+        ref_down = pil_bicubic_tensor(ref_bgr, (h // self.scale, w // self.scale))
         return self.forward_official(lr_bgr, ref_bgr, ref_down).flip(1).clamp(0, 1)
 
     # ---- the official network ----------------------------------------------------------------
@@ -342,13 +345,7 @@ class MASA(RefSRModel):
         return c
 
 
-@register_model(SPEC)
+@register_model(SPEC, aliases={"masa_rec": "masa.rec"})
 def masa(**kwargs) -> MASA:
     """MASA-SR x4 (official config: nf=64, encoder blocks 4/4/4, decoder blocks 2/2/2/12/8/4)."""
-    return MASA(**kwargs)
-
-
-@register_model(SPEC_REC)
-def masa_rec(**kwargs) -> MASA:
-    """The same architecture for the reconstruction-only official weights (``masa_rec.pth``)."""
     return MASA(**kwargs)

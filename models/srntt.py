@@ -17,7 +17,7 @@ Facts from ZZUTK/SRNTT (``SRNTT/model.py`` ``SRNTT.model``/``SRNTT.test``, ``SRN
 
 State-dict keys map one-to-one onto the official TF variable names (:func:`tf_to_torch_key`); the
 official weight files (TensorLayer ``.npz`` lists, the MatConvNet ``.mat``) load through
-:meth:`SRNTT.load_official` without TensorFlow.
+:meth:`SRNTT.read_checkpoint` without TensorFlow.
 """
 from __future__ import annotations
 
@@ -32,15 +32,17 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .base import CheckpointFile, ModelSpec, RefSRModel
-from .resample import pil_bicubic_resize
-from .checkpoint import CheckpointError, find_weights, load_into, read_state_dict, weights_dir
+from .base import CheckpointFile, ModelSpec, RefSRModel, WeightTag
+from core.resize import pil_bicubic_tensor
+from .checkpoint import CheckpointError, read_state_dict
 from .pretrained import NumpyOnlyUnpickler
 from .registry import register_model
 
 _REPO = "https://github.com/ZZUTK/SRNTT"
 _NPZ_URL = f"{_REPO}/tree/master/SRNTT/models/SRNTT"
 MATCONVNET_VGG19 = "imagenet-vgg-verydeep-19.mat"
+_UPSCALE = CheckpointFile("upscale.npz", "content_extractor", _NPZ_URL)
+_VGG19 = CheckpointFile(MATCONVNET_VGG19, "vgg19", f"http://www.vlfeat.org/matconvnet/models/{MATCONVNET_VGG19}")
 
 SPEC = ModelSpec(
     name="srntt",
@@ -52,11 +54,11 @@ SPEC = ModelSpec(
     official_repo=_REPO,
     official_commit="93b9b34011742694b8b04ef570894edd193c03ed",
     licence="none stated (the repository has no LICENSE file)",
-    checkpoints=(
-        CheckpointFile("upscale.npz", _NPZ_URL, role="content_extractor"),
-        CheckpointFile("srntt.npz", _NPZ_URL, role="texture_transfer"),
-        CheckpointFile(MATCONVNET_VGG19, f"http://www.vlfeat.org/matconvnet/models/{MATCONVNET_VGG19}",
-                       role="vgg19"),
+    tags=(
+        WeightTag("", (_UPSCALE, CheckpointFile("srntt.npz", "texture_transfer", _NPZ_URL), _VGG19),
+                  "texture transfer trained with all losses (the paper's SRNTT)"),
+        WeightTag("init", (_UPSCALE, CheckpointFile("srntt_init.npz", "texture_transfer", _NPZ_URL), _VGG19),
+                  "texture transfer trained with the reconstruction loss only ('SRNTT-l2')"),
     ),
     test_kwargs={"num_res_blocks": 4},
     notes="texture_transfer: srntt.npz (all losses) or srntt_init.npz (reconstruction loss only, "
@@ -431,17 +433,12 @@ class SRNTT(RefSRModel):
         self.vgg_weights = vgg
         self.match_chunk_bytes = match_chunk_bytes
 
-    @staticmethod
-    def checkpoint_rename(key: str) -> str:
-        """Official TF variable names -> our keys; our own keys pass through unchanged."""
-        return tf_to_torch_key(key) if "/" in key else key
-
     def swapped_maps(self, lr: torch.Tensor, ref: torch.Tensor) -> list[torch.Tensor]:
         """The relu3_1, relu2_1, relu1_1 swapped reference features for 8-bit ``lr``, ``ref`` (ref ×4-cropped)."""
         h, w = lr.shape[-2:]
         rh, rw = ref.shape[-2:]
-        lr_up = pil_bicubic_resize(lr, (4 * h, 4 * w))
-        ref_du = pil_bicubic_resize(pil_bicubic_resize(ref, (rh // 4, rw // 4)), (rh, rw))
+        lr_up = pil_bicubic_tensor(lr, (4 * h, 4 * w))
+        ref_du = pil_bicubic_tensor(pil_bicubic_tensor(ref, (rh // 4, rw // 4)), (rh, rw))
         content = self.vgg(_nhwc(lr_up))["relu3_1"].contiguous()
         condition = self.vgg(_nhwc(ref_du))["relu3_1"].contiguous()
         styles = {k: v.contiguous() for k, v in self.vgg(_nhwc(ref)).items()}
@@ -466,54 +463,36 @@ class SRNTT(RefSRModel):
         """The official 'Upscale' image: the content extractor's own ×4 SR (no reference), in [0, 1]."""
         return (self.content_extractor.upscale(self.content_extractor(_nhwc(_uint8(lr) * 2 - 1))) + 1) / 2
 
-    def load_official(self, files: dict[str, str]) -> None:
-        """Load official files by role; a role left out is looked up in ``$REFSR_WEIGHTS/srntt/``.
+    # -- official checkpoints ---------------------------------------------------------------------
+    def checkpoint_modules(self) -> dict[str, nn.Module]:
+        return {role: getattr(self, attr) for role, attr in _PREFIX.items()}
 
-        * ``content_extractor``: ``upscale.npz``; ``texture_transfer``: ``srntt.npz`` or
-          ``srntt_init.npz`` (TensorLayer array lists, read without pickle code execution);
-        * ``vgg19``: MatConvNet ``imagenet-vgg-verydeep-19.mat`` (or torchvision's ``.pth`` when the
-          model was built with ``vgg='torchvision'``);
-        * ``net`` instead of all three: one state dict whose keys are official TF variable names
-          (arrays in torch layout) or our keys.
-        Any role may also be a ``.pth``/``.pt`` state dict with TF names or our keys.
-        """
-        if "net" in files:
-            if set(files) != {"net"}:
-                raise ValueError("srntt: give either 'net' alone or the per-part roles")
-            load_into(self, files["net"], rename=self.checkpoint_rename)
-            return
-        roles = {c.role: c for c in self.spec.checkpoints}
-        unknown = set(files) - set(roles)
-        if unknown:
-            raise ValueError(f"srntt: unknown checkpoint roles {sorted(unknown)} (known: {sorted(roles)})")
-        for role, ck in roles.items():
-            path = files.get(role) or find_weights(self.spec.name, ck.filename)
-            if path is None:
-                raise CheckpointError(f"srntt needs {ck.filename} (role {role!r}); get it from {ck.url} "
-                                      f"and put it at {weights_dir() / self.spec.name / ck.filename}")
-            self._load_role(role, Path(path))
-
-    def _load_role(self, role: str, path: Path) -> None:
+    def read_checkpoint(self, role: str, path) -> dict[str, torch.Tensor]:
+        """``upscale.npz`` / ``srntt[_init].npz`` (TensorLayer arrays, read without pickle code) and the
+        MatConvNet ``.mat`` VGG19 (torchvision's ``.pth`` with ``vgg='torchvision'``); any role may
+        also be a torch state dict with TF variable names or our keys."""
+        path = Path(path)
         suffix = path.suffix.lower()
         if role == "vgg19" and suffix == ".mat":
             if self.vgg_weights != "matconvnet":
                 raise CheckpointError("a MatConvNet VGG19 needs SRNTT(vgg='matconvnet')")
-            sd = matconvnet_vgg19_state_dict(path)
-        elif role == "vgg19" and self.vgg_weights == "torchvision":
-            sd = torchvision_vgg19_state_dict(path)
-        elif suffix == ".npz":
-            sd = npz_state_dict(path, role, self.num_res_blocks)
-        else:
-            sd = read_state_dict(path)
+            return matconvnet_vgg19_state_dict(path)
+        if role == "vgg19" and self.vgg_weights == "torchvision":
+            return torchvision_vgg19_state_dict(path)
+        if suffix == ".npz":
+            return npz_state_dict(path, role, self.num_res_blocks)
+        return read_state_dict(path)
+
+    def checkpoint_filter(self, role: str, state_dict: dict) -> dict:
+        """TF variable names (or our full keys) -> keys of the role's sub-module."""
         prefix = _PREFIX[role] + "."
-
-        def rename(key: str) -> str:
-            full = self.checkpoint_rename(key)
+        out = {}
+        for key, value in state_dict.items():
+            full = tf_to_torch_key(key) if "/" in key else key
             if not full.startswith(prefix):
-                raise CheckpointError(f"{path}: key {key!r} does not belong to {role}")
-            return full[len(prefix):]
-
-        load_into(getattr(self, _PREFIX[role]), sd, rename=rename)
+                raise CheckpointError(f"key {key!r} does not belong to {role}")
+            out[full[len(prefix):]] = value
+        return out
 
 
 @register_model(SPEC)

@@ -14,31 +14,19 @@ importable on CUDA, else a chunked pure-PyTorch scan); ``model.scan_backends`` s
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torchvision.ops import DeformConv2d
 
-from .base import CheckpointFile, ModelSpec, RefSRModel
+from core.resize import pil_bicubic_tensor
+
+from . import selective_scan as scan_ops
+from .base import CheckpointFile, ModelSpec, RefSRModel, WeightTag
 from .c2_matching import C2Matching, _MapNet
 from .c2_matching_parts import ContentExtractor, ContrasExtractorSep, torchvision_vgg_to_official
 from .registry import register_model
-from .resample import pil_bicubic_resize
-from . import selective_scan as scan_ops
-
-try:  # the lead's models/base.py with weight tags
-    from .base import WeightTag
-    _HAS_TAGS = True
-except ImportError:  # pragma: no cover - older base.py: same shape, spec falls back to `checkpoints`
-    _HAS_TAGS = False
-
-    @dataclass(frozen=True)
-    class WeightTag:  # type: ignore[no-redef]
-        name: str
-        files: tuple
-        description: str = ""
 
 _BAIDU = "https://pan.baidu.com/s/1GUymA7t3eD1TqDVLUxNLZQ?pwd=f5cf"  # README "Pretrained Models"
 _VGG19 = CheckpointFile("vgg19-dcbb9e9d.pth", role="vgg19",
@@ -76,7 +64,7 @@ _NOTES = (
     "is importable and the model is on CUDA (model.scan_backends records which ran). Paper figures "
     "for params/FLOPs/runtime: not found in the repository or the stored abstract.")
 
-_SPEC_KW = dict(
+SPEC = ModelSpec(
     name="ssmtf",
     scale=4,
     lr_multiple=1,
@@ -89,9 +77,9 @@ _SPEC_KW = dict(
     licence="no licence file in the repository (all rights reserved by default)",
     test_kwargs={"ngf": 32, "n_blocks": 1, "groups": 2, "mamba_groups": 1, "mamba_depth": 1,
                  "d_state": 4},
+    tags=TAGS,
     notes=_NOTES,
 )
-SPEC = ModelSpec(**_SPEC_KW, **({"tags": TAGS} if _HAS_TAGS else {"checkpoints": TAGS[0].files}))
 
 
 # ----------------------------------------------------------------------------- SS2D / VSS blocks
@@ -394,7 +382,7 @@ class SSMTF(RefSRModel):
         H, W = max(4 * h, ref.shape[-2]), max(4 * w, ref.shape[-1])
         lr_p = F.pad(lr, (0, W // 4 - w, 0, H // 4 - h))
         ref_p = F.pad(ref, (0, W - ref.shape[-1], 0, H - ref.shape[-2]))
-        img_in_up = pil_bicubic_resize(lr_p, (H, W))
+        img_in_up = pil_bicubic_tensor(lr_p, (H, W))
         sr = self.forward_official(lr_p, img_in_up, ref_p)
         return sr[..., : 4 * h, : 4 * w].clamp(0, 1)
 

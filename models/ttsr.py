@@ -23,9 +23,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .base import CheckpointFile, ModelSpec, RefSRModel
+from .base import CheckpointFile, ModelSpec, RefSRModel, WeightTag
 from .registry import register_model
-from .resample import pil_bicubic_resize
+from core.resize import pil_bicubic_tensor
 
 _WEIGHTS_URL = ("https://github.com/researchmm/TTSR#model (OneDrive https://1drv.ms/u/s!Ajav6U_IU-1gmHZstHQxOTn9MLPh, "
                 "Google Drive https://drive.google.com/drive/folders/1CTm-r3hSbdYVCySuQ27GsrqXhhVOS-qh, "
@@ -43,12 +43,13 @@ _NOTES = ("Inputs follow the official test code: Ref cropped to a multiple of 4,
           "of the 8-bit LR, Ref_sr = PIL bicubic down-up (x1/4, x4) of the 8-bit Ref, all in [-1,1]. "
           "Parameters: 6,729,615 (equal to the official state dict as saved by its trainer, without "
           "LTE_copy; the official module including LTE_copy holds 7,284,955).")
-SPEC = ModelSpec(name="ttsr", checkpoints=(CheckpointFile("TTSR.pt", _WEIGHTS_URL),),
-                 notes="Official weights trained with all losses (reconstruction, perceptual, "
-                       "transferal perceptual, adversarial). " + _NOTES, **_COMMON)
-SPEC_REC = ModelSpec(name="ttsr_rec", checkpoints=(CheckpointFile("TTSR-rec.pt", _WEIGHTS_URL),),
-                     notes="Official weights trained with the reconstruction loss only (the "
-                           "PSNR-oriented model of the paper's tables). " + _NOTES, **_COMMON)
+SPEC = ModelSpec(
+    name="ttsr",
+    tags=(WeightTag("", (CheckpointFile("TTSR.pt", url=_WEIGHTS_URL),),
+                    "trained with all losses (reconstruction, perceptual, transferal perceptual, adversarial)"),
+          WeightTag("rec", (CheckpointFile("TTSR-rec.pt", url=_WEIGHTS_URL),),
+                    "trained with the reconstruction loss only (the PSNR model of the paper's tables)")),
+    notes=_NOTES, **_COMMON)
 
 # --------------------------------------------------------------------------- main network
 
@@ -351,10 +352,9 @@ class TTSR(RefSRModel):
         self.LTE = LTE()
         self.chunk_elements = chunk_elements
 
-    @staticmethod
-    def checkpoint_rename(key: str) -> str | None:
+    def checkpoint_filter(self, role: str, state_dict: dict) -> dict:
         """Drop ``LTE_copy.*`` (in full-module state dicts only): it is re-copied from ``LTE`` when used."""
-        return None if key.startswith("LTE_copy.") else key
+        return {k: v for k, v in state_dict.items() if not k.startswith("LTE_copy.")}
 
     def search_transfer(self, lrsr_lv3, refsr_lv3, ref_lv1, ref_lv2, ref_lv3):
         """Official SearchTransfer outputs (S, T_lv3, T_lv2, T_lv1), one batch element at a time."""
@@ -389,19 +389,14 @@ class TTSR(RefSRModel):
         if H == 0 or W == 0:
             raise ValueError(f"TTSR needs a reference of at least 4x4 pixels, got {tuple(ref.shape[-2:])}")
         ref = ref[..., :H, :W]
-        lrsr = pil_bicubic_resize(lr, (4 * h, 4 * w))
-        refsr = pil_bicubic_resize(pil_bicubic_resize(ref, (H // 4, W // 4)), (H, W))
+        lrsr = pil_bicubic_tensor(lr, (4 * h, 4 * w))
+        refsr = pil_bicubic_tensor(pil_bicubic_tensor(ref, (H // 4, W // 4)), (H, W))
         return (lr * 2 - 1, lrsr * 2 - 1, ref * 2 - 1, refsr * 2 - 1)
 
     def forward(self, lr: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
         return ((self.forward_official(*self.official_inputs(lr, ref))[0] + 1) / 2).contiguous()
 
 
-@register_model(SPEC)
+@register_model(SPEC, aliases={"ttsr_rec": "ttsr.rec"})
 def ttsr(**kwargs) -> TTSR:
-    return TTSR(**kwargs)
-
-
-@register_model(SPEC_REC)
-def ttsr_rec(**kwargs) -> TTSR:
     return TTSR(**kwargs)

@@ -117,7 +117,7 @@ def test_interrupted_build_leaves_nothing(albums, tmp_path, monkeypatch):
         calls.append(path)
         if len(calls) == 3:
             raise KeyboardInterrupt
-    monkeypatch.setattr("builders.recipes.common.write_png", failing)
+    monkeypatch.setattr("builders.recipes._common.write_png", failing)
     with pytest.raises(KeyboardInterrupt):
         cufed5.build(albums, tmp_path / "ds", seed=0)
     assert list(tmp_path.iterdir()) == []

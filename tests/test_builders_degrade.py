@@ -2,8 +2,9 @@
 import numpy as np
 import pytest
 
-from benchmark.resize import imresize
-from builders.degrade import make_lr, mod_crop
+from core.resize import imresize
+from builders.degrade import make_lr
+from core.resize import mod_crop
 
 
 def test_lr_kernels():

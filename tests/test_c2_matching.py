@@ -12,8 +12,9 @@ from PIL import Image
 from torchvision.models import vgg
 
 from models import create_model, get_spec
+from models.weights import MissingWeights, load_weights, resolve_weights
 from models.c2_matching_parts import patch_match_index, torchvision_vgg_to_official
-from models.resample import pil_bicubic_resize
+from core.resize import pil_bicubic_tensor
 from models.checkpoint import CheckpointError
 
 KEYS = Path(__file__).parent / "fixtures" / "keys" / "c2_matching.json"
@@ -73,7 +74,7 @@ def test_pil_bicubic_is_bit_exact():
     img[1:3] = 255  # saturated rows exercise clipping
     want = np.asarray(Image.fromarray(img).resize((28, 20), Image.BICUBIC))
     t = torch.from_numpy(img).permute(2, 0, 1)[None].float() / 255
-    got = (pil_bicubic_resize(t, (20, 28))[0].permute(1, 2, 0) * 255).round().byte().numpy()
+    got = (pil_bicubic_tensor(t, (20, 28))[0].permute(1, 2, 0) * 255).round().byte().numpy()
     assert np.array_equal(got, want)
 
 
@@ -93,15 +94,18 @@ def test_torchvision_vgg19_file_gives_torchvision_features(tiny_model):
     assert torch.allclose(got, want, atol=1e-6)
 
 
-def test_missing_vgg19_names_the_file(tiny_model, tmp_path, monkeypatch):
+def test_missing_vgg19_names_the_file(tmp_path, monkeypatch):
     monkeypatch.setenv("REFSR_WEIGHTS", str(tmp_path))
-    with pytest.raises(CheckpointError, match=r"vgg19-dcbb9e9d\.pth.*c2_matching"):
-        tiny_model.load_official({"net_g": "x.pth", "extractor": "y.pth"})
+    for name in ("c2_matching_restoration_mse.pth", "feature_extraction.pth"):
+        (tmp_path / "c2_matching").mkdir(exist_ok=True)
+        (tmp_path / "c2_matching" / name).write_bytes(b"x")
+    with pytest.raises(MissingWeights, match=r"c2_matching/vgg19-dcbb9e9d\.pth.*vgg19; published at https"):
+        resolve_weights("c2_matching")
 
 
 def test_parity_with_official(full_model, parity_dir):
     model = full_model
-    model.load_official({"net_g": str(parity_dir / "c2_matching_restoration.state_dict.pth"),
+    load_weights(model, {"net_g": str(parity_dir / "c2_matching_restoration.state_dict.pth"),
                          "extractor": str(parity_dir / "c2_matching_feature_extraction.state_dict.pth"),
                          "vgg19": str(parity_dir / "c2_matching_vgg19_map.state_dict.pth")})
     io = torch.load(parity_dir / "c2_matching.io.pth", weights_only=True)

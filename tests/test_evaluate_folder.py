@@ -15,7 +15,7 @@ def test_bicubic_set5_basicsr_matches_published(shared_data, tmp_path, capsys):
     assert run.main(["--models", "bicubic", "--datasets", str(ds), "--protocol", "basicsr",
                      "--metrics", "psnr_y,ssim_y", "--out", str(tmp_path / "run"), "--device", "cpu",
                      "--leaderboards", str(boards)]) == 0
-    assert "psnr_y" in capsys.readouterr().out  # the table is printed
+    assert "PSNR-Y (dB) ↑" in capsys.readouterr().out  # the table is printed
     head = pd.read_csv(boards / "custom" / "headline.csv")
     row = head.iloc[0]
     assert row["images"] == 5 and row["level"] == 0

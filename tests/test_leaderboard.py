@@ -26,7 +26,19 @@ def test_headline_means_and_unavailable_cells():
     h = lb.headline(_df())
     tt = h[h["model"] == "tt"].iloc[0]
     assert tt["psnr_y"] == 31.5 and tt["level"] == 1 and tt["images"] == 2
-    assert h[h["model"] == "bicubic"].iloc[0]["musiq"] == "unavailable (pyiqa not installed)"
+    bic = h[h["model"] == "bicubic"].iloc[0]
+    assert math.isnan(bic["musiq"])  # a status never goes into a value cell
+    assert bic["notes"] == "musiq: unavailable: pyiqa not installed"
+
+
+def test_drift_rows_have_a_protocol_column():
+    df = _df()
+    drift = df[(df["variant"] == "clean")].assign(protocol="ttsr", value=lambda d: d["value"] + 0.25)
+    table = lb.protocol_drift(pd.concat([df, drift], ignore_index=True))
+    tt = table[table["model"] == "tt"].set_index("protocol")["psnr_y"]
+    assert list(tt.index) == ["refsr-standard", "ttsr"]  # the run's own protocol first
+    assert math.isclose(tt["ttsr"] - tt["refsr-standard"], 0.25)
+    assert "ttsr" not in set(lb.headline(pd.concat([df, drift])).get("protocol", []))
 
 
 def test_per_level_and_robustness_drop():
@@ -38,6 +50,8 @@ def test_per_level_and_robustness_drop():
     assert math.isclose(row["drop_vs_clean"], 0.2)
 
 
-def test_markdown_rounds_by_metric():
+def test_markdown_rounds_by_metric_and_shows_direction():
     md = lb.to_markdown(lb.per_level(_df()))
     assert "31.50" in md and sum(line.startswith("|---") for line in md.splitlines()) == 1
+    head = lb.to_markdown(lb.headline(_df()))
+    assert "PSNR-Y (dB) ↑" in head.splitlines()[0]

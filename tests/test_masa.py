@@ -8,7 +8,8 @@ import torch
 from PIL import Image
 
 from models import create_model, get_spec
-from models.resample import pil_bicubic_resize
+from models.weights import load_weights
+from core.resize import pil_bicubic_tensor
 
 KEYS = Path(__file__).parent / "fixtures" / "keys" / "masa.json"
 
@@ -34,7 +35,7 @@ def test_tiny_forward_shape_range_and_batch_independence():
 def test_chunked_matching_equals_unchunked():
     model = tiny()
     lr, ref = torch.rand(2, 3, 24, 32), torch.rand(2, 3, 96, 128)
-    ref_down = pil_bicubic_resize(ref, (24, 32))
+    ref_down = pil_bicubic_tensor(ref, (24, 32))
     with torch.no_grad():
         whole = model.forward_official(lr, ref, ref_down)
         model.chunk_bytes = 1  # one LR block per chunk in both searches
@@ -54,7 +55,7 @@ def test_ref_down_matches_pil_bicubic():
     rng = np.random.default_rng(0)
     img = rng.integers(0, 256, (70, 83, 3), dtype=np.uint8)
     expected = np.asarray(Image.fromarray(img).resize((83 // 4, 70 // 4), Image.BICUBIC), dtype=np.float32)
-    got = pil_bicubic_resize(torch.from_numpy(img).permute(2, 0, 1)[None].float() / 255, (70 // 4, 83 // 4))
+    got = pil_bicubic_tensor(torch.from_numpy(img).permute(2, 0, 1)[None].float() / 255, (70 // 4, 83 // 4))
     assert np.array_equal((got[0].permute(1, 2, 0).numpy() * 255).round(), expected)
 
 
@@ -67,7 +68,7 @@ def test_full_config_has_official_keys_and_param_count():
 
 def test_parity_with_official_outputs(parity_dir):
     model = create_model("masa").eval()
-    model.load_official({"net": str(parity_dir / "masa.state_dict.pth")})
+    load_weights(model, {"net": parity_dir / "masa.state_dict.pth"})
     io = torch.load(parity_dir / "masa.io.pth", weights_only=True)
     with torch.no_grad():
         out = model.forward_official(**io["inputs"])

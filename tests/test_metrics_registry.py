@@ -9,8 +9,8 @@ import pytest
 import torch
 
 import benchmark.metrics.iqa as iqa
-from benchmark.metrics import (METRICS, MetricUnavailable, availability, create_metric, get_metric,
-                               list_metrics)
+from benchmark.metrics import (MetricUnavailable, availability, create_metric, get_metric, list_metrics,
+                               metric_info)
 from benchmark.protocol import load_protocol
 
 
@@ -110,7 +110,7 @@ def test_pyiqa_checkpoint_that_does_not_fit_is_unavailable(monkeypatch, tmp_path
     torch.save({"params": {"other.weight": torch.zeros(1)}}, tmp_path / "ckpt_koniq10k.pt")
     ok, reason = create_metric("maniqa", device="cpu", weights_dir=tmp_path).available()
     assert not ok and reason.startswith("unavailable (CheckpointError")
-    assert set(METRICS["maniqa"].defaults) == {"pyiqa_name", "weights_file"}
+    assert set(metric_info("maniqa").defaults) == {"pyiqa_name", "weights_file"}
 
 
 def test_musiq_matches_calibration_when_pyiqa_and_weights_are_present(shared_data):

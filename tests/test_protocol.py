@@ -10,7 +10,7 @@ from PIL import Image
 from scipy import ndimage
 
 from benchmark.protocol import ProtocolError, list_protocols, load_protocol
-from benchmark.resize import imresize, pil_bicubic
+from core.resize import imresize, pil_bicubic
 
 #: Pinned so that any change to a preset is deliberate: results carry these hashes.
 PRESET_HASHES = {

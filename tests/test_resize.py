@@ -8,7 +8,7 @@ import pytest
 
 import torch
 
-from benchmark.resize import imresize, imresize_tensor, pil_bicubic
+from core.resize import imresize, imresize_tensor, pil_bicubic
 
 
 def keys_cubic(t: float) -> float:

@@ -74,8 +74,7 @@ def flaky_model():
     spec = ModelSpec(name="test_flaky")
     registry.register_model(spec)(lambda **kw: _Flaky())
     yield "test_flaky"
-    for table in (registry._FACTORIES, registry._SPECS, registry._MODULES):
-        table.pop("test_flaky", None)
+    registry.MODELS.remove("test_flaky")
 
 
 def test_failures_are_rows_with_reasons_and_the_run_goes_on(tiny, tmp_path, flaky_model):
@@ -92,9 +91,10 @@ def test_failures_are_rows_with_reasons_and_the_run_goes_on(tiny, tmp_path, flak
 
 
 def test_model_without_weights_is_not_scored(tiny, tmp_path, monkeypatch):
-    from models.base import CheckpointFile
+    from models.base import CheckpointFile, WeightTag
 
-    spec = ModelSpec(name="test_needs_weights", checkpoints=(CheckpointFile("net.pth", url="https://example.org"),))
+    spec = ModelSpec(name="test_needs_weights",
+                     tags=(WeightTag("", (CheckpointFile("net.pth", url="https://example.org"),)),))
     registry.register_model(spec)(lambda **kw: _Flaky())
     monkeypatch.setenv("REFSR_WEIGHTS", str(tmp_path / "weights"))
     try:
@@ -104,10 +104,10 @@ def test_model_without_weights_is_not_scored(tiny, tmp_path, monkeypatch):
         df = pd.read_parquet(out / "results.parquet")
         assert set(df["model"]) == {"bicubic"}
         info = json.loads((out / "run.json").read_text())
-        assert "no official weights" in info["unavailable_models"]["test_needs_weights"]
+        why = info["unavailable_models"]["test_needs_weights"]
+        assert "missing weight file" in why and "net.pth" in why and "https://example.org" in why
     finally:
-        for table in (registry._FACTORIES, registry._SPECS, registry._MODULES):
-            table.pop("test_needs_weights", None)
+        registry.MODELS.remove("test_needs_weights")
 
 
 def test_publish_writes_tables_and_plots(tiny, tmp_path):

@@ -16,6 +16,7 @@ import pytest
 import torch
 
 from models import create_model, get_spec
+from models.weights import MissingWeights, load_weights, resolve_weights
 from models.checkpoint import CheckpointError
 from models.srntt import (depth_to_space, match_patches, official_variable_names, read_tensorlayer_npz,
                           swap_features, tf_to_torch_key)
@@ -178,7 +179,7 @@ def test_official_files_load_unchanged(tmp_path, fixture):
     _save_matconvnet_vgg(tmp_path / "vgg.mat",  # MatConvNet kernels are (x, y, in, out)
                          {c: vgg[f"vgg19/{c}/w:0"].transpose(1, 0, 2, 3) for c in convs},
                          {c: vgg[f"vgg19/{c}/b:0"].reshape(-1, 1) for c in convs})
-    model.load_official({"content_extractor": str(tmp_path / "upscale.npz"),
+    load_weights(model, {"content_extractor": str(tmp_path / "upscale.npz"),
                          "texture_transfer": str(tmp_path / "srntt.npz"), "vgg19": str(tmp_path / "vgg.mat")})
     sd = model.state_dict()
     for role in ROLES:
@@ -186,11 +187,13 @@ def test_official_files_load_unchanged(tmp_path, fixture):
             expected = arr.transpose(3, 2, 0, 1) if arr.ndim == 4 else arr
             assert np.array_equal(sd[tf_to_torch_key(name)].numpy(), expected), name
 
-    # a TF checkpoint converted to a plain dict (TF names, torch layout) loads through the 'net' role
+    # a TF checkpoint converted to plain dicts (TF names, torch layout) loads role by role
     other = create_model("srntt", num_res_blocks=4)
-    torch.save({n: sd[tf_to_torch_key(n)] for role in ROLES for n in names[role]},
-               tmp_path / "converted.pth")
-    other.load_official({"net": str(tmp_path / "converted.pth")})
+    files = {}
+    for role in ROLES:
+        torch.save({n: sd[tf_to_torch_key(n)] for n in names[role]}, tmp_path / f"{role}.pth")
+        files[role] = tmp_path / f"{role}.pth"
+    load_weights(other, files)
     assert all(torch.equal(v, other.state_dict()[k]) for k, v in sd.items())
 
 
@@ -212,10 +215,10 @@ def test_wrong_or_missing_files_are_clear(tmp_path, monkeypatch):
     model = create_model("srntt")
     _save_tensorlayer_npz(tmp_path / "short.npz", [np.zeros((3, 3, 3, 64), np.float32), np.zeros(64, np.float32)])
     with pytest.raises(CheckpointError, match="holds 2 arrays"):
-        model._load_role("texture_transfer", tmp_path / "short.npz")
+        model.read_checkpoint("texture_transfer", tmp_path / "short.npz")
     monkeypatch.setenv("REFSR_WEIGHTS", str(tmp_path))
-    with pytest.raises(CheckpointError, match="upscale.npz"):
-        model.load_official({})
+    with pytest.raises(MissingWeights, match="upscale.npz"):
+        resolve_weights("srntt")
 
 
 def test_torchvision_vgg19_option(tmp_path):
@@ -225,7 +228,7 @@ def test_torchvision_vgg19_option(tmp_path):
           for leaf in ("weight", "bias")}
     tv["classifier.0.weight"] = torch.zeros(2, 2)  # the full torchvision file has more than we use
     torch.save(tv, tmp_path / "vgg19-dcbb9e9d.pth")
-    model._load_role("vgg19", tmp_path / "vgg19-dcbb9e9d.pth")
+    load_weights(model, {"vgg19": tmp_path / "vgg19-dcbb9e9d.pth"})
     assert torch.all(model.vgg.conv2_1.weight == 5)
     x = torch.rand(1, 3, 4, 4)  # torchvision's normalisation: ImageNet mean/std on [0, 1]
     imagenet = (x - torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)) / torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)

@@ -9,9 +9,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from models.checkpoint import load_into, read_state_dict
+from models.weights import load_weights
 from models.selective_scan import (chunk_length, selective_scan, selective_scan_chunked,
                                    selective_scan_ref)
+from models import create_model, get_spec, list_models
 from models.ssmtf import SPEC, SS2D, SSMTF
 
 KEYS = Path(__file__).parent / "fixtures" / "keys" / "ssmtf.json"
@@ -169,6 +170,16 @@ def _shapes(module: torch.nn.Module) -> dict[str, list[int]]:
     return {k: list(v.shape) for k, v in module.state_dict().items()}
 
 
+def test_registered_with_tags():
+    assert "ssmtf" in list_models() and get_spec("ssmtf") is SPEC
+    assert SPEC.tag_names() == ["ssmtf", "ssmtf.gan"]
+    default, gan = SPEC.tag(""), SPEC.tag("gan")
+    assert {f.role: f.filename for f in default.files} == {
+        "net_g": "net_g_445000.pth", "extractor": "net_student_latest_DRef.pth", "vgg19": "vgg19-dcbb9e9d.pth"}
+    assert {f.role: f.filename for f in gan.files}["net_g"] == "net_g_235000_gan.pth"
+    assert set(SSMTF(**SPEC.test_kwargs).checkpoint_modules()) == {f.role for f in default.files}
+
+
 def test_keys_and_shapes_equal_official():
     fixture = json.loads(KEYS.read_text())["files"]
     model = SSMTF()
@@ -181,27 +192,18 @@ def test_keys_and_shapes_equal_official():
 
 
 # ----------------------------------------------------------------------------- parity
-def _load_official(model, files: dict[str, Path]) -> None:
-    """The generic loader: read (weights_only, unwrap, strip module.) -> checkpoint_filter -> strict."""
-    modules = model.checkpoint_modules()
-    for role, path in files.items():
-        load_into(modules[role], model.checkpoint_filter(role, read_state_dict(path)))
-
-
 @pytest.fixture(scope="module")
 def parity(tmp_path_factory):
-    from tests.conftest import SHARED
-    base = SHARED / "fixtures" / "parity"
-    if not (base / "ssmtf.json").exists():
-        pytest.skip(f"needs {base} (../shared is only present in the development workspace)")
+    from tests.conftest import shared_path
+    base = shared_path("fixtures", "parity")  # skips with a reason when ../shared is absent
     spec = importlib.util.spec_from_file_location("make_weights", base / "make_weights.py")
     mw = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mw)
     out = tmp_path_factory.mktemp("ssmtf_weights")
     files = {role: mw.write(base / "ssmtf.json", out / f"{group}.pth", group)
              for role, (group, _) in ROLES.items()}
-    model = SSMTF().eval()
-    _load_official(model, files)
+    model = create_model("ssmtf").eval()
+    load_weights(model, {role: str(path) for role, path in files.items()})  # the generic loader
     io = torch.load(base / "ssmtf.io.pth", weights_only=True)
     return model, io
 

@@ -29,7 +29,7 @@ def _lr(hr: torch.Tensor) -> torch.Tensor:
 
 def test_spec_says_it_is_ours():
     spec = get_spec("texture_transfer")
-    assert spec.uses_ref and "ours" in spec.paper and not spec.checkpoints
+    assert spec.uses_ref and "ours" in spec.paper and not spec.tags
 
 
 def test_tiny_forward_shape_and_range():

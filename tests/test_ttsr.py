@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from models import create_model, get_spec
+from models.weights import load_weights
 from models.ttsr import relevance, transfer
 
 KEYS = Path(__file__).parent / "fixtures" / "keys" / "ttsr.json"
@@ -28,7 +29,7 @@ def _uint8_grid(*shape, seed=0):
     return torch.randint(0, 256, shape, generator=g).float() / 255
 
 
-@pytest.mark.parametrize("name", ["ttsr", "ttsr_rec"])
+@pytest.mark.parametrize("name", ["ttsr", "ttsr.rec", "ttsr_rec"])
 def test_tiny_forward_cpu(name):
     model = create_model(name, **get_spec(name).test_kwargs).eval()
     lr, ref = _uint8_grid(2, 3, 9, 7), _uint8_grid(2, 3, 35, 30, seed=1)  # ref not a multiple of 4
@@ -46,16 +47,21 @@ def test_keys_and_shapes_equal_official():
     assert n_params == fixture["params"] == 6_729_615
 
 
-def test_full_module_state_dict_with_lte_copy_loads():
+def _save(sd, tmp_path):
+    torch.save(sd, tmp_path / "full.pth")
+    return tmp_path / "full.pth"
+
+
+def test_full_module_state_dict_with_lte_copy_loads(tmp_path):
     model = create_model("ttsr", **get_spec("ttsr").test_kwargs)
     sd = model.state_dict()
     sd.update({"LTE_copy." + k[len("LTE."):]: v for k, v in sd.items() if k.startswith("LTE.")})
-    model.load_official({"net": sd})
+    load_weights(model, {"net": _save(sd, tmp_path)})
 
 
 def test_parity_with_official(parity_dir):
     model = create_model("ttsr").eval()
-    model.load_official({"net": str(parity_dir / "ttsr.state_dict.pth")})  # the loader, unchanged file
+    load_weights(model, {"net": parity_dir / "ttsr.state_dict.pth"})  # the loader, unchanged file
     io = torch.load(parity_dir / "ttsr.io.pth", weights_only=True)
     with torch.no_grad():
         sr, S, *_ = model.forward_official(**io["inputs"])

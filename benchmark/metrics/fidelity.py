@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .base import Metric
+from ._base import Metric, register_metric
 
 DATA_RANGE = 255.0
 
@@ -76,3 +76,11 @@ class SSIM(Metric):
 
     def compute(self, sr, hr):
         return ssim(sr, hr, **self.options)
+
+
+register_metric("psnr_y", PSNR, {"space": "y"}, label="PSNR-Y (dB)", decimals=2,
+                summary="PSNR (dB) on the protocol's Y channel")
+register_metric("ssim_y", SSIM, {"space": "y", "window": 11, "sigma": 1.5, "k1": 0.01, "k2": 0.03},
+                label="SSIM-Y", decimals=4, summary="SSIM (Wang 2003, 11x11 Gaussian sigma 1.5, valid window) on Y")
+register_metric("psnr_rgb", PSNR, {"space": "rgb"}, label="PSNR-RGB (dB)", decimals=2,
+                summary="PSNR (dB) over the three RGB channels")

@@ -21,7 +21,7 @@ import torch
 
 from models.checkpoint import CheckpointError, load_into, read_state_dict
 
-from .base import Metric
+from ._base import Metric, register_metric
 
 IQA_WEIGHTS_ENV = "REFSR_IQA_WEIGHTS"
 
@@ -73,11 +73,10 @@ class PyiqaMetric(Metric):
     space = "rgb"
     needs_reference = False
 
-    def __init__(self, name: str, pyiqa_name: str, weights_file: str, higher_is_better: bool = True,
+    def __init__(self, name: str, pyiqa_name: str, weights_file: str,
                  weights_dir: str | os.PathLike | None = None, device=None, **options):
         super().__init__(name, device)
         self.pyiqa_name = pyiqa_name
-        self.higher_is_better = higher_is_better
         self.weights = iqa_weights_dir(weights_dir) / weights_file
         self.options = tuple(sorted(options.items()))
 
@@ -98,3 +97,11 @@ class PyiqaMetric(Metric):
 
     def compute(self, sr, hr):
         return self._model()(sr.float() / 255.0).reshape(-1)
+
+
+register_metric("musiq", PyiqaMetric, {"pyiqa_name": "musiq", "weights_file": "musiq_koniq_ckpt-e95806b9.pth"},
+                label="MUSIQ", needs_reference=False, decimals=2,
+                summary="MUSIQ trained on KonIQ-10k, no-reference, via optional pyiqa")
+register_metric("maniqa", PyiqaMetric, {"pyiqa_name": "maniqa", "weights_file": "ckpt_koniq10k.pt"},
+                label="MANIQA", needs_reference=False, decimals=4,
+                summary="MANIQA trained on KonIQ-10k, no-reference, via optional pyiqa")

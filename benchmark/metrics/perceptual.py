@@ -18,7 +18,7 @@ from torch import nn
 
 from models.checkpoint import CheckpointError
 
-from .base import Metric
+from ._base import Metric, register_metric
 
 #: indices in torchvision's AlexNet ``features`` of the ReLUs LPIPS taps, and their widths.
 ALEX_TAPS = (1, 4, 7, 9, 11)
@@ -100,3 +100,7 @@ class LPIPS(Metric):
     def compute(self, sr, hr):
         net = _network(str(self.device))
         return net(sr.float() / 127.5 - 1.0, hr.float() / 127.5 - 1.0)
+
+
+register_metric("lpips", LPIPS, label="LPIPS", higher_is_better=False, decimals=4,
+                summary="LPIPS AlexNet v0.1")

@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 
 from . import register_layout
-from .base import Planned, Scan, is_image, visible_files
+from ._base import Planned, Scan, is_image, visible_files
 
 NAME = re.compile(r"^(?P<group>\d+)_(?P<k>\d+)$")
 

@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 from . import register_layout
-from .base import Planned, Scan, is_image, stem_key
+from ._base import Planned, Scan, is_image, stem_key
 
 
 @register_layout("folder")

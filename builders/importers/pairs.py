@@ -9,7 +9,7 @@ import re
 from pathlib import Path
 
 from . import register_layout
-from .base import Planned, Scan, is_image, stem_key
+from ._base import Planned, Scan, is_image, stem_key
 
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from . import register_layout
-from .base import Planned, Scan, is_image, visible_files
+from ._base import Planned, Scan, is_image, visible_files
 
 GT, MATCHES = "Sun_Hays_SR_groundtruth", "Sun_Hays_SR_scenematches"
 

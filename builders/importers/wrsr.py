@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from . import register_layout
-from .base import Planned, Scan, is_image, visible_files
+from ._base import Planned, Scan, is_image, visible_files
 
 
 def images_by_stem(folder: Path, out: Scan) -> dict[str, Path]:

@@ -1,29 +1,11 @@
-"""Album recipes: each module here with ``RECIPE`` (its name), ``SUMMARY``, ``Config`` and ``build`` is one.
+"""Album recipes: each module here registers one with ``@RECIPES.register(name, summary=...)``
+on a module-level ``build`` function beside its ``Config`` dataclass.
 
-Adding a recipe is adding one file; ``get(name)`` and ``names()`` find it.
+Adding a recipe is adding one file; ``RECIPES.list()`` and ``RECIPES.get(name)`` find it (``get``
+returns the recipe's module-level ``build``; ``RECIPES.info(name)`` has its ``Config`` and summary).
 """
 from __future__ import annotations
 
-import importlib
-import pkgutil
-from types import ModuleType
+from core.registry import Registry
 
-
-def _discover() -> dict[str, ModuleType]:
-    found = {}
-    for info in pkgutil.iter_modules(__path__):
-        module = importlib.import_module(f"{__name__}.{info.name}")
-        if all(hasattr(module, a) for a in ("RECIPE", "SUMMARY", "Config", "build")):
-            found[module.RECIPE] = module
-    return dict(sorted(found.items()))
-
-
-def names() -> list[str]:
-    return list(_discover())
-
-
-def get(name: str) -> ModuleType:
-    recipes = _discover()
-    if name not in recipes:
-        raise KeyError(f"unknown recipe {name!r}; known: {sorted(recipes)}")
-    return recipes[name]
+RECIPES = Registry("recipe", __name__)

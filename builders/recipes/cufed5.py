@@ -25,12 +25,15 @@ from typing import Callable
 
 from ..albums import Album, scan
 from ..crops import clamp_box, cut, place_by_matches, shared_inliers
-from ..degrade import KERNELS, make_lr, mod_crop
+from core.resize import mod_crop
+
+from ..degrade import KERNELS, make_lr
 from ..levels import LevelConfig, album_edges, assign, pick_one_per_level
 from ..manifest import DatasetWriter
 from ..report import BuildReport
 from ..sift import SiftParams
-from .common import (PAIR_COLUMNS, as_config, assign_splits, finish, fit_long_side, load_rgb, rng_for, save,
+from . import RECIPES
+from ._common import (PAIR_COLUMNS, as_config, assign_splits, finish, fit_long_side, load_rgb, rng_for, save,
                      to_plain)
 
 RECIPE = "cufed5"
@@ -165,6 +168,7 @@ def _write_train(tmp: Path, start: int, album: Album, hr: int, ref: int, level: 
     return rows
 
 
+@RECIPES.register(RECIPE, summary=SUMMARY, config=Config)
 def build(albums_dir: str | os.PathLike, out_dir: str | os.PathLike, config: Config | dict | None = None,
           seed: int = 0, jobs: int = 1, *, overwrite: bool = False, cache_dir: str | os.PathLike | None = None,
           progress: Callable | None = None) -> BuildReport:

@@ -27,7 +27,8 @@ from ..levels import LevelConfig, album_edges, assign
 from ..manifest import DatasetWriter
 from ..report import BuildReport
 from ..sift import SiftParams
-from .common import PAIR_COLUMNS, as_config, assign_splits, finish, load_rgb, rng_for, save, to_plain
+from . import RECIPES
+from ._common import PAIR_COLUMNS, as_config, assign_splits, finish, load_rgb, rng_for, save, to_plain
 
 RECIPE = "drefsr"
 SUMMARY = "DRefSR-style: RANSAC-verified pairs, several reference crops placed on the HR crop's content"
@@ -110,6 +111,7 @@ def _plan_pair(album: Album, i: int, j: int, cfg: Config, edges, seed: int, repo
     return _Pair(album, hr, ref, level, [verified[k] for k in keep])
 
 
+@RECIPES.register(RECIPE, summary=SUMMARY, config=Config)
 def build(albums_dir: str | os.PathLike, out_dir: str | os.PathLike, config: Config | dict | None = None,
           seed: int = 0, jobs: int = 1, *, overwrite: bool = False, cache_dir: str | os.PathLike | None = None,
           progress: Callable | None = None) -> BuildReport:

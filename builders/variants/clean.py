@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from . import register_variant
-from .base import Variant
+from ._base import Variant
 
 
 class Clean(Variant):
@@ -15,7 +15,7 @@ class Clean(Variant):
         return (None if inp.ref is None else inp.ref.copy()), {}
 
 
-@register_variant("clean", "clean")
+@register_variant("clean", "clean", baseline=True)
 def make(arg: str | None) -> Variant:
     if arg:
         raise ValueError(f"clean takes no argument, got {arg!r}")

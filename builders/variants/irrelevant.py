@@ -17,9 +17,10 @@ from pathlib import Path
 import numpy as np
 
 from builders.images import IMAGE_EXTENSIONS, BadImage, read_rgb
+from core.paths import data_dir
 
 from . import register_variant
-from .base import Variant, VariantError
+from ._base import Variant, VariantError
 
 
 def pool_files(root: Path) -> list[str]:
@@ -37,7 +38,7 @@ def resolve_pool(pool: str) -> Path:
     path = Path(pool).expanduser()
     if path.is_dir():
         return path
-    data = Path(os.environ.get("REFSR_DATA", Path.home() / ".cache" / "refsr-bench" / "data")).expanduser()
+    data = data_dir()
     if (data / pool).is_dir():
         return data / pool
     raise ValueError(f"irrelevant: pool folder {pool!r} not found (a folder path or a folder under {data})")
@@ -67,7 +68,7 @@ class Irrelevant(Variant):
         raise VariantError("pool-only-self", "every pool image equals the sample's HR")
 
 
-@register_variant("irrelevant", "irrelevant:POOL_DIR")
+@register_variant("irrelevant", "irrelevant:POOL_DIR", pool=True, example="irrelevant:{pool}")
 def make(arg: str | None) -> Variant:
     if not arg:
         raise ValueError("irrelevant needs a pool folder: irrelevant:POOL_DIR")

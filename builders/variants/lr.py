@@ -8,16 +8,13 @@ of the scale and downscaled with PIL bicubic (the RefSR convention). Upsampling 
 from __future__ import annotations
 
 import numpy as np
-from PIL import Image
+
+from core.resize import pil_bicubic
 
 from . import register_variant
-from .base import Variant, VariantError
+from ._base import Variant, VariantError
 
 KERNEL = "pil-bicubic"
-
-
-def pil_resize(rgb: np.ndarray, width: int, height: int) -> np.ndarray:
-    return np.asarray(Image.fromarray(rgb).resize((width, height), Image.BICUBIC))
 
 
 class LRAsRef(Variant):
@@ -34,13 +31,13 @@ class LRAsRef(Variant):
             h, w = inp.hr.shape[0] // s, inp.hr.shape[1] // s
             if h == 0 or w == 0:
                 raise VariantError("too-small", f"HR {inp.hr.shape[:2]} is smaller than the scale {s}")
-            lr, source = pil_resize(inp.hr[:h * s, :w * s], w, h), f"hr-{KERNEL}"
-        out = pil_resize(lr, lr.shape[1] * s, lr.shape[0] * s)
+            lr, source = pil_bicubic(inp.hr[:h * s, :w * s], (h, w)), f"hr-{KERNEL}"
+        out = pil_bicubic(lr, (lr.shape[0] * s, lr.shape[1] * s))
         return np.ascontiguousarray(out), {"lr_source": source, "lr_size": [lr.shape[0], lr.shape[1]],
                                            "scale": s}
 
 
-@register_variant("lr", "lr")
+@register_variant("lr", "lr", fallback=True)
 def make(arg: str | None) -> Variant:
     if arg:
         raise ValueError(f"lr takes no argument, got {arg!r}")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import register_variant
-from .base import Variant, require_ref, uniform
+from ._base import Variant, require_ref, uniform
 
 GAIN = (0.7, 1.3)
 OFFSET = (-20.0, 20.0)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import register_variant
-from .base import Variant, VariantError, require_ref
+from ._base import Variant, VariantError, require_ref
 
 ALIASES = {"easy": 2, "medium": 4, "hard": 8}
 REMAINDERS = ("keep", "zero")
@@ -46,7 +46,7 @@ class Shuffle(Variant):
         return out, record
 
 
-@register_variant("shuffle", "shuffle:N[:zero] (N: 2|4|8 or easy|medium|hard)")
+@register_variant("shuffle", "shuffle:N[:zero] (N: 2|4|8 or easy|medium|hard)", example="shuffle:4")
 def make(arg: str | None) -> Variant:
     if not arg:
         raise ValueError("shuffle needs a grid size: shuffle:N, e.g. shuffle:4 or shuffle:medium")

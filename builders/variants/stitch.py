@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 
 from . import register_variant
-from .base import Variant, require_ref
+from ._base import Variant, require_ref
 
 
 def pad_centre(img: np.ndarray, height: int, width: int) -> np.ndarray:
@@ -38,7 +38,7 @@ class Stitch(Variant):
         return out, {"k_used": len(refs), "tile": [height, width]}
 
 
-@register_variant("stitch", "stitch:K")
+@register_variant("stitch", "stitch:K", example="stitch:3")
 def make(arg: str | None) -> Variant:
     if not arg or not arg.isdigit():
         raise ValueError(f"stitch needs the number of references: stitch:K, got {arg!r}")

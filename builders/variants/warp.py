@@ -10,7 +10,7 @@ from __future__ import annotations
 import cv2
 
 from . import register_variant
-from .base import Variant, sign, uniform
+from ._base import Variant, sign, uniform
 
 SHIFT = (0.25, 0.5)
 ANGLE = (10.0, 30.0)

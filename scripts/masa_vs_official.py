@@ -1,6 +1,6 @@
 """Speed of our MASA against the official code on CPU (not a test: a ratio measured in one process).
 
-Usage: python benchmarks/masa_vs_official.py /path/to/MASA-SR [--repeats N] [--lr 128] [--ref 512]
+Usage: python scripts/masa_vs_official.py /path/to/MASA-SR [--repeats N] [--lr 128] [--ref 512]
 
 Both networks get the same weights (official random init) and the same inputs (LR 128x128, Ref
 512x512, Ref_down = bicubic /4, as in the MASA-SR paper's runtime table). Calls alternate
@@ -53,7 +53,7 @@ def main() -> None:
     torch.manual_seed(0)
     official = load_official(args.official_repo)
     ours = create_model("masa").eval()
-    ours.load_official({"net": official.state_dict()})
+    ours.load_state_dict(official.state_dict(), strict=True)
     lr = torch.rand(1, 3, args.lr, args.lr)
     ref = torch.rand(1, 3, args.ref, args.ref)
     ref_down = F.interpolate(ref, scale_factor=0.25, mode="bicubic")

@@ -10,6 +10,10 @@
   ``imresize``), and MATLAB bicubic upsampling is how their "Bicubic" rows were computed.
 * :func:`imresize_tensor` — the same MATLAB resampling for float ``(B, C, H, W)`` tensors on any
   device (no per-pass rounding), e.g. for a bicubic baseline model.
+* :func:`pil_bicubic_tensor` — PIL's bicubic of 8-bit images, bit-exact, on ``(B, 3, h, w)``
+  tensors in [0, 1] on any device: the models' own preprocessing (TTSR, MASA-SR, C2-Matching and
+  SRNTT make their inputs with PIL ``BICUBIC``).
+* :func:`mod_crop` — top-left crop to a multiple of the scale (the RefSR convention).
 """
 from __future__ import annotations
 
@@ -107,3 +111,61 @@ def imresize_tensor(x: torch.Tensor, scale: float, antialias: bool = True) -> to
     rows = torch.from_numpy(resize_matrix(h, math.ceil(h * scale), scale, antialias)).to(x)
     cols = torch.from_numpy(resize_matrix(w, math.ceil(w * scale), scale, antialias)).to(x)
     return rows @ x @ cols.T
+
+
+def mod_crop(img: np.ndarray, scale: int) -> np.ndarray:
+    """Top-left crop of an ``(H, W[, C])`` image to a multiple of ``scale``."""
+    h, w = img.shape[:2]
+    return img[: h - h % scale, : w - w % scale]
+
+
+def pil_bicubic_weights(in_size: int, out_size: int) -> np.ndarray:
+    """The ``(out_size, in_size)`` float64 weights of PIL's BICUBIC (a = -0.5) along one axis,
+    before PIL rounds them to 22-bit fixed point: output pixel ``i`` centred at ``(i + 0.5) * in/out``,
+    kernel stretched by ``max(in/out, 1)``, taps clipped to the image, weights divided by their sum."""
+    scale = in_size / out_size
+    filterscale = max(scale, 1.0)
+    support = 2.0 * filterscale
+    mat = np.zeros((out_size, in_size), dtype=np.float64)
+
+    def cubic(x: float) -> float:
+        x = abs(x)
+        if x < 1.0:
+            return (1.5 * x - 2.5) * x * x + 1.0
+        if x < 2.0:
+            return ((-0.5 * x + 2.5) * x - 4.0) * x + 2.0
+        return 0.0
+
+    for xx in range(out_size):
+        center = (xx + 0.5) * scale
+        xmin = max(int(center - support + 0.5), 0)
+        xmax = min(int(center + support + 0.5), in_size)
+        ws = [cubic((x - center + 0.5) / filterscale) for x in range(xmin, xmax)]
+        total = sum(ws)
+        mat[xx, xmin:xmax] = [w / total for w in ws]
+    return mat
+
+
+def _pil_bicubic_coeffs(in_size: int, out_size: int) -> torch.Tensor:
+    """PIL's fixed-point (22-bit) bicubic resampling matrix (out_size, in_size), float64."""
+    v = pil_bicubic_weights(in_size, out_size) * (1 << 22)
+    return torch.from_numpy(np.where(v >= 0, np.floor(v + 0.5), np.ceil(v - 0.5)))
+
+
+def pil_bicubic_tensor(img: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """``PIL.Image.resize(size, BICUBIC)`` of 8-bit RGB, bit-exact, on (B,3,h,w) tensors in [0,1].
+
+    The input is rounded to 8 bits; PIL resamples horizontally, stores 8 bits, then vertically.
+    """
+    out_h, out_w = size
+    x = (img.clamp(0, 1) * 255).round().double()
+    one = float(1 << 21)
+
+    def apply(t: torch.Tensor, mat: torch.Tensor) -> torch.Tensor:
+        return torch.floor((t @ mat.t().to(t.device) + one) / (1 << 22)).clamp(0, 255)
+
+    if out_w != x.shape[-1]:
+        x = apply(x, _pil_bicubic_coeffs(x.shape[-1], out_w))
+    if out_h != x.shape[-2]:
+        x = apply(x.transpose(-1, -2), _pil_bicubic_coeffs(x.shape[-2], out_h)).transpose(-1, -2)
+    return (x / 255).to(img.dtype)

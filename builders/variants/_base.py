@@ -6,11 +6,12 @@ output depends on nothing but its inputs, its canonical name and the seed.
 """
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+
+from core.seeding import keyed_rng
 
 
 class VariantError(ValueError):
@@ -78,9 +79,8 @@ def require_ref(inp: VariantInput) -> np.ndarray:
 
 def variant_rng(seed: int, sample_id: str, name: str) -> np.random.Generator:
     """A generator seeded from sha256(seed, sample_id, variant name): stable across runs and machines
-    (unlike Python's salted ``hash``) and independent of the order samples are processed in."""
-    digest = hashlib.sha256(f"{int(seed)}\x00{sample_id}\x00{name}".encode()).digest()
-    return np.random.Generator(np.random.PCG64(int.from_bytes(digest[:16], "little")))
+    and independent of the order samples are processed in."""
+    return keyed_rng(seed, sample_id, name)
 
 
 def uniform(rng: np.random.Generator, lo: float, hi: float, digits: int = 6) -> float:

@@ -1,7 +1,7 @@
 """Our SRNTT against the official TensorFlow pipeline: same weights, max abs difference and CPU time.
 
 Usage (one interpreter that has both TensorFlow and this project's torch):
-    python benchmarks/srntt_vs_official.py OFFICIAL_DIR [--lr 128 128] [--ref 512 512] [--runs 3]
+    python scripts/srntt_vs_official.py OFFICIAL_DIR [--lr 128 128] [--ref 512 512] [--runs 3]
         [--threads 2] [--torch-site /work/main/.venv/lib/python3.11/site-packages]
 
 The official code (ZZUTK/SRNTT) targets TensorFlow 1.13 / Python 3.6 and does not import on a
@@ -16,7 +16,7 @@ What runs on each side is the official test procedure (SRNTT.test, one reference
 VGG19 features of Ref, Ref↓↑ and LR↑ (PIL bicubic on uint8), relu3_1 patch matching (TF conv in
 512 MB batches, numpy argmax), patch stitching on three layers, then the network. Random weights
 are written once in the official formats (TensorLayer ``.npz`` lists and a MatConvNet-layout
-``.mat``), read by the official side the official way and by ours through ``load_official``. The
+``.mat``), read by the official side the official way and by ours through ``models.weights.load_weights``. The
 images are crops of two photos of ../shared/data/albums/lund (random images when it is absent).
 Runs alternate in one process; medians and the ratio ours/official (< 1 = ours faster) are printed.
 """
@@ -152,7 +152,8 @@ def main() -> None:
     import torch  # noqa: E402  (torch and torchvision before TensorFlow: the other order segfaults)
 
     from models import create_model  # noqa: E402
-    from models.resample import pil_bicubic_resize  # noqa: E402
+    from core.resize import pil_bicubic_tensor  # noqa: E402
+    from models.weights import load_weights  # noqa: E402
     from models.srntt import match_patches  # noqa: E402
 
     sys.path.insert(0, str(args.official_dir))
@@ -168,7 +169,7 @@ def main() -> None:
         save_matconvnet_vgg19(folder / "imagenet-vgg-verydeep-19.mat", rng)
         off = Official(official, tf, folder, args.threads, rng)
         ours = create_model("srntt").eval()
-        ours.load_official({"content_extractor": str(folder / "upscale.npz"),
+        load_weights(ours, {"content_extractor": str(folder / "upscale.npz"),
                             "texture_transfer": str(folder / "srntt.npz"),
                             "vgg19": str(folder / "imagenet-vgg-verydeep-19.mat")})
 
@@ -190,8 +191,8 @@ def main() -> None:
         off_maps_t = [torch.from_numpy(np.asarray(m, np.float32)).permute(2, 0, 1)[None] for m in off_maps]
         sr_from_off_maps = (ours.texture_transfer(ours.content_extractor(lr_t * 2 - 1), off_maps_t) + 1) / 2
         h, w = lr.shape[:2]
-        content = ours.vgg(pil_bicubic_resize(lr_t, (4 * h, 4 * w)))["relu3_1"][0]
-        ref_du = pil_bicubic_resize(pil_bicubic_resize(ref_t, (ref.shape[0] // 4, ref.shape[1] // 4)), ref.shape[:2])
+        content = ours.vgg(pil_bicubic_tensor(lr_t, (4 * h, 4 * w)))["relu3_1"][0]
+        ref_du = pil_bicubic_tensor(pil_bicubic_tensor(ref_t, (ref.shape[0] // 4, ref.shape[1] // 4)), ref.shape[:2])
         condition = ours.vgg(ref_du)["relu3_1"][0]
         our_idx = match_patches(content, condition)
         patches = torch.nn.functional.unfold(condition[None], 3)[0].t()

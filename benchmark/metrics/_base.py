@@ -8,8 +8,36 @@ the Y conversion; metrics only compute.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
 
 import torch
+
+from core.registry import Registry
+
+METRICS = Registry("metric", "benchmark.metrics")
+
+
+@dataclass(frozen=True)
+class MetricInfo:
+    """Everything the harness, leaderboards and ``--help`` need to know about a metric, in one place."""
+
+    cls: type
+    defaults: dict = field(default_factory=dict)  # constructor keyword arguments
+    label: str = ""  # column header, e.g. "PSNR-Y (dB)"
+    higher_is_better: bool = True
+    needs_reference: bool = True  # full-reference (needs the HR) or no-reference
+    decimals: int = 4  # how leaderboards print it
+    headline: bool = True  # shown in the headline table
+    summary: str = ""  # one line for --help
+
+    @property
+    def arrow(self) -> str:
+        return "↑" if self.higher_is_better else "↓"
+
+
+def register_metric(name: str, cls: type, defaults: dict | None = None, **facts) -> None:
+    """Register metric ``name``: an instance is ``cls(name=..., device=..., **defaults)``."""
+    METRICS.add(name, cls, info=MetricInfo(cls, dict(defaults or {}), **facts))
 
 
 class MetricUnavailable(RuntimeError):
@@ -28,9 +56,13 @@ class Metric(ABC):
     higher_is_better: bool = True
     space: str = "rgb"
     needs_reference: bool = True
+    # ``higher_is_better``/``needs_reference`` are overwritten from the registration (``MetricInfo``)
 
     def __init__(self, name: str | None = None, device: str | torch.device | None = None):
         self.name = name or self.name
+        if self.name in METRICS:  # the registered facts are the truth for a registered metric
+            info = METRICS.info(self.name)["info"]
+            self.higher_is_better, self.needs_reference = info.higher_is_better, info.needs_reference
         self.device = torch.device(device) if device is not None else default_device()
 
     def available(self) -> tuple[bool, str]:

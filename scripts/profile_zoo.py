@@ -1,6 +1,6 @@
 """Profile every model in the zoo at LR 128×128 with Ref 512×512 and print a Markdown table.
 
-    .venv/bin/python benchmarks/profile_zoo.py [--models a,b] [--runs 3] [--device cpu]
+    .venv/bin/python scripts/profile_zoo.py [--models a,b] [--runs 3] [--device cpu]
 
 Params, FLOPs and runtime do not depend on the weights, so models are built with random weights
 here (timing only: nothing in this table is a quality score). Published figures are from the

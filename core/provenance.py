@@ -1,6 +1,7 @@
-"""What made a result: git commit, package versions, machine. Recorded in every run."""
+"""What made an output: the git commit of the code and the versions of the packages it used."""
 from __future__ import annotations
 
+import os
 import platform
 import subprocess
 from functools import lru_cache
@@ -9,7 +10,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 PACKAGES = ("refsr-bench", "torch", "torchvision", "numpy", "opencv-contrib-python-headless", "kornia",
-            "pandas", "pyarrow", "lpips", "pyiqa", "scikit-image", "pillow")
+            "pandas", "pyarrow", "pillow", "lpips", "pyiqa", "scikit-image")
 
 
 @lru_cache(maxsize=1)
@@ -27,6 +28,7 @@ def git_sha() -> str:
 
 @lru_cache(maxsize=1)
 def versions() -> dict[str, str]:
+    """Python and the installed version of every package in :data:`PACKAGES` ('absent' if missing)."""
     out = {"python": platform.python_version()}
     for name in PACKAGES:
         try:
@@ -37,7 +39,5 @@ def versions() -> dict[str, str]:
 
 
 def machine() -> dict[str, str]:
-    import os
-
     return {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
             "cpu_count": str(os.cpu_count())}

@@ -1,6 +1,6 @@
 """CPU forward time of our C2-Matching against the official code, LR 128x128 with Ref 512x512.
 
-Usage: python benchmarks/c2_matching_vs_official.py /path/to/C2-Matching [--runs 3] [--threads 2]
+Usage: python scripts/c2_matching_vs_official.py /path/to/C2-Matching [--runs 3] [--threads 2]
 
 The official networks are imported from a checkout of yumingj/C2-Matching (@6d60149e). Its DCNv2
 is a compiled CUDA/C++ extension, so its backend (``_ext.dcn_v2_forward``) is replaced by
@@ -29,7 +29,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
 from models import create_model  # noqa: E402
-from models.resample import pil_bicubic_resize  # noqa: E402
+from core.resize import pil_bicubic_tensor  # noqa: E402
 
 
 def _dcn_v2_forward(inp, weight, bias, offset, mask, kh, kw, sh, sw, ph, pw, dh, dw, groups):
@@ -85,7 +85,7 @@ def main() -> None:
     hr = (4 * args.lr, 4 * args.lr)
 
     def run_official():
-        img_in_up = pil_bicubic_resize(lr, hr)  # the official dataset makes this with PIL, untimed
+        img_in_up = pil_bicubic_tensor(lr, hr)  # the official dataset makes this with PIL, untimed
         t0 = time.perf_counter()
         features = net_extractor(img_in_up, ref)
         pre_offset, ref_feat = net_map(features, ref)

@@ -8,21 +8,20 @@ through :class:`~builders.manifest.DatasetWriter`, so a failed import leaves not
 from __future__ import annotations
 
 import hashlib
-import os
-import shutil
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-import numpy as np
 import pandas as pd
 
 from builders.images import BadImage, read_rgb, write_png
 from builders.manifest import DatasetWriter, write_dataset_files
 from builders.report import BuildReport
+from core.files import link_or_copy
+from core.seeding import keyed_rng
 
-from .base import Planned, Scan
+from ._base import Planned, Scan
 
 
 @dataclass(frozen=True)
@@ -85,15 +84,7 @@ def place(src: Path, dst: Path, info: Checked, link: bool) -> tuple[str, str]:
         write_png(dst, read_rgb(src)[0])
         how = "converted"
     else:
-        how = "copied"
-        if link:
-            try:
-                os.link(src, dst)
-                how = "linked"
-            except OSError:
-                pass
-        if how == "copied":
-            shutil.copyfile(src, dst)
+        how = link_or_copy(src, dst, link)
     return how, hashlib.sha256(dst.read_bytes()).hexdigest()[:16]
 
 
@@ -106,8 +97,7 @@ def limit_refs(samples: list[Planned], max_refs: int, seed: int) -> list[Planned
     for group, members in by_group.items():
         with_ref = [s for s in members if s.ref is not None]
         if len(with_ref) > max_refs:
-            digest = hashlib.sha256(f"{seed}\x00{group}".encode()).digest()
-            pick = np.random.default_rng(int.from_bytes(digest[:16], "little")).choice(
+            pick = keyed_rng(seed, group).choice(
                 len(with_ref), max_refs, replace=False)
             chosen = {with_ref[int(i)].sample_id for i in pick}
             members = [s for s in members if s.ref is None or s.sample_id in chosen]

@@ -1,6 +1,6 @@
 """Harness overhead: wall time of a suite's evaluation versus the sum of the model forward times in it.
 
-    .venv/bin/python benchmarks/harness_overhead.py [--suite demo] [--models bicubic,texture_transfer]
+    .venv/bin/python scripts/harness_overhead.py [--suite demo] [--models bicubic,texture_transfer]
 
 Runs the suite from scratch in a temporary run folder (no profiles, no publishing) and prints the
 evaluation wall time, the summed forward time and their ratio. Everything that is not a forward

@@ -1,7 +1,7 @@
 """Training-free texture transfer vs bicubic per reference level on a CUFED5-style test split.
 
-    .venv/bin/python benchmarks/texture_transfer_levels.py                       # build from ../shared albums
-    .venv/bin/python benchmarks/texture_transfer_levels.py --dataset /tmp/c5     # an existing cufed5 build
+    .venv/bin/python scripts/texture_transfer_levels.py                       # build from ../shared albums
+    .venv/bin/python scripts/texture_transfer_levels.py --dataset /tmp/c5     # an existing cufed5 build
 
 Without ``--dataset`` it builds the split with ``python -m builders.build --recipe cufed5`` into a
 temporary folder (never into the repository). Every test sample is scored under the

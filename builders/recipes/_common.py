@@ -3,14 +3,15 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import platform
-import sys
 from functools import lru_cache
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pandas as pd
+
+from core.provenance import versions
+from core.seeding import keyed_rng
 
 from ..albums import Album, pairs_table
 from ..images import read_rgb, write_png
@@ -79,8 +80,7 @@ def assign_splits(albums: list[Album], split: str, test_fraction: float, seed: i
 
 def rng_for(seed: int, *keys: str) -> np.random.Generator:
     """A generator that depends only on the seed and the keys (not on processing order)."""
-    digest = hashlib.sha256("\x1f".join([str(seed), *keys]).encode()).digest()
-    return np.random.default_rng(int.from_bytes(digest[:8], "little"))
+    return keyed_rng(seed, *keys)
 
 
 @lru_cache(maxsize=8)
@@ -101,13 +101,6 @@ def fit_long_side(img: np.ndarray, max_side: int) -> np.ndarray:
 def save(folder: Path, rel: str, rgb: np.ndarray) -> str:
     write_png(folder / rel, rgb)
     return rel
-
-
-def versions() -> dict:
-    import PIL
-
-    return {"python": platform.python_version(), "opencv": cv2.__version__, "numpy": np.__version__,
-            "pillow": PIL.__version__, "pandas": pd.__version__, "platform": sys.platform}
 
 
 def finish(folder: Path, rows: list[dict], albums: list[Album], spec: dict, report: BuildReport,

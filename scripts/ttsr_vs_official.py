@@ -1,6 +1,6 @@
 """CPU forward time of our TTSR vs the official code, alternating runs in one process.
 
-Usage: python benchmarks/ttsr_vs_official.py /path/to/researchmm/TTSR [--runs 3] [--lr 128] [--ref 512]
+Usage: python scripts/ttsr_vs_official.py /path/to/researchmm/TTSR [--runs 3] [--lr 128] [--ref 512]
 
 Both networks get the same weights (the official module's state dict, loaded into ours through
 ``models.checkpoint.load_into``). Ours is timed from [0,1] RGB (including its PIL pre-processing);

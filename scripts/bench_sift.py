@@ -1,7 +1,7 @@
 """SIFT pair scoring throughput: features once per image (builders.sift) vs a naive per-pair baseline.
 
-    .venv/bin/python benchmarks/bench_sift.py                          # the Lund album (29 images, 406 pairs)
-    .venv/bin/python benchmarks/bench_sift.py --album DIR --jobs 8 --naive-pairs 40
+    .venv/bin/python scripts/bench_sift.py                          # the Lund album (29 images, 406 pairs)
+    .venv/bin/python scripts/bench_sift.py --album DIR --jobs 8 --naive-pairs 40
 
 Reports pairs scored per second and the share of time in feature extraction vs matching for
 (a) the builder's scheme (each image read and described once, then every pair matched) on one

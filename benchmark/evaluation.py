@@ -1,0 +1,265 @@
+"""Evaluate a suite: every job (model × dataset × variant) over its samples, one row per metric.
+
+Each image goes through small stages, each a function of its own:
+read (:func:`read_sample`) → make inputs (the protocol's ``make_pair``) → apply the variant
+(:func:`builders.variants.variant_reference`, shared with ``builders.variant``) → fit the size to the
+model's spec (:func:`fit_size`) → run (:func:`run_model`) → score under the run's protocol and every
+drift protocol (:func:`score_rows`). Failures (exceptions, NaN, out of memory) become rows with a
+reason and the run goes on. Rows are flushed after every image, so an interrupted run resumes
+where it stopped. Nothing is ever scored with random weights: a model whose files are missing or
+unreadable is "not scored" with the reason.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from builders.images import read_rgb
+from builders.manifest import Dataset
+from builders.variants import (VARIANTS, VariantInput, get_variant, group_reference_paths, is_baseline,
+                               variant_reference)
+from core import provenance
+from models import create_model
+from models.checkpoint import CheckpointError
+from models.weights import ResolvedWeights, load_weights, resolve_weights
+
+from . import dataset_registry
+from .device import describe, synchronize
+from .metrics import availability, metric_info
+from .protocol import Protocol, load_protocol
+from .results import ResultStore
+from .suite import Job, Suite
+
+DRIFT_METRICS = ("psnr_y", "ssim_y")
+
+
+@dataclass
+class LoadedModel:
+    name: str  # name[.tag]
+    weights: ResolvedWeights
+    model: torch.nn.Module | None
+    unavailable: str = ""
+
+
+def load_for_eval(name: str, device: torch.device, files=None) -> LoadedModel:
+    """A model ready to score with its resolved weights, or the reason it cannot be."""
+    try:
+        resolved = resolve_weights(name, files)
+        model = create_model(name)
+        load_weights(model, resolved.files)
+        return LoadedModel(resolved.tag, resolved, model.eval().to(device))
+    except (CheckpointError, OSError, ValueError) as exc:
+        return LoadedModel(name, ResolvedWeights(name), None, str(exc))
+
+
+# -- stages -------------------------------------------------------------------------------------
+def read_sample(ds: Dataset, s) -> tuple[np.ndarray, np.ndarray | None]:
+    """HR and clean reference (None when the sample has none) as uint8 RGB."""
+    hr, _ = read_rgb(ds.path(s.hr))
+    ref = read_rgb(ds.path(s.ref))[0] if s.ref else None
+    return hr, ref
+
+
+def make_variant_input(ds: Dataset, s, variant, hr_eval: np.ndarray, ref, lr: np.ndarray, scale: int) -> VariantInput:
+    refs = ()
+    if variant.uses_group_refs:
+        refs = tuple(read_rgb(ds.path(rel))[0] for _, rel in group_reference_paths(ds.manifest, s.sample_id, s.group, s.split))
+    return VariantInput(sample_id=s.sample_id, level=int(s.level), hr=hr_eval, ref=ref, lr=lr, scale=scale, refs=refs)
+
+
+def to_tensor(img: np.ndarray, device: torch.device) -> torch.Tensor:
+    return torch.from_numpy(np.array(img, copy=True)).permute(2, 0, 1).unsqueeze(0).float().div(255.0).to(device)
+
+
+def _pad_to(x: torch.Tensor, multiple: int) -> torch.Tensor:
+    h, w = x.shape[-2:]
+    ph, pw = (-h) % multiple, (-w) % multiple
+    return F.pad(x, (0, pw, 0, ph), mode="replicate") if ph or pw else x
+
+
+def fit_size(spec, lr_t: torch.Tensor, ref_t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The spec's size policy: limit the reference side, pad LR and reference to their multiples."""
+    if spec.max_ref_side and max(ref_t.shape[-2:]) > spec.max_ref_side:
+        s = spec.max_ref_side / max(ref_t.shape[-2:])
+        ref_t = F.interpolate(ref_t, scale_factor=s, mode="bicubic", align_corners=False, antialias=True).clamp(0, 1)
+    return _pad_to(lr_t, spec.lr_multiple), _pad_to(ref_t, spec.ref_multiple)
+
+
+def run_model(model: torch.nn.Module, lr: np.ndarray, ref: np.ndarray, device: torch.device) -> tuple[torch.Tensor, float]:
+    """Fit the size, forward, crop back. Returns (sr, seconds)."""
+    spec = model.spec
+    lr_t = to_tensor(lr, device)
+    h, w = lr_t.shape[-2:]
+    lr_p, ref_p = fit_size(spec, lr_t, to_tensor(ref, device))
+    synchronize(device)
+    t0 = time.perf_counter()
+    with torch.no_grad():
+        sr = model(lr_p, ref_p)
+    synchronize(device)
+    return sr[..., : h * spec.scale, : w * spec.scale], time.perf_counter() - t0
+
+
+def score_rows(sr: torch.Tensor, hr_eval: np.ndarray, protocol: Protocol, drift: list[Protocol],
+               metrics: list[str], available: dict[str, tuple[bool, str]], device, scale: int) -> list[dict]:
+    """Rows for one SR output: the suite's metrics under the run's protocol, drift metrics under the others."""
+    sr_img = sr[0].permute(1, 2, 0).float().cpu().numpy()
+    scorable = [m for m in metrics if available[m][0]]
+    values = protocol.score(protocol.quantise(sr_img), hr_eval, metrics=scorable, device=device, scale=scale)
+    rows = [_row(m, protocol, values[m]) if m in values else _row(m, protocol, math.nan, "unavailable", available[m][1])
+            for m in metrics]
+    for p in drift:
+        for m, v in p.score(p.quantise(sr_img), hr_eval, metrics=DRIFT_METRICS, device=device, scale=scale).items():
+            rows.append(_row(m, p, v))
+    return rows
+
+
+def _row(metric: str, protocol: Protocol, value: float, status: str = "ok", reason: str = "") -> dict:
+    return {"metric": metric, "protocol": protocol.name, "protocol_hash": protocol.hash, "value": float(value),
+            "higher_is_better": metric_info(metric).higher_is_better, "status": status, "reason": reason}
+
+
+# -- the run --------------------------------------------------------------------------------------
+@dataclass
+class RunConfig:
+    """What a run is given."""
+
+    suite: Suite
+    device: torch.device
+    run_dir: Path
+    dtype: str = "float32"
+    shard: tuple[int, int] = (0, 1)  # (index, count): this process scores only its share of the images
+    weights: dict[str, object] = field(default_factory=dict)  # model name -> user weight files
+
+
+@dataclass
+class RunOutput:
+    """What a run produces besides its rows."""
+
+    timings: list[dict] = field(default_factory=list)
+    unavailable_models: dict[str, str] = field(default_factory=dict)
+
+
+class Evaluator:
+    """Runs jobs for one :class:`RunConfig`, writing rows to the run's :class:`ResultStore`."""
+
+    def __init__(self, cfg: RunConfig, store: ResultStore | None = None):
+        self.cfg = cfg
+        self.store = store or ResultStore(cfg.run_dir)
+        self.out = RunOutput()
+        suite = cfg.suite
+        self.protocol = load_protocol(suite.protocol)
+        self.drift = [load_protocol(p) for p in suite.drift_protocols]
+        self.available = availability(suite.metrics, cfg.device)
+        self.common = {"suite": suite.name, "device": describe(cfg.device), "dtype": cfg.dtype, "seed": suite.seed,
+                       "git_sha": provenance.git_sha(), "versions": json.dumps(provenance.versions(), sort_keys=True)}
+        self._models: dict[str, LoadedModel] = {}
+        self._datasets: dict[str, tuple[Dataset, str]] = {}
+        #: rows of reference-free models by (model, dataset, HR file): their output ignores level and variant
+        self._no_ref_rows: dict[tuple[str, str, str], list[dict]] = {}
+
+    def model(self, name: str) -> LoadedModel:
+        if name not in self._models:
+            self._models[name] = load_for_eval(name, self.cfg.device, self.cfg.weights.get(name))
+        return self._models[name]
+
+    def dataset(self, name: str) -> tuple[Dataset, str]:
+        """The dataset and its fingerprint (sha256 of its manifest, hashed once per dataset)."""
+        if name not in self._datasets:
+            ds = dataset_registry.open_dataset(dataset_registry.resolve(name))
+            self._datasets[name] = (ds, ds.fingerprint())
+        return self._datasets[name]
+
+    def run(self, jobs: list[Job]) -> pd.DataFrame:
+        """Run every job, resuming past finished images; return the merged results."""
+        done = self.store.done_images()
+        for job in jobs:
+            lm = self.model(job.model)
+            if lm.model is None:
+                self.out.unavailable_models[job.model] = lm.unavailable
+                continue
+            ds, fingerprint = self.dataset(job.dataset)
+            variant = _build_variant(job.variant)
+            samples = select_samples(ds, self.cfg.suite, clean=is_baseline(job.variant))
+            todo = [s for s in samples.itertuples(index=False)
+                    if (lm.name, lm.weights.label, job.dataset, job.variant, s.sample_id) not in done
+                    and in_shard(f"{job.key}|{s.sample_id}", *self.cfg.shard)]
+            base_all = {**self.common, "model": lm.name, "weights": lm.weights.label,
+                        "weights_tag": lm.weights.tag, "weights_sha256": lm.weights.sha256_json(),
+                        "dataset": job.dataset, "variant": job.variant, "dataset_hash": fingerprint}
+            for s in tqdm(todo, desc=f"{job.model} · {job.dataset} · {job.variant}", unit="img", leave=False):
+                rows = self.sample_rows(lm, ds, job, variant, s)
+                base = {**base_all, "split": s.split, "level": int(s.level), "image": s.sample_id}
+                self.store.add([{**base, **r} for r in rows])
+                self.store.flush()
+        return self.store.merge()
+
+    def sample_rows(self, lm: LoadedModel, ds: Dataset, job: Job, variant, s) -> list[dict]:
+        """All rows for one image, reusing a reference-free model's rows for the same HR."""
+        uses_ref = lm.model.spec.uses_ref
+        memo = (lm.name, job.dataset, s.hr)
+        if not uses_ref and memo in self._no_ref_rows:
+            return self._no_ref_rows[memo]
+        rows = self.evaluate_sample(lm, ds, job, variant, s)
+        if not uses_ref and all(r["status"] != "failed" for r in rows):
+            self._no_ref_rows[memo] = rows
+        return rows
+
+    def evaluate_sample(self, lm: LoadedModel, ds: Dataset, job: Job, variant, s) -> list[dict]:
+        """The stages for one image; on failure, one failed row per metric with the reason."""
+        suite, scale = self.cfg.suite, lm.model.spec.scale
+        try:
+            hr, ref = read_sample(ds, s)
+            hr_eval, lr = self.protocol.make_pair(hr, scale)
+            inp = make_variant_input(ds, s, variant, hr_eval, ref, lr, scale)
+            new_ref, _ = variant_reference(variant, inp, suite.seed, fallback=True)
+            sr, seconds = run_model(lm.model, lr, self.protocol.prepare_ref(new_ref, scale), self.cfg.device)
+            if not torch.isfinite(sr).all():
+                raise FloatingPointError("model output contains NaN or Inf")
+            self.out.timings.append({"model": lm.name, "dataset": job.dataset, "variant": job.variant,
+                                     "image": s.sample_id, "forward_s": seconds})
+            return score_rows(sr, hr_eval, self.protocol, self.drift, list(suite.metrics), self.available,
+                              self.cfg.device, scale)
+        except Exception as exc:  # recorded, not fatal: one bad image must not stop a benchmark
+            if isinstance(exc, torch.cuda.OutOfMemoryError):
+                torch.cuda.empty_cache()
+            reason = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"[:300]
+            return ([_row(m, self.protocol, math.nan, "failed", reason) for m in suite.metrics]
+                    + [_row(m, p, math.nan, "failed", reason) for p in self.drift for m in DRIFT_METRICS])
+
+
+def _build_variant(spec: str):
+    """The variant for a job; a named image pool is found (the demo pool made) here, at run time."""
+    name, _, arg = spec.partition(":")
+    if VARIANTS.info(name).get("pool") and arg:
+        dataset_registry.resolve_pool(arg)
+    return get_variant(spec)
+
+
+def in_shard(key: str, index: int, count: int) -> bool:
+    """Stable assignment of work to one of ``count`` shards (sha256, not Python's salted hash)."""
+    return count == 1 or int(hashlib.sha256(key.encode()).hexdigest()[:8], 16) % count == index
+
+
+def select_samples(ds: Dataset, suite: Suite, clean: bool = True) -> pd.DataFrame:
+    """The samples a job scores: the suite's split, levels (variant levels for non-clean jobs) and limit."""
+    df = ds.samples(split=suite.split)
+    if df.empty:  # e.g. a plain folder import has only one split
+        df = ds.samples()
+    levels = suite.levels if clean else suite.variant_levels
+    if levels is not None and (df["level"] > 0).any():
+        df = df[df["level"].isin(levels)]
+    if suite.limit:
+        groups = sorted(df["group"].unique())[: int(suite.limit)]
+        df = df[df["group"].isin(groups)]
+    return df
+
