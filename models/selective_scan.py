@@ -129,17 +129,17 @@ def selective_scan_ref(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta
     dt, u, delta, A, Bg, Cg = _prepare(u, delta, A, B, C, delta_bias, delta_softplus)
     batch, dim, L = u.shape
     G, N = Bg.shape[1], A.shape[1]
-    # expand groups to channels: (batch, D, N, L)
-    # layout (batch, D, L, N) as mamba-ssm's reference: a time step is one [:, :, t] slice
-    Bd = Bg.repeat_interleave(dim // G, dim=1).transpose(2, 3)
-    Cd = Cg.repeat_interleave(dim // Cg.shape[1], dim=1).transpose(2, 3)
-    decay = torch.exp(delta[..., None] * A[None, :, None, :])
-    drive = (delta * u)[..., None] * Bd
+    # the formulation of mamba-ssm's reference (same einsums, same (batch, D, L, N) layout):
+    # a time step is one [:, :, t] slice; groups are expanded to channels
+    Bd = Bg.repeat_interleave(dim // G, dim=1)
+    Cd = Cg.repeat_interleave(dim // Cg.shape[1], dim=1)
+    decay = torch.exp(torch.einsum("bdl,dn->bdln", delta, A))
+    drive = torch.einsum("bdl,bdnl,bdl->bdln", delta, Bd, u)
     h = u.new_zeros(batch, dim, N)
     ys = []
     for t in range(L):
         h = decay[:, :, t] * h + drive[:, :, t]
-        ys.append((h * Cd[:, :, t]).sum(-1))
+        ys.append(torch.einsum("bdn,bdn->bd", h, Cd[:, :, :, t]))
     y = torch.stack(ys, dim=-1) if ys else u.new_zeros(batch, dim, 0)
     out = _epilogue(y, u, D, z, dtype_in)
     return (out, h) if return_last_state else out
