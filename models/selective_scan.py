@@ -11,25 +11,31 @@ with ``u, delta, z``: (batch, D, L); ``A``: (D, N); ``B``/``C``: (D, N) (fixed),
 VMamba/SS2D passes its four scan directions); ``D``: (D,); ``delta_bias``: (D,).
 
 :func:`selective_scan_chunked` never loops over time steps. The sequence is cut into chunks of
-``T`` steps (at most 128). Inside a chunk, with ``S_t`` the cumulative log-decay since the chunk start (a
-cumulative sum of ``delta * A``), the recurrence is solved in closed form::
+``T`` steps (a power of two, at most 128), laid out time-major so that one step is a contiguous
+row of D*N states. Inside a chunk, with ``S_t`` the cumulative log-decay since the chunk start
+(``A`` times a cumulative sum of ``delta``), the recurrence is solved in closed form::
 
-    h_t = exp(S_t) * (h_0 + cumsum_s(exp(-S_s) * delta_s B_s u_s))
+    h_t = exp(S_t) * (h_0 + sum_{s<=t} exp(-S_s) * delta_s B_s u_s)          ("log" form)
 
-so a chunk costs two exponentials and two cumulative sums over all its steps at once; the state
-is then carried from chunk to chunk (a loop over chunks, not over steps). ``exp(-S_s)`` grows with
-the decay accumulated inside the chunk, so ``T`` is chosen per call such that the largest possible
-within-chunk decay ``T * max(delta) * max|A|`` stays below ``max_log_span`` (default 40 in
-float32, 300 in float64): every exponential stays far inside the floating-point range and the
-rounding of ``S`` (relative error ~ eps * span) stays small. Inputs with very large decay rates
-(e.g. ``delta * |A| > 20`` per step) therefore get short chunks: correct, only slower. Steps
-are processed in blocks of about ``block_elems`` state values so memory stays bounded at any
-``L`` (the reference materialises four ``(batch, D, L, N)`` tensors).
+``exp(-S_s)`` grows with the decay accumulated inside the chunk, so ``T`` is chosen per call such
+that the largest possible within-chunk decay ``T * max_d(max_t delta * max_n |A|)`` stays below
+``max_log_span`` (40 e-folds in float32, 300 in float64): every exponential stays far inside the
+floating-point range and the rounding of ``S`` (relative error ~ eps * span) stays small. When the
+decays are so fast that this would leave chunks shorter than 16 steps (the parity fixture's
+weights reach tens of e-folds per step in some channels; so may trained ones), the chunk uses the
+"doubling" form instead: the pairs (decay, input) are combined by an associative parallel prefix
+scan (products of decays <= 1, never an exponential of a sum), which is exact for any rate.
+Both prefix computations run in place as an up-sweep and a down-sweep over strided views of
+whole rows (2 log2(T) vectorised steps). The state is then carried from chunk to chunk by the
+same kind of scan over the chunks of a block. Chunks are processed in blocks of about
+``block_elems`` state values (a short Python loop over blocks, each carrying its final state to
+the next) so memory stays bounded at any ``L``; the per-step reference materialises four
+(batch, D, L, N) tensors.
 
 :func:`selective_scan` dispatches: mamba-ssm's CUDA kernel when the package is importable and
 the tensors are on CUDA, else the chunked scan; :data:`LAST_BACKEND` and the ``backend`` return of
 :func:`scan_backend` record which one ran. :func:`selective_scan_ref` is the definition as a
-per-step loop (the baseline of ``benchmarks/selective_scan_speed.py`` and of the tests).
+per-step loop in mamba-ssm's formulation (the baseline of ``scripts/selective_scan_speed.py``).
 """
 from __future__ import annotations
 
@@ -205,7 +211,7 @@ def _carry(decay: torch.Tensor, local_end: torch.Tensor, state: torch.Tensor):
 
     ``decay``/``local_end``: each chunk's total decay and the state it builds from zero. The
     chunk-level recurrence s_i = decay_i * s_{i-1} + local_end_i is scanned by doubling
-    (log2(chunks) vectorised steps) instead of a loop over chunks.
+    (log2(chunks) vectorised Hillis-Steele steps) instead of a loop over chunks.
     """
     n = decay.shape[-1]
     acc = local_end.clone()
@@ -232,8 +238,8 @@ def selective_scan_chunked(u, delta, A, B, C, D=None, z=None, delta_bias=None, d
     ``max_chunk`` caps the chunk length :func:`chunk_length` picks; ``max_log_span`` bounds the
     decay accumulated inside a chunk; ``block_elems`` bounds the size of the intermediates.
     ``method``: "log" (cumulative log-decays, chunk length from :func:`chunk_length`), "doubling"
-    (Hillis-Steele products inside chunks of ``max_chunk``: no exponential of a sum, any decay
-    rate) or "auto": "log" unless the decays are so fast that its chunks would be shorter than
+    (prefix products inside chunks of ``max_chunk``: no exponential of a sum, any decay rate) or
+    "auto": "log" unless the decays are so fast that its chunks would be shorter than
     ``min_log_chunk``.
     """
     dtype_in = u.dtype
