@@ -20,11 +20,12 @@ row of D*N states. Inside a chunk, with ``S_t`` the cumulative log-decay since t
 ``exp(-S_s)`` grows with the decay accumulated inside the chunk, so ``T`` is chosen per call such
 that the largest possible within-chunk decay ``T * max_d(max_t delta * max_n |A|)`` stays below
 ``max_log_span`` (40 e-folds in float32, 300 in float64): every exponential stays far inside the
-floating-point range and the rounding of ``S`` (relative error ~ eps * span) stays small. When the
-decays are so fast that this would leave chunks shorter than 16 steps (the parity fixture's
-weights reach tens of e-folds per step in some channels; so may trained ones), the chunk uses the
-"doubling" form instead: the pairs (decay, input) are combined by an associative parallel prefix
-scan (products of decays <= 1, never an exponential of a sum), which is exact for any rate.
+floating-point range and the rounding of ``S`` (relative error ~ eps * span) stays small. Fast
+decays therefore force short chunks (the parity fixture's weights reach tens of e-folds per step
+in some channels, official-init-like inputs several). The default ("doubling") form avoids the
+range problem altogether: within a chunk the pairs (decay, input) are combined by an associative
+parallel prefix scan (products of decays <= 1, never an exponential of a sum), exact for any
+rate, and on CPU it measured faster than the log form even where the latter gets 128-step chunks.
 Both prefix computations run in place as an up-sweep and a down-sweep over strided views of
 whole rows (2 log2(T) vectorised steps). The state is then carried from chunk to chunk by the
 same kind of scan over the chunks of a block. Chunks are processed in blocks of about
@@ -167,16 +168,15 @@ def chunk_length(delta: torch.Tensor, A: torch.Tensor, max_log_span: float, max_
 
 
 def scan_plan(delta: torch.Tensor, A: torch.Tensor, max_log_span: float, max_chunk: int = 128,
-              method: str = "auto", min_log_chunk: int = 16) -> tuple[str, int]:
+              method: str = "auto") -> tuple[str, int]:
     """(method, chunk length) :func:`selective_scan_chunked` uses for this softplus'd ``delta``."""
-    T = chunk_length(delta, A, max_log_span, max_chunk)
-    if method == "auto":
-        method = "log" if T >= min(min_log_chunk, max_chunk) else "doubling"
+    if method == "auto":  # measured faster on CPU in every regime (scripts/selective_scan_speed.py)
+        method = "doubling"
     if method == "doubling":  # a power of two (the sweeps halve the chunk)
         return method, 2 ** int(math.floor(math.log2(max_chunk)))
     if method != "log":
         raise ValueError(f"unknown method {method!r}")
-    return method, T
+    return method, chunk_length(delta, A, max_log_span, max_chunk)
 
 
 def _prefix_scan(P: torch.Tensor, E: torch.Tensor | None) -> None:
@@ -232,15 +232,15 @@ def _carry(decay: torch.Tensor, local_end: torch.Tensor, state: torch.Tensor):
 def selective_scan_chunked(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False,
                            return_last_state=False, max_chunk: int = 128,
                            max_log_span: float | None = None, block_elems: int = 1 << 20,
-                           method: str = "auto", min_log_chunk: int = 16):
+                           method: str = "auto"):
     """Same result as :func:`selective_scan_ref`, without a loop over time steps (see module doc).
 
     ``max_chunk`` caps the chunk length :func:`chunk_length` picks; ``max_log_span`` bounds the
     decay accumulated inside a chunk; ``block_elems`` bounds the size of the intermediates.
-    ``method``: "log" (cumulative log-decays, chunk length from :func:`chunk_length`), "doubling"
-    (prefix products inside chunks of ``max_chunk``: no exponential of a sum, any decay rate) or
-    "auto": "log" unless the decays are so fast that its chunks would be shorter than
-    ``min_log_chunk``.
+    ``method``: "log" (cumulative log-decays, chunk length from :func:`chunk_length`) or
+    "doubling" (prefix products inside chunks of ``max_chunk``: no exponential of a sum, any
+    decay rate); "auto" = "doubling", which measured faster on CPU even where the log form can
+    use long chunks.
     """
     dtype_in = u.dtype
     dt, u, delta, A, Bg, Cg = _prepare(u, delta, A, B, C, delta_bias, delta_softplus)
@@ -253,7 +253,7 @@ def selective_scan_chunked(u, delta, A, B, C, D=None, z=None, delta_bias=None, d
         G = dim
     H = dim // G
     span = _MAX_LOG_SPAN[dt] if max_log_span is None else max_log_span
-    method, T = scan_plan(delta, A, span, max_chunk, method, min_log_chunk)
+    method, T = scan_plan(delta, A, span, max_chunk, method)
     n_chunks = -(-L // T)
     pad = n_chunks * T - L
     # time-major layout (batch, chunk, T, G, H, N): one time step is a contiguous row of D*N
