@@ -48,14 +48,16 @@ def make_inputs(L: int, decay: str, seed: int = 0) -> dict:
                 D=torch.ones(d), delta_bias=bias, delta_softplus=True)
 
 
-def timed(fn, repeat: int) -> float:
-    """Median CPU time of the process (less sensitive than wall time to other jobs on the machine)."""
-    times = []
+def timed(fn, repeat: int) -> tuple[float, float]:
+    """Median (wall seconds, process CPU seconds). With one thread CPU time is the steadier
+    figure on a shared machine; with several, OpenMP spinning inflates it: use wall time."""
+    wall, cpu = [], []
     for _ in range(repeat):
-        t = time.process_time()
+        t, c = time.perf_counter(), time.process_time()
         fn()
-        times.append(time.process_time() - t)
-    return statistics.median(times)
+        wall.append(time.perf_counter() - t)
+        cpu.append(time.process_time() - c)
+    return statistics.median(wall), statistics.median(cpu)
 
 
 def main() -> None:
@@ -72,7 +74,7 @@ def main() -> None:
     a = p.parse_args()
     torch.set_num_threads(a.threads)
     print(f"torch {torch.__version__}, {a.threads} thread(s), shapes u/delta (1, {K * D_INNER}, L), "
-          f"A ({K * D_INNER}, {N}), B/C (1, {K}, {N}, L); decay {a.decay}; median CPU seconds of {a.repeat}")
+          f"A ({K * D_INNER}, {N}), B/C (1, {K}, {N}, L); decay {a.decay}; median of {a.repeat}")
     for L in a.lengths:
         kw = make_inputs(L, a.decay)
         dt = F.softplus(kw["delta"] + kw["delta_bias"][:, None])
@@ -82,13 +84,14 @@ def main() -> None:
             Lr = min(L, a.loop_max_L)
             kr = dict(kw, u=kw["u"][..., :Lr], delta=kw["delta"][..., :Lr], B=kw["B"][..., :Lr],
                       C=kw["C"][..., :Lr])
-            t_loop = timed(lambda: selective_scan_ref(**kr), max(1, a.repeat if Lr <= 4096 else 1)) * L / Lr
+            t_loop = [t * L / Lr for t in timed(lambda: selective_scan_ref(**kr), max(1, a.repeat if Lr <= 4096 else 1))]
             out = selective_scan_chunked(**kr, method=a.method)
             err = (f"{((out - selective_scan_ref(**kr)).abs().max() / out.abs().max()).item():.1e}"
                    if Lr <= 4096 else "not computed (L > 4096)")
-        print(f"L={L:>7}: chunked ({method}, T={T}) {t_chunk:8.3f} s | per-step loop "
-              f"{t_loop:8.3f} s{' (scaled from L=' + str(Lr) + ')' if Lr < L else ''} | ratio "
-              f"{t_loop / t_chunk:5.1f}x | max rel diff {err}")
+        scaled = f" (scaled from L={Lr})" if Lr < L else ""
+        print(f"L={L:>7}: chunked ({method}, T={T}) wall {t_chunk[0]:7.3f} s, CPU {t_chunk[1]:7.3f} s | "
+              f"per-step loop{scaled} wall {t_loop[0]:7.3f} s, CPU {t_loop[1]:7.3f} s | ratio wall "
+              f"{t_loop[0] / t_chunk[0]:4.1f}x, CPU {t_loop[1] / t_chunk[1]:4.1f}x | max rel diff {err}")
 
 
 if __name__ == "__main__":
