@@ -22,7 +22,7 @@ weights: $(VENV)/.installed
 
 demo: setup
 	@echo "==> running the demo suite: build the demo dataset, evaluate every runnable model, publish leaderboards/demo"
-	@$(BIN)/python -m benchmark.run --suite demo
+	@$(BIN)/python -m benchmark.run --suite demo --save-sr --leaderboards leaderboards/demo
 
 test: setup
 	@echo "==> running the test suite"

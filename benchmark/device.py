@@ -4,14 +4,55 @@ from __future__ import annotations
 import torch
 
 
+PRECISIONS = {"fp32": None, "tf32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+class DeviceError(ValueError):
+    """A device that does not exist here, named plainly."""
+
+
 def select_device(name: str = "auto") -> torch.device:
-    """``auto`` picks CUDA when available, else CPU; ``cuda`` without a GPU is a clear error."""
+    """``auto`` picks CUDA when available, else CPU; ``cuda``/``cuda:N`` without that GPU is a clear error."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(name)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("--device cuda was asked for, but torch sees no CUDA device here")
+    try:
+        dev = torch.device(name)
+    except RuntimeError:
+        raise DeviceError(f"--device {name!r}: use auto, cpu, cuda or cuda:N") from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise DeviceError(f"--device {name} was asked for, but torch sees no CUDA device here")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise DeviceError(f"--device {name}: only {torch.cuda.device_count()} CUDA device(s) here")
+    elif dev.type != "cpu":
+        raise DeviceError(f"--device {name!r}: use auto, cpu, cuda or cuda:N")
     return dev
+
+
+def set_precision(precision: str) -> dict:
+    """Make float32 precision explicit: ``fp32`` turns TF32 off for matmuls and cuDNN convolutions
+    (torch's CUDA default would use TF32 for convolutions), ``tf32`` turns it on; ``bf16``/``fp16``
+    run the forward under autocast (TF32 off for what stays in float32). Returns the flags as set."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {sorted(PRECISIONS)}, got {precision!r}")
+    tf32 = precision == "tf32"
+    torch.backends.cuda.matmul.allow_tf32 = tf32
+    torch.backends.cudnn.allow_tf32 = tf32
+    torch.set_float32_matmul_precision("high" if tf32 else "highest")
+    return precision_flags()
+
+
+def precision_flags() -> dict:
+    """The precision switches as torch reports them (recorded in run.json)."""
+    return {"cuda.matmul.allow_tf32": torch.backends.cuda.matmul.allow_tf32,
+            "cudnn.allow_tf32": torch.backends.cudnn.allow_tf32,
+            "float32_matmul_precision": torch.get_float32_matmul_precision()}
+
+
+def autocast(device: torch.device, precision: str):
+    """The forward's autocast context: active for bf16/fp16 only."""
+    dtype = PRECISIONS[precision]
+    return torch.autocast(device_type=device.type, dtype=dtype, enabled=dtype is not None)
 
 
 def synchronize(device: torch.device) -> None:

@@ -15,7 +15,7 @@ import hashlib
 import json
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -24,20 +24,20 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from builders.images import read_rgb
+from builders.images import read_rgb, write_png
 from builders.manifest import Dataset
 from builders.variants import (VARIANTS, VariantInput, get_variant, group_reference_paths, is_baseline,
                                variant_reference)
 from core import provenance
-from models import create_model
+from models import ModelSpec, RefSRModel, create_model
 from models.checkpoint import CheckpointError
 from models.weights import ResolvedWeights, load_weights, resolve_weights
 
 from . import dataset_registry
-from .device import describe, synchronize
+from .device import autocast, describe, synchronize
 from .metrics import availability, metric_info
 from .protocol import Protocol, load_protocol
-from .results import ResultStore
+from .results import PROVENANCE_KEY, ResultStore
 from .suite import Job, Suite
 
 DRIFT_METRICS = ("psnr_y", "ssim_y")
@@ -49,6 +49,49 @@ class LoadedModel:
     weights: ResolvedWeights
     model: torch.nn.Module | None
     unavailable: str = ""
+    precomputed: Path | None = None  # a folder of SR images <sample_id>.png scored instead of running a model
+
+
+class CallableModel(RefSRModel):
+    """An unregistered ``nn.Module`` or function ``(lr, ref) -> sr`` behind the zoo's interface."""
+
+    def __init__(self, fn, spec: ModelSpec):
+        super().__init__()
+        self.fn, self.spec = fn, spec
+
+    def forward(self, lr: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
+        return self.fn(lr, ref)
+
+
+def _state_sha256(module: torch.nn.Module) -> str:
+    h = hashlib.sha256()
+    for key, value in sorted(module.state_dict().items()):
+        h.update(key.encode())
+        h.update(value.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
+def wrap_model(model, device: torch.device, name: str | None = None, scale: int = 4) -> LoadedModel:
+    """Any model for evaluation: a registered ``name[.tag]`` (its official weights), an ``nn.Module``
+    or a plain function ``(lr, ref) -> sr`` on RGB tensors in [0, 1] (rows say ``custom`` and, for a
+    module, the sha256 of its state dict)."""
+    if isinstance(model, str):
+        return load_for_eval(model, device)
+    spec = getattr(model, "spec", None)
+    label = name or (spec.name if isinstance(spec, ModelSpec) else
+                     getattr(model, "__name__", None) or type(model).__name__)
+    spec = replace(spec, name=label) if isinstance(spec, ModelSpec) else ModelSpec(name=label, scale=scale)
+    wrapped = model if isinstance(model, RefSRModel) else CallableModel(model, spec)
+    wrapped.spec = spec
+    sha = {"state_dict": _state_sha256(wrapped)} if len(wrapped.state_dict()) else {}
+    return LoadedModel(label, ResolvedWeights(label, sha256=sha, label="custom"), wrapped.eval().to(device))
+
+
+def precomputed_model(folder: Path, name: str, scale: int = 4) -> LoadedModel:
+    """SR images already made (``<folder>/<sample_id>.png``), scored like a model's outputs."""
+    spec = ModelSpec(name=name, scale=scale)
+    return LoadedModel(name, ResolvedWeights(name, label="precomputed"), CallableModel(None, spec),
+                       precomputed=Path(folder))
 
 
 def load_for_eval(name: str, device: torch.device, files=None) -> LoadedModel:
@@ -95,18 +138,19 @@ def fit_size(spec, lr_t: torch.Tensor, ref_t: torch.Tensor) -> tuple[torch.Tenso
     return _pad_to(lr_t, spec.lr_multiple), _pad_to(ref_t, spec.ref_multiple)
 
 
-def run_model(model: torch.nn.Module, lr: np.ndarray, ref: np.ndarray, device: torch.device) -> tuple[torch.Tensor, float]:
-    """Fit the size, forward, crop back. Returns (sr, seconds)."""
+def run_model(model: torch.nn.Module, lr: np.ndarray, ref: np.ndarray, device: torch.device,
+              precision: str = "fp32") -> tuple[torch.Tensor, float]:
+    """Fit the size, forward (under autocast for bf16/fp16), crop back. Returns (float32 sr, seconds)."""
     spec = model.spec
     lr_t = to_tensor(lr, device)
     h, w = lr_t.shape[-2:]
     lr_p, ref_p = fit_size(spec, lr_t, to_tensor(ref, device))
     synchronize(device)
     t0 = time.perf_counter()
-    with torch.no_grad():
+    with torch.no_grad(), autocast(device, precision):
         sr = model(lr_p, ref_p)
     synchronize(device)
-    return sr[..., : h * spec.scale, : w * spec.scale], time.perf_counter() - t0
+    return sr[..., : h * spec.scale, : w * spec.scale].float(), time.perf_counter() - t0
 
 
 def score_rows(sr: torch.Tensor, hr_eval: np.ndarray, protocol: Protocol, drift: list[Protocol],
@@ -123,6 +167,15 @@ def score_rows(sr: torch.Tensor, hr_eval: np.ndarray, protocol: Protocol, drift:
     return rows
 
 
+def score_quantised(sr_q: np.ndarray, hr_eval: np.ndarray, protocol: Protocol, metrics: list[str],
+                    available: dict[str, tuple[bool, str]], device, scale: int) -> list[dict]:
+    """Rows for an SR image already quantised to 0..255 (a saved or published output)."""
+    scorable = [m for m in metrics if available[m][0]]
+    values = protocol.score(sr_q, hr_eval, metrics=scorable, device=device, scale=scale)
+    return [_row(m, protocol, values[m]) if m in values else _row(m, protocol, math.nan, "unavailable", available[m][1])
+            for m in metrics]
+
+
 def _row(metric: str, protocol: Protocol, value: float, status: str = "ok", reason: str = "") -> dict:
     return {"metric": metric, "protocol": protocol.name, "protocol_hash": protocol.hash, "value": float(value),
             "higher_is_better": metric_info(metric).higher_is_better, "status": status, "reason": reason}
@@ -136,9 +189,10 @@ class RunConfig:
     suite: Suite
     device: torch.device
     run_dir: Path
-    dtype: str = "float32"
+    precision: str = "fp32"  # fp32 (TF32 off) | tf32 | bf16 | fp16; recorded in every row's dtype
     shard: tuple[int, int] = (0, 1)  # (index, count): this process scores only its share of the images
     weights: dict[str, object] = field(default_factory=dict)  # model name -> user weight files
+    save_sr: bool = False  # write every SR output (uint8 PNG after quantisation) under run_dir/sr/
 
 
 @dataclass
@@ -152,7 +206,7 @@ class RunOutput:
 class Evaluator:
     """Runs jobs for one :class:`RunConfig`, writing rows to the run's :class:`ResultStore`."""
 
-    def __init__(self, cfg: RunConfig, store: ResultStore | None = None):
+    def __init__(self, cfg: RunConfig, store: ResultStore | None = None, models: dict[str, LoadedModel] | None = None):
         self.cfg = cfg
         self.store = store or ResultStore(cfg.run_dir)
         self.out = RunOutput()
@@ -160,9 +214,9 @@ class Evaluator:
         self.protocol = load_protocol(suite.protocol)
         self.drift = [load_protocol(p) for p in suite.drift_protocols]
         self.available = availability(suite.metrics, cfg.device)
-        self.common = {"suite": suite.name, "device": describe(cfg.device), "dtype": cfg.dtype, "seed": suite.seed,
+        self.common = {"suite": suite.name, "device": describe(cfg.device), "dtype": cfg.precision, "seed": suite.seed,
                        "git_sha": provenance.git_sha(), "versions": json.dumps(provenance.versions(), sort_keys=True)}
-        self._models: dict[str, LoadedModel] = {}
+        self._models: dict[str, LoadedModel] = dict(models or {})  # unregistered or precomputed models
         self._datasets: dict[str, tuple[Dataset, str]] = {}
         #: rows of reference-free models by (model, dataset, HR file): their output ignores level and variant
         self._no_ref_rows: dict[tuple[str, str, str], list[dict]] = {}
@@ -190,18 +244,19 @@ class Evaluator:
             ds, fingerprint = self.dataset(job.dataset)
             variant = _build_variant(job.variant)
             samples = select_samples(ds, self.cfg.suite, clean=is_baseline(job.variant))
-            todo = [s for s in samples.itertuples(index=False)
-                    if (lm.name, lm.weights.label, job.dataset, job.variant, s.sample_id) not in done
-                    and in_shard(f"{job.key}|{s.sample_id}", *self.cfg.shard)]
             base_all = {**self.common, "model": lm.name, "weights": lm.weights.label,
                         "weights_tag": lm.weights.tag, "weights_sha256": lm.weights.sha256_json(),
                         "dataset": job.dataset, "variant": job.variant, "dataset_hash": fingerprint}
+            made_from = tuple(self.protocol.hash if k == "protocol_hash" else base_all[k] for k in PROVENANCE_KEY)
+            todo = [s for s in samples.itertuples(index=False)
+                    if (lm.name, lm.weights.label, job.dataset, job.variant, s.sample_id, *made_from) not in done
+                    and in_shard(f"{job.key}|{s.sample_id}", *self.cfg.shard)]
             for s in tqdm(todo, desc=f"{job.model} · {job.dataset} · {job.variant}", unit="img", leave=False):
                 rows = self.sample_rows(lm, ds, job, variant, s)
                 base = {**base_all, "split": s.split, "level": int(s.level), "image": s.sample_id}
                 self.store.add([{**base, **r} for r in rows])
                 self.store.flush()
-        return self.store.merge()
+        return self.store.merge(current={name: fp for name, (_, fp) in self._datasets.items()})
 
     def sample_rows(self, lm: LoadedModel, ds: Dataset, job: Job, variant, s) -> list[dict]:
         """All rows for one image, reusing a reference-free model's rows for the same HR."""
@@ -220,13 +275,20 @@ class Evaluator:
         try:
             hr, ref = read_sample(ds, s)
             hr_eval, lr = self.protocol.make_pair(hr, scale)
+            if lm.precomputed is not None:
+                sr_q = read_rgb(lm.precomputed / f"{s.sample_id}.png")[0].astype(np.float64)
+                return score_quantised(sr_q, hr_eval, self.protocol, list(suite.metrics), self.available,
+                                       self.cfg.device, scale)
             inp = make_variant_input(ds, s, variant, hr_eval, ref, lr, scale)
             new_ref, _ = variant_reference(variant, inp, suite.seed, fallback=True)
-            sr, seconds = run_model(lm.model, lr, self.protocol.prepare_ref(new_ref, scale), self.cfg.device)
+            sr, seconds = run_model(lm.model, lr, self.protocol.prepare_ref(new_ref, scale), self.cfg.device,
+                                    self.cfg.precision)
             if not torch.isfinite(sr).all():
                 raise FloatingPointError("model output contains NaN or Inf")
             self.out.timings.append({"model": lm.name, "dataset": job.dataset, "variant": job.variant,
                                      "image": s.sample_id, "forward_s": seconds})
+            if self.cfg.save_sr:
+                self.save_sr(sr, lm.name, job, s.sample_id)
             return score_rows(sr, hr_eval, self.protocol, self.drift, list(suite.metrics), self.available,
                               self.cfg.device, scale)
         except Exception as exc:  # recorded, not fatal: one bad image must not stop a benchmark
@@ -235,6 +297,18 @@ class Evaluator:
             reason = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"[:300]
             return ([_row(m, self.protocol, math.nan, "failed", reason) for m in suite.metrics]
                     + [_row(m, p, math.nan, "failed", reason) for p in self.drift for m in DRIFT_METRICS])
+
+
+    def save_sr(self, sr: torch.Tensor, model: str, job: Job, sample_id: str) -> None:
+        """``run_dir/sr/<model>/<dataset>/<variant>/<sample_id>.png``: the output as the protocol scores it."""
+        q = self.protocol.quantise(sr[0].permute(1, 2, 0).float().cpu().numpy())
+        folder = sr_folder(self.cfg.run_dir, model, job.dataset, job.variant)
+        write_png(folder / f"{sample_id}.png", np.clip(np.rint(q), 0, 255).astype(np.uint8))
+
+
+def sr_folder(run_dir: Path, model: str, dataset: str, variant: str) -> Path:
+    safe = [x.replace("/", "_").replace(":", "_") for x in (model, Path(dataset).name, variant)]
+    return Path(run_dir) / "sr" / safe[0] / safe[1] / safe[2]
 
 
 def _build_variant(spec: str):

@@ -8,23 +8,37 @@ registry; the run's own protocol is the one of its headline rows (other presets 
 """
 from __future__ import annotations
 
+import re
+
 import pandas as pd
 
 from builders.variants import baseline_variant, fallback_variant
 
 from .metrics import list_metrics, metric_info
+from .stats import bootstrap_ci, paired_difference
 
 PROVENANCE = ("suite", "protocol", "protocol_hash", "git_sha", "device", "seed")
 GROUP = ["model", "weights", "weights_tag", "dataset"]
 
 
 def headline_metrics() -> list[str]:
-    return [m for m in list_metrics() if metric_info(m).headline]
+    return sorted((m for m in list_metrics() if metric_info(m).headline), key=lambda m: (metric_info(m).order, m))
+
+
+def split_notes(cell: str) -> list[str]:
+    """The per-metric statuses of a ``notes`` cell (joined with '; ' before a metric name)."""
+    names = "|".join(map(re.escape, list_metrics()))
+    return [n for n in re.split(rf"; (?=(?:{names}): )", str(cell)) if n]
 
 
 def _value(group: pd.DataFrame) -> float:
     ok = group[group["status"] == "ok"]["value"]
     return float(ok.mean()) if len(ok) else float("nan")
+
+
+def _ci(group: pd.DataFrame) -> tuple[float, float]:
+    """95 % bootstrap interval of the mean over images (NaN below two images)."""
+    return bootstrap_ci(group[group["status"] == "ok"]["value"].to_numpy())
 
 
 def _status(group: pd.DataFrame) -> str:
@@ -78,6 +92,7 @@ def headline(df: pd.DataFrame) -> pd.DataFrame:
             if (g["metric"] == m).any():
                 gm = g[g["metric"] == m]
                 row[m] = _value(gm)
+                row[f"{m}_ci_low"], row[f"{m}_ci_high"] = _ci(gm)
                 if _status(gm):
                     notes.append(f"{m}: {_status(gm)}")
         row["notes"] = "; ".join(notes)
@@ -99,6 +114,8 @@ def per_level(df: pd.DataFrame, metric: str = "psnr_y") -> pd.DataFrame:
         if (g["variant"] == lr_name).any():
             lr = g[g["variant"] == lr_name]
             row["LR-as-ref"] = _value(lr[lr["level"] == headline_level(lr)])
+            if "L1" in row:  # how much the model uses its reference: best reference vs none
+                row["ref_use"] = row["L1"] - row["LR-as-ref"]
         out.append({**row, **_provenance(g)})
     return pd.DataFrame(out)
 
@@ -118,6 +135,42 @@ def robustness(df: pd.DataFrame, metric: str = "psnr_y") -> pd.DataFrame:
                         "drop_vs_clean": clean - value, "notes": _status(gv), **_provenance(gv)})
     cols = [*GROUP, "variant", "metric", "value", "drop_vs_clean", "notes", *PROVENANCE]
     return pd.DataFrame(out, columns=[c for c in cols if not out or c in out[0]])
+
+
+def paired(df: pd.DataFrame, metric: str = "psnr_y") -> pd.DataFrame:
+    """Every pair of models on each dataset (clean references, headline level, the images both
+    scored): mean difference A - B with its 95 % bootstrap interval and the share of images A wins."""
+    main = _main(df)
+    sel = main[(main["metric"] == metric) & (main["variant"] == baseline_variant()) & (main["status"] == "ok")]
+    out = []
+    for dataset, g in sel.groupby("dataset", sort=True):
+        g = g[g["level"] == headline_level(g)]
+        wide = g.pivot_table(index="image", columns="model", values="value", aggfunc="first")
+        names = sorted(wide.columns)
+        for i, a in enumerate(names):
+            for b in names[i + 1:]:
+                both = wide[[a, b]].dropna()
+                if len(both):
+                    d = paired_difference(both[a].to_numpy(), both[b].to_numpy())
+                    if not metric_info(metric).higher_is_better:
+                        d["a_better_share"] = 1.0 - d["a_better_share"]
+                    out.append({"dataset": dataset, "model_a": a, "model_b": b, "metric": metric, **d})
+    return pd.DataFrame(out)
+
+
+def aggregates(df: pd.DataFrame) -> list[dict]:
+    """Per model × weights × dataset × variant × level × protocol × metric: images, mean and 95 % interval
+    (what results.json holds)."""
+    out = []
+    cols = [c for c in [*GROUP, "variant", "level", "protocol", "metric"] if c in df.columns]
+    for key, g in df.groupby(cols, sort=True, dropna=False):
+        ok = g[g["status"] == "ok"]["value"]
+        lo, hi = bootstrap_ci(ok.to_numpy())
+        rec = {c: (int(v) if c == "level" else v) for c, v in zip(cols, key)}
+        out.append({**rec, "images": int(g["image"].nunique()), "ok": int(len(ok)),
+                    "mean": float(ok.mean()) if len(ok) else None, "ci95_low": None if lo != lo else lo,
+                    "ci95_high": None if hi != hi else hi, "status": _status(g) or "ok"})
+    return out
 
 
 def protocol_drift(df: pd.DataFrame, metrics: tuple[str, ...] = ("psnr_y", "ssim_y")) -> pd.DataFrame:
@@ -163,6 +216,8 @@ def to_markdown(table: pd.DataFrame, drop: tuple[str, ...] = PROVENANCE + ("data
     if table.empty:
         return "_(no rows)_\n"
     t = table.drop(columns=[c for c in drop if c in table.columns])
+    ci_of = {c[: -len("_ci_low")] for c in t.columns if c.endswith("_ci_low")}
+    t = t.drop(columns=[c for c in t.columns if c.endswith(("_ci_low", "_ci_high"))])
     header = "| " + " | ".join(_header(str(c)) for c in t.columns) + " |"
     sep = "|" + "|".join("---" for _ in t.columns) + "|"
     lines = [header, sep]
@@ -172,7 +227,10 @@ def to_markdown(table: pd.DataFrame, drop: tuple[str, ...] = PROVENANCE + ("data
         for col, v in row.items():
             if isinstance(v, float):
                 dec = _decimals(str(col), metric_of_row[i] if metric_of_row is not None else None)
-                cells.append("" if pd.isna(v) else f"{v:.{dec}f}")
+                cell = "" if pd.isna(v) else f"{v:.{dec}f}"
+                if col in ci_of and cell and pd.notna(table.at[i, f"{col}_ci_low"]):
+                    cell += f" [{table.at[i, f'{col}_ci_low']:.{dec}f}, {table.at[i, f'{col}_ci_high']:.{dec}f}]"
+                cells.append(cell)
             else:
                 cells.append(str(v))
         lines.append("| " + " | ".join(cells) + " |")

@@ -1,6 +1,9 @@
-"""Publish a run: ``leaderboards/<suite>/*.csv``, a Markdown view and plots.
+"""Publish a run: leaderboard CSVs, a Markdown view and plots, next to the run.
 
-    python -m benchmark.publish --run runs/demo [--out leaderboards]
+    python -m benchmark.publish --run runs/demo [--out DIR]
+
+By default the leaderboard goes to ``<run>/leaderboard/``; ``make demo`` publishes the demo to the
+repository's ``leaderboards/demo/``, the one tracked leaderboard.
 
 Files (all generated; never edit by hand): ``headline.csv`` (model × dataset, clean references,
 level 1), ``per_level.csv`` (PSNR-Y per reference level and LR-as-reference), ``robustness.csv``
@@ -22,12 +25,12 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from builders.variants import is_baseline  # noqa: E402
-from core.files import atomic_write_bytes, atomic_write_text  # noqa: E402
+from core.files import atomic_write_bytes, atomic_write_json, atomic_write_text  # noqa: E402
 
 from . import leaderboard as lb  # noqa: E402
+from .qualitative import qualitative_figure  # noqa: E402
 from .results import RESULTS  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[1]
 PROFILES = "profiles.parquet"
 
 
@@ -56,12 +59,16 @@ def plot_levels(per_level: pd.DataFrame, path: Path) -> None:
     ax.set_ylabel("PSNR-Y (dB)")
     ax.set_title("PSNR by reference level (dotted: LR as reference)")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    if ax.lines:
+        ax.legend(fontsize=8)
     _save_fig(fig, path)
 
 
 def plot_robustness(rob: pd.DataFrame, path: Path) -> None:
     data = rob[rob["drop_vs_clean"].notna() & ~rob["variant"].map(is_baseline)] if not rob.empty else rob
+    if not data.empty:  # reference-free models (bicubic) drop by 0 everywhere: no bar to see
+        moved = data.groupby("model")["drop_vs_clean"].apply(lambda d: (d.abs() > 1e-12).any())
+        data = data[data["model"].isin(moved[moved].index)]
     fig, ax = plt.subplots(figsize=(7, 4))
     if not data.empty:
         pivot = data.pivot_table(index="variant", columns="model", values="drop_vs_clean", aggfunc="mean")
@@ -78,7 +85,7 @@ def plot_quality_runtime(head: pd.DataFrame, prof: pd.DataFrame, path: Path) -> 
         merged = head.merge(prof, on="model")
         merged = merged[merged["psnr_y"].notna()]
         for _, r in merged.iterrows():
-            size = 40 + r["params_total"] / 2e4
+            size = 40 + max(float(r["params_total"]), 0.0) / 2e4  # parameter-free models: the smallest bubble
             ax.scatter(r["runtime_median_s"], r["psnr_y"], s=size, alpha=0.6)
             ax.annotate(f"{r['model']} ({r['dataset']})", (r["runtime_median_s"], r["psnr_y"]), fontsize=8)
         ax.set_xscale("log")
@@ -89,25 +96,37 @@ def plot_quality_runtime(head: pd.DataFrame, prof: pd.DataFrame, path: Path) -> 
     _save_fig(fig, path)
 
 
-def publish(run_dir: str | Path, out_root: str | Path | None = None) -> Path:
-    """Write the leaderboard of a run; return its folder."""
+def publish(run_dir: str | Path, out: str | Path | None = None) -> Path:
+    """Write the leaderboard of a run into ``out`` (default ``<run>/leaderboard``); return the folder."""
     run_dir = Path(run_dir)
     if not (run_dir / RESULTS).is_file():
         raise FileNotFoundError(f"{run_dir} holds no {RESULTS}: is it a finished run folder?")
     df = pd.read_parquet(run_dir / RESULTS)
     run = json.loads((run_dir / "run.json").read_text()) if (run_dir / "run.json").is_file() else {}
     suite = str(df["suite"].iloc[0]) if len(df) else run.get("suite", {}).get("name", "run")
-    out = Path(out_root or REPO / "leaderboards") / suite
+    out = Path(out) if out is not None else run_dir / "leaderboard"
     out.mkdir(parents=True, exist_ok=True)
     prof = pd.read_parquet(run_dir / PROFILES) if (run_dir / PROFILES).is_file() else pd.DataFrame()
 
     tables = {"headline": lb.headline(df), "per_level": lb.per_level(df), "robustness": lb.robustness(df),
-              "protocol_drift": lb.protocol_drift(df), "profiles": prof}
+              "paired": lb.paired(df), "protocol_drift": lb.protocol_drift(df), "profiles": prof}
     for name, table in tables.items():
         _write_csv(table, out / f"{name}.csv")
     plot_levels(tables["per_level"], out / "psnr_by_level.png")
     plot_robustness(tables["robustness"], out / "robustness.png")
     plot_quality_runtime(tables["headline"], prof, out / "quality_vs_runtime.png")
+    atomic_write_json(out / "results.json", {"run": str(run_dir), "suite": suite, "protocol": lb.main_protocol(df),
+                                             "interval": "95 % percentile bootstrap over images (10,000 resamples)",
+                                             "aggregates": lb.aggregates(df)})
+    figure = False
+    if (run_dir / "sr").is_dir() and len(df):
+        from .protocol import load_protocol
+
+        proto = load_protocol(run.get("protocol", {}).get("name", lb.main_protocol(df)))
+        fig = qualitative_figure(run_dir, df, proto)
+        if fig is not None:
+            _save_fig(fig, out / "qualitative.png")
+            figure = True
 
     unavailable = run.get("unavailable_models", {})
     md = [f"# Leaderboard: `{suite}`", "",
@@ -118,8 +137,17 @@ def publish(run_dir: str | Path, out_root: str | Path | None = None) -> Path:
     if unavailable:
         md += ["Models not scored (no weights; nothing is scored with random weights):", ""]
         md += [f"- `{m}`: {why}" for m, why in sorted(unavailable.items())] + [""]
-    sections = [("Headline (clean reference; level 1 where the dataset has levels)", "headline"),
-                ("PSNR-Y by reference level", "per_level"),
+    notes = sorted({n for cell in tables["headline"].get("notes", []) for n in lb.split_notes(cell)})
+    if notes:
+        marks = {n: i + 1 for i, n in enumerate(notes)}
+        tables["headline"] = tables["headline"].assign(
+            notes=[" ".join(f"[{marks[n]}]" for n in lb.split_notes(c)) for c in tables["headline"]["notes"]])
+    sections = [("Headline (clean reference; level 1 where the dataset has levels; mean [95 % bootstrap interval])",
+                 "headline"),
+                ("PSNR-Y by reference level (ref_use = L1 minus LR-as-reference: what the reference adds)",
+                 "per_level"),
+                ("Paired differences (PSNR-Y, clean reference, images both models scored; "
+                 "a_better_share = share of images where A wins)", "paired"),
                 ("Robustness (PSNR-Y, drop versus clean reference)", "robustness"),
                 ("Protocol drift (the same outputs under every preset)", "protocol_drift"),
                 ("Profiles", "profiles")]
@@ -127,8 +155,12 @@ def publish(run_dir: str | Path, out_root: str | Path | None = None) -> Path:
     for title, name in sections:
         table = lb.to_markdown(tables[name], drop=keep_protocol) if name == "protocol_drift" else lb.to_markdown(tables[name])
         md += [f"## {title}", "", table, ""]
+        if name == "headline" and notes:
+            md += [f"[{i + 1}] {n}" + "  " for i, n in enumerate(notes)] + [""]
     md += ["![PSNR by level](psnr_by_level.png)", "", "![Robustness](robustness.png)", "",
            "![Quality vs runtime](quality_vs_runtime.png)", ""]
+    if figure:
+        md += ["## What the outputs look like", "", "![Side by side](qualitative.png)", ""]
     atomic_write_text(out / "README.md", "\n".join(md))
     return out
 
@@ -137,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmark.publish", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--run", required=True, help="run folder holding results.parquet (and run.json)")
-    p.add_argument("--out", default=None, help="leaderboards root (default: <repo>/leaderboards)")
+    p.add_argument("--out", default=None, help="leaderboard folder (default: <run>/leaderboard)")
     args = p.parse_args(argv)
     out = publish(args.run, args.out)
     print((out / "README.md").read_text())

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from core.files import atomic_write_with
+from core.files import atomic_write_with, locked
 
 #: Identity of a row: one value per (suite, model, weights, dataset, split, variant, level, image,
 #: protocol, metric). ``model`` is ``name[.tag]``; ``weights`` says whether the files were the
@@ -29,11 +29,16 @@ def atomic_to_parquet(df: pd.DataFrame, path: Path) -> None:
     atomic_write_with(path, lambda tmp: df.to_parquet(tmp, index=False))
 
 
+#: What a row was computed from: a row is reused on resume only if all of these still match.
+PROVENANCE_KEY = ["dataset_hash", "protocol_hash", "weights_sha256", "seed", "dtype"]
+
+
 def normalise(df: pd.DataFrame) -> pd.DataFrame:
-    """Column order, dtypes, duplicates dropped (first kept), stable sort by key."""
+    """Column order, dtypes, duplicates dropped (the last written kept: a recomputed row replaces a
+    stale or failed one), stable sort by key."""
     df = df.reindex(columns=COLUMNS)
     df = df.astype({"level": "int64", "value": "float64", "seed": "int64", "higher_is_better": "bool"})
-    df = df.drop_duplicates(subset=KEY, keep="first")
+    df = df.drop_duplicates(subset=KEY, keep="last")
     return df.sort_values(KEY, kind="stable").reset_index(drop=True)
 
 
@@ -46,19 +51,32 @@ class ResultStore:
         self.parts.mkdir(parents=True, exist_ok=True)
         self._pending: list[dict] = []
 
-    def load(self) -> pd.DataFrame:
-        """Every row written so far (parts and a previous merge), normalised."""
-        frames = [pd.read_parquet(p) for p in sorted(self.parts.glob("*.parquet"))]
-        if (self.run_dir / RESULTS).is_file():
-            frames.append(pd.read_parquet(self.run_dir / RESULTS))
-        if not frames:
-            return normalise(pd.DataFrame(columns=COLUMNS))
-        return normalise(pd.concat(frames, ignore_index=True))
+    def _lock(self):
+        return locked(self.run_dir / ".results.lock")
 
-    def done_images(self) -> set[tuple[str, str, str, str, str]]:
-        """(model, weights, dataset, variant, image) whose rows are all written."""
+    def _read_all(self) -> tuple[pd.DataFrame, list[Path]]:
+        """The merged results then every part in write order (later rows win), and the parts read."""
+        parts = sorted(self.parts.glob("*.parquet"))
+        frames = [pd.read_parquet(self.run_dir / RESULTS)] if (self.run_dir / RESULTS).is_file() else []
+        frames += [pd.read_parquet(p) for p in parts]
+        df = normalise(pd.concat(frames, ignore_index=True)) if frames else normalise(pd.DataFrame(columns=COLUMNS))
+        return df, parts
+
+    def load(self) -> pd.DataFrame:
+        """Every row written so far (a previous merge and the parts since), normalised."""
+        with self._lock():
+            return self._read_all()[0]
+
+    def done_images(self) -> set[tuple]:
+        """(model, weights, dataset, variant, image, *PROVENANCE_KEY) whose rows are all written and
+        none failed: only those are skipped on resume (a failed image is tried again, and a row made
+        from another dataset, protocol, weights file, seed or precision is recomputed)."""
         df = self.load()
-        return set(map(tuple, df[["model", "weights", "dataset", "variant", "image"]].drop_duplicates().values))
+        cols = ["model", "weights", "dataset", "variant", "image", *PROVENANCE_KEY]
+        failed = df[df["status"] == "failed"][cols].drop_duplicates()
+        done = df[cols].drop_duplicates()
+        bad = set(map(tuple, failed.values))
+        return {t for t in map(tuple, done.values) if t not in bad}
 
     def add(self, rows: list[dict]) -> None:
         self._pending.extend(rows)
@@ -74,16 +92,17 @@ class ResultStore:
         atomic_to_parquet(normalise(pd.DataFrame(self._pending)), self.parts / name)
         self._pending = []
 
-    def merge(self) -> pd.DataFrame:
-        """Write ``results.parquet`` from everything written, then drop the parts it merged
-        (only those: another shard may be adding parts meanwhile)."""
+    def merge(self, current: dict[str, str] | None = None) -> pd.DataFrame:
+        """Write ``results.parquet`` from everything written, then drop the parts it merged (only
+        those: another shard may be adding parts meanwhile). Merges hold the run folder's lock, so
+        two shards finishing at once never lose each other's rows. ``current`` maps a dataset to its
+        fingerprint: rows of that dataset made from another version of it are dropped."""
         self.flush()
-        parts = sorted(self.parts.glob("*.parquet"))
-        frames = [pd.read_parquet(p) for p in parts]
-        if (self.run_dir / RESULTS).is_file():
-            frames.append(pd.read_parquet(self.run_dir / RESULTS))
-        df = normalise(pd.concat(frames, ignore_index=True)) if frames else normalise(pd.DataFrame(columns=COLUMNS))
-        atomic_to_parquet(df, self.run_dir / RESULTS)
-        for p in parts:
-            p.unlink(missing_ok=True)
+        with self._lock():
+            df, parts = self._read_all()
+            for dataset, fingerprint in (current or {}).items():
+                df = df[(df["dataset"] != dataset) | (df["dataset_hash"] == fingerprint)].reset_index(drop=True)
+            atomic_to_parquet(df, self.run_dir / RESULTS)
+            for p in parts:
+                p.unlink(missing_ok=True)
         return df

@@ -7,11 +7,11 @@ Examples:
   python -m benchmark.run --suite robustness --dry-run  # print the job grid, run nothing
   python -m benchmark.run --list-models                 # the zoo and the status of its weights
 
-A run folder (default runs/<suite>) holds results.parquet (one row per model, weights, dataset,
+A run folder (default ./runs/<suite>) holds results.parquet (one row per model, weights, dataset,
 split, variant, level, image and metric, with provenance), timings.parquet, profiles.parquet and
 run.json (suite, protocol, versions, git commit, device). Re-running the same command resumes:
 finished images are not recomputed and no row is duplicated. At the end the leaderboard is
-published to leaderboards/<suite>/ (CSV, Markdown, PNG plots).
+published to <out>/leaderboard/ (CSV, Markdown, PNG plots; --leaderboards DIR elsewhere).
 """
 from __future__ import annotations
 
@@ -28,11 +28,10 @@ from core import provenance
 from core.files import atomic_write_json
 
 from . import dataset_registry
-from .device import describe, select_device
+from .device import DeviceError, describe, select_device, set_precision
 from .results import atomic_to_parquet
 from .suite import SuiteError, available_suites, jobs, load_suite
 
-REPO = Path(__file__).resolve().parents[1]
 ADHOC = {"name": "custom", "models": ["bicubic"], "datasets": ["demo"], "split": "test", "levels": "all",
          "variants": ["clean"], "protocol": "refsr-standard", "drift_protocols": [],
          "metrics": ["psnr_y", "ssim_y", "psnr_rgb", "lpips"], "seed": 0, "profile": None,
@@ -56,6 +55,9 @@ def build_parser() -> argparse.ArgumentParser:
                                     "Without --suite, --models/--datasets make an ad-hoc suite named 'custom'")
     g.add_argument("--models", help="comma-separated models as name[.tag] (weight sets: "
                                     f"{', '.join(list_models(tags=True))}), or all-runnable")
+    g.add_argument("--model-module", metavar="PKG.MOD:FACTORY[,...]",
+                   help="your own model, not registered: FACTORY() returns an nn.Module or a function "
+                        "(lr, ref) -> sr on RGB tensors in [0,1]; scored beside --models, named FACTORY")
     g.add_argument("--weights", metavar="[MODEL[:ROLE]=]PATH,...",
                    help="score your own weight files instead of the official ones: a file (one model, one "
                         "file), a folder holding the model's file names, or MODEL[:ROLE]=PATH items. Rows "
@@ -69,7 +71,10 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--limit", type=int, help="evaluate only the first N groups of each dataset")
     g.add_argument("--seed", type=int, help="seed for the reference variants (default: the suite's)")
     h = p.add_argument_group("how")
-    h.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="auto uses CUDA when present")
+    h.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda or cuda:N")
+    h.add_argument("--precision", default="fp32", choices=["fp32", "tf32", "bf16", "fp16"],
+                   help="fp32 = float32 with TF32 off (set explicitly: torch's CUDA default uses TF32 for "
+                        "convolutions); tf32; bf16/fp16 = forward under autocast. Recorded in every row (dtype)")
     h.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: all cores)")
     h.add_argument("--jobs", type=int, default=None, help="processes for building a missing demo dataset")
     h.add_argument("--no-profile", action="store_true", help="skip the runtime/FLOPs/params/memory profiles")
@@ -80,8 +85,12 @@ def build_parser() -> argparse.ArgumentParser:
     o = p.add_argument_group("output")
     o.add_argument("--out", help="run folder (default: runs/<suite>); an existing one is resumed")
     o.add_argument("--fresh", action="store_true", help="discard an existing run folder's results first")
-    o.add_argument("--leaderboards", default=str(REPO / "leaderboards"), help="where to publish (default: leaderboards/)")
-    o.add_argument("--no-publish", action="store_true", help="do not write leaderboards/<suite>/")
+    o.add_argument("--save-sr", action="store_true",
+                   help="write every SR output as a PNG (uint8, as scored) under <out>/sr/<model>/<dataset>/<variant>/; "
+                        "python -m benchmark.score --sr <that folder> scores it again")
+    o.add_argument("--leaderboards", default=None, metavar="DIR",
+                   help="where to publish the leaderboard (default: <out>/leaderboard)")
+    o.add_argument("--no-publish", action="store_true", help="do not write the leaderboard")
     i = p.add_argument_group("information")
     i.add_argument("--dry-run", action="store_true", help="print the job grid and exit")
     i.add_argument("--list-models", action="store_true", help="print the model zoo with weight status")
@@ -136,9 +145,77 @@ def parse_weights(value: str | None, models: tuple[str, ...]) -> dict[str, objec
     return out
 
 
+def load_model_modules(value: str | None) -> list[tuple[str, object]]:
+    """``--model-module pkg.mod:factory,...`` -> [(factory name, factory())]."""
+    import importlib
+
+    out = []
+    for item in _csv(value) or []:
+        module, _, attr = item.partition(":")
+        if not attr:
+            raise ValueError(f"--model-module {item!r}: write PKG.MODULE:FACTORY")
+        try:
+            factory = getattr(importlib.import_module(module), attr)
+        except (ImportError, AttributeError) as exc:
+            raise ValueError(f"--model-module {item!r}: {exc}") from None
+        out.append((attr, factory()))
+    return out
+
+
+def _levels_arg(text: str | None):
+    if not text or text == "all":
+        return text
+    try:
+        return [int(x) for x in _csv(text)]
+    except ValueError:
+        raise ValueError(f"--levels {text!r}: give level numbers (1 = most similar), e.g. 1,2,3, or 'all'") from None
+
+
+def dataset_problems(suite) -> list[str]:
+    """Why a suite's datasets cannot be opened, one paragraph each (checked before any work)."""
+    from builders.images import IMAGE_EXTENSIONS
+
+    problems = []
+    for name in suite.datasets:
+        try:
+            entry = dataset_registry.resolve(name)
+        except Exception as exc:  # noqa: BLE001 - any reason becomes a message
+            problems.append(str(exc))
+            continue
+        if entry.present or entry.build:
+            continue
+        if entry.path.is_dir() and any(p.suffix.lower() in IMAGE_EXTENSIONS for p in entry.path.rglob("*")):
+            problems.append(f"{entry.path} holds images but is not a dataset (no manifest.parquet). Import it "
+                            f"first, e.g.: python -m builders.import --layout folder --src {entry.path} --out DIR "
+                            f"(layouts: cufed5, wrsr, sun80, folder, pairs), then pass --datasets DIR")
+        else:
+            hint = f" To get it: {entry.how_to_get}" if entry.how_to_get else ""
+            problems.append(f"dataset {entry.name!r} is not present at {entry.path}.{hint}")
+    return problems
+
+
+def level_warnings(suite) -> list[str]:
+    """Requested levels that match no sample of a (present) dataset: a run would score nothing there."""
+    out = []
+    if suite.levels is None:
+        return out
+    for name in suite.datasets:
+        entry = dataset_registry.resolve(name)
+        if not entry.present:
+            continue
+        have = set(dataset_registry.open_dataset(entry).levels)
+        if have - {0} and not set(suite.levels) & have:
+            out.append(f"warning: levels {list(suite.levels)} match no sample of {name} (its levels: "
+                       f"{sorted(have)}); nothing of it will be scored")
+    return out
+
+
 def resolve_suite(args):
-    overrides = {"models": _csv(args.models), "datasets": _csv(args.datasets), "variants": _csv(args.variants),
-                 "levels": (args.levels if args.levels == "all" else _csv(args.levels)) if args.levels else None,
+    models = _csv(args.models)
+    if models is None and args.model_module:
+        models = []  # only the --model-module ones
+    overrides = {"models": models, "datasets": _csv(args.datasets), "variants": _csv(args.variants),
+                 "levels": _levels_arg(args.levels),
                  "protocol": args.protocol, "metrics": _csv(args.metrics), "limit": args.limit, "seed": args.seed}
     if args.suite:
         return load_suite(args.suite, **overrides)
@@ -153,9 +230,9 @@ def parse_shard(text: str) -> tuple[int, int]:
     try:
         k, n = (int(x) for x in text.split("/"))
     except ValueError:
-        raise SystemExit(f"error: --shard takes K/N, e.g. 0/4, got {text!r}") from None
+        raise ValueError(f"--shard takes K/N, e.g. 0/4, got {text!r}") from None
     if not 0 <= k < n:
-        raise SystemExit(f"error: --shard {text}: K must be in 0..N-1")
+        raise ValueError(f"--shard {text}: shards count from 0, so K must be in 0..{n - 1}")
     return k, n
 
 
@@ -183,29 +260,51 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         weights = parse_weights(args.weights, suite.models)
+        external = load_model_modules(args.model_module)
+        parse_shard(args.shard)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    problems = dataset_problems(suite)
+    if problems:
+        print("error: " + "\n\nerror: ".join(problems), file=sys.stderr)
+        return 2
+    for warning in level_warnings(suite):
+        print(warning, file=sys.stderr)
+    if external:
+        from dataclasses import replace
+
+        suite = replace(suite, models=suite.models + tuple(n for n, _ in external))
     grid = jobs(suite)
     if args.dry_run:
         print(f"suite {suite.name} v{suite.version}: {len(grid)} jobs, protocol {suite.protocol}, "
               f"levels {list(suite.levels) if suite.levels else 'all'}, metrics {', '.join(suite.metrics)}")
+        from models.weights import weights_status
+
         for j in grid:
             print(f"  {j.model:<18} {j.dataset:<12} {j.variant}")
+        for m in suite.models:
+            if m not in dict(external):
+                print(f"weights {m}: {weights_status(m)}")
         return 0
-    return execute(suite, args, weights)
+    return execute(suite, args, weights, external)
 
 
-def execute(suite, args, weights: dict | None = None) -> int:
+def execute(suite, args, weights: dict | None = None, external: list | None = None) -> int:
     from .profile import profile_model
     from .publish import publish
     from .results import ResultStore
-    from .evaluation import Evaluator, RunConfig
+    from .evaluation import Evaluator, RunConfig, wrap_model
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    device = select_device(args.device)
-    run_dir = Path(args.out or REPO / "runs" / suite.name)
+    try:
+        device = select_device(args.device)
+    except DeviceError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    flags = set_precision(args.precision)
+    run_dir = Path(args.out or Path("runs") / suite.name)
     if args.fresh and run_dir.exists():
         import shutil
 
@@ -216,7 +315,8 @@ def execute(suite, args, weights: dict | None = None) -> int:
     proto = load_protocol(suite.protocol)
     info = {"suite": suite.as_dict(), "protocol": proto.as_dict(), "protocol_hash": proto.hash,
             "git_sha": provenance.git_sha(), "versions": provenance.versions(), "machine": provenance.machine(),
-            "device": describe(device), "command": sys.argv, "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+            "device": describe(device), "precision": args.precision, "precision_flags": flags,
+            "command": sys.argv, "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
     prev = run_dir / "run.json"
     if prev.is_file() and json.loads(prev.read_text()).get("suite") != json.loads(json.dumps(info["suite"])):
         print(f"error: {run_dir} holds a run of a different suite configuration; use --fresh or --out", file=sys.stderr)
@@ -226,8 +326,9 @@ def execute(suite, args, weights: dict | None = None) -> int:
     for name in suite.datasets:  # build the demo (or fail clearly) before the model loop
         dataset_registry.open_dataset(dataset_registry.resolve(name), jobs=args.jobs or 2)
     cfg = RunConfig(suite=suite, device=device, run_dir=run_dir, shard=parse_shard(args.shard),
-                    weights=weights or {})
-    evaluator = Evaluator(cfg, ResultStore(run_dir))
+                    weights=weights or {}, save_sr=args.save_sr, precision=args.precision)
+    models = {name: wrap_model(obj, device, name=name) for name, obj in external or []}
+    evaluator = Evaluator(cfg, ResultStore(run_dir), models=models)
     t0 = time.perf_counter()
     df = evaluator.run(jobs(suite))
     wall = time.perf_counter() - t0
@@ -241,7 +342,7 @@ def execute(suite, args, weights: dict | None = None) -> int:
         atomic_to_parquet(timings, old)
     profiles = []
     if suite.profile and not args.no_profile:
-        runnable = [m for m in suite.models if m not in res.unavailable_models]
+        runnable = [m for m in suite.models if m not in res.unavailable_models and m not in models]
         for name in runnable:
             print(f"profiling {name} at LR {suite.profile['lr']} / Ref {suite.profile['ref']} …")
             profiles.append(profile_model(name, device, tuple(suite.profile["lr"]), tuple(suite.profile["ref"]),

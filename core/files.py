@@ -1,6 +1,8 @@
 """Writing files so that a crash never leaves half of one, and placing files by link or copy."""
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import shutil
@@ -66,3 +68,17 @@ def link_or_copy(src: str | os.PathLike, dst: str | os.PathLike, link: bool = Tr
             pass
     shutil.copyfile(src, dst)
     return "copied"
+
+
+@contextlib.contextmanager
+def locked(path: str | os.PathLike):
+    """An exclusive advisory lock on ``path`` (created if needed) for the ``with`` block: processes
+    (and threads) that take the same lock run the block one at a time."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)

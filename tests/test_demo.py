@@ -31,7 +31,7 @@ def test_quick_suite_builds_demo_dataset_and_scores(data, tmp_path, monkeypatch)
     assert test["group"].nunique() >= 4  # one group per demo album that has a reference at every level
     df = pd.read_parquet(tmp_path / "run" / "results.parquet")
     assert (df["status"] == "ok").all() and df["image"].nunique() == 2
-    assert (tmp_path / "boards" / "quick" / "headline.csv").is_file()
+    assert (tmp_path / "boards" / "headline.csv").is_file()
 
 
 def test_demo_rows_equal_the_run_before_the_restructuring(data, tmp_path, monkeypatch):

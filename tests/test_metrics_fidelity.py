@@ -76,3 +76,17 @@ def test_calibration_psnr_and_ssim_columns(shared_data):
         else:
             value = ssim_y(_gray(dist), _gray(ref)).item()
             assert round(value, 4) == pytest.approx(float(row["official"]), abs=1e-9), row
+
+
+def test_cpu_separable_blur_equals_the_convolution():
+    """OpenCV's float64 separable filter (CPU path) gives the valid-window convolution's values."""
+    import torch.nn.functional as F
+
+    from benchmark.metrics.fidelity import _blur, gaussian_window
+
+    g = gaussian_window(11, 1.5)
+    x = torch.rand(3, 1, 40, 57, dtype=torch.float64) * 255
+    want = F.conv2d(F.conv2d(x, g.view(1, 1, -1, 1)), g.view(1, 1, 1, -1))
+    got = _blur(x, g)
+    assert got.shape == want.shape == (3, 1, 30, 47)
+    assert (got - want).abs().max().item() <= 1e-10

@@ -28,6 +28,7 @@ class MetricInfo:
     needs_reference: bool = True  # full-reference (needs the HR) or no-reference
     decimals: int = 4  # how leaderboards print it
     headline: bool = True  # shown in the headline table
+    order: int = 50  # column position in tables (fidelity first, no-reference last)
     summary: str = ""  # one line for --help
 
     @property

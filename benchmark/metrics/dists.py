@@ -130,4 +130,4 @@ class DISTS(Metric):
 
 
 register_metric("dists", DISTS, label="DISTS", higher_is_better=False, decimals=4, headline=True,
-                summary="DISTS (VGG16 structure and texture similarity)")
+                summary="DISTS (VGG16 structure and texture similarity)", order=45)

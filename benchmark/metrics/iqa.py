@@ -101,7 +101,7 @@ class PyiqaMetric(Metric):
 
 register_metric("musiq", PyiqaMetric, {"pyiqa_name": "musiq", "weights_file": "musiq_koniq_ckpt-e95806b9.pth"},
                 label="MUSIQ", needs_reference=False, decimals=2,
-                summary="MUSIQ trained on KonIQ-10k, no-reference, via optional pyiqa")
+                summary="MUSIQ trained on KonIQ-10k, no-reference, via optional pyiqa", order=60)
 register_metric("maniqa", PyiqaMetric, {"pyiqa_name": "maniqa", "weights_file": "ckpt_koniq10k.pt"},
                 label="MANIQA", needs_reference=False, decimals=4,
-                summary="MANIQA trained on KonIQ-10k, no-reference, via optional pyiqa")
+                summary="MANIQA trained on KonIQ-10k, no-reference, via optional pyiqa", order=70)

@@ -103,4 +103,4 @@ class LPIPS(Metric):
 
 
 register_metric("lpips", LPIPS, label="LPIPS", higher_is_better=False, decimals=4,
-                summary="LPIPS AlexNet v0.1")
+                summary="LPIPS AlexNet v0.1", order=40)

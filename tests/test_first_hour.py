@@ -1,0 +1,62 @@
+"""What a new user runs into in the first hour ends with one clear paragraph and the right exit code."""
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from benchmark import run
+from tests.harness_data import make_tiny_dataset
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    return make_tiny_dataset(tmp_path_factory.mktemp("ds") / "tiny")
+
+
+def _run(capsys, *argv):
+    code = run.main(list(argv))
+    out, err = capsys.readouterr()
+    assert "Traceback" not in out + err
+    return code, out, err
+
+
+def test_model_without_weights_publishes_an_empty_valid_leaderboard(tiny, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("REFSR_WEIGHTS", str(tmp_path / "w"))
+    code, out, err = _run(capsys, "--models", "ttsr", "--datasets", str(tiny), "--out", str(tmp_path / "r"),
+                          "--no-profile")
+    assert code == 0 and "not scored: ttsr" in out and "TTSR.pt" in out
+    assert (tmp_path / "r" / "leaderboard" / "README.md").is_file()  # next to the run, not in the repository
+    assert pd.read_parquet(tmp_path / "r" / "results.parquet").empty
+
+
+def test_levels_that_match_nothing_warn(tiny, tmp_path, capsys):
+    code, _, err = _run(capsys, "--models", "bicubic", "--datasets", str(tiny), "--levels", "7",
+                        "--out", str(tmp_path / "r"), "--no-profile", "--no-publish")
+    assert code == 0 and "warning: levels [7] match no sample" in err and "[1, 2]" in err
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--levels", "one"], "--levels 'one': give level numbers"),
+    (["--shard", "2/2", "--dry-run"], "shards count from 0"),
+    (["--shard", "x"], "--shard takes K/N"),
+    (["--device", "tpu"], "--device 'tpu'"),
+    (["--models", "ttsr.nope"], "no weight tag 'nope'"),
+    (["--models", "bicubik"], "did you mean bicubic"),
+])
+def test_bad_options_are_one_line_errors(tiny, tmp_path, capsys, argv, message):
+    base = ["--models", "bicubic", "--datasets", str(tiny), "--out", str(tmp_path / "r")]
+    code, _, err = _run(capsys, *base, *argv)
+    assert code == 2 and message in err
+    assert not (tmp_path / "r" / "run.json").exists()  # refused before any work
+
+
+def test_absent_dataset_and_raw_folder_are_explained_even_in_dry_run(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("REFSR_DATA", str(tmp_path / "data"))
+    code, _, err = _run(capsys, "--models", "bicubic", "--datasets", "cufed5", "--dry-run")
+    assert code == 2 and "is not present" in err and "builders.import --layout cufed5" in err
+    raw = make_tiny_dataset(tmp_path / "x") / "000_0.png"
+    folder = tmp_path / "raw"
+    folder.mkdir()
+    raw.rename(folder / "a.png")
+    code, _, err = _run(capsys, "--models", "bicubic", "--datasets", str(folder))
+    assert code == 2 and "not a dataset (no manifest.parquet)" in err and "builders.import --layout folder" in err
