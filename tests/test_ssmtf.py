@@ -181,7 +181,7 @@ def test_registered_with_tags():
 
 
 def test_keys_and_shapes_equal_official():
-    fixture = json.loads(KEYS.read_text())["files"]
+    fixture = json.loads(KEYS.read_text())["roles"]
     model = SSMTF()
     for role, (_, attr) in ROLES.items():
         module = getattr(model, attr)
