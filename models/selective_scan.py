@@ -1,0 +1,302 @@
+"""Mamba's selective scan in pure PyTorch, computed as a chunked parallel scan.
+
+The operation (mamba-ssm's ``selective_scan_fn`` / ``selective_scan_ref`` contract, real case)::
+
+    delta = softplus(delta + delta_bias)            # if delta_softplus (bias optional)
+    h_t   = exp(delta_t * A) * h_{t-1} + delta_t * B_t * u_t      (per channel d and state n)
+    y_t   = <C_t, h_t> + D * u_t,   out = y * silu(z)             (D, z optional)
+
+with ``u, delta, z``: (batch, D, L); ``A``: (D, N); ``B``/``C``: (D, N) (fixed), (batch, N, L)
+(shared by every channel) or (batch, G, N, L) (grouped: channel d uses group d // (D // G), as
+VMamba/SS2D passes its four scan directions); ``D``: (D,); ``delta_bias``: (D,).
+
+:func:`selective_scan_chunked` never loops over time steps. The sequence is cut into chunks of
+``T`` steps (a power of two, at most 128), laid out time-major so that one step is a contiguous
+row of D*N states. Inside a chunk, with ``S_t`` the cumulative log-decay since the chunk start
+(``A`` times a cumulative sum of ``delta``), the recurrence is solved in closed form::
+
+    h_t = exp(S_t) * (h_0 + sum_{s<=t} exp(-S_s) * delta_s B_s u_s)          ("log" form)
+
+``exp(-S_s)`` grows with the decay accumulated inside the chunk, so ``T`` is chosen per call such
+that the largest possible within-chunk decay ``T * max_d(max_t delta * max_n |A|)`` stays below
+``max_log_span`` (40 e-folds in float32, 300 in float64): every exponential stays far inside the
+floating-point range and the rounding of ``S`` (relative error ~ eps * span) stays small. Fast
+decays therefore force short chunks (the parity fixture's weights reach tens of e-folds per step
+in some channels, official-init-like inputs several). The default ("doubling") form avoids the
+range problem altogether: within a chunk the pairs (decay, input) are combined by an associative
+parallel prefix scan (products of decays <= 1, never an exponential of a sum), exact for any
+rate, and on CPU it measured faster than the log form even where the latter gets 128-step chunks.
+Both prefix computations run in place as an up-sweep and a down-sweep over strided views of
+whole rows (2 log2(T) vectorised steps). The state is then carried from chunk to chunk by the
+same kind of scan over the chunks of a block. Chunks are processed in blocks of about
+``block_elems`` state values (a short Python loop over blocks, each carrying its final state to
+the next) so memory stays bounded at any ``L``; the per-step reference materialises four
+(batch, D, L, N) tensors.
+
+:func:`selective_scan` dispatches: mamba-ssm's CUDA kernel when the package is importable and
+the tensors are on CUDA, else the chunked scan; :data:`LAST_BACKEND` and the ``backend`` return of
+:func:`scan_backend` record which one ran. :func:`selective_scan_ref` is the definition as a
+per-step loop in mamba-ssm's formulation (the baseline of ``scripts/selective_scan_speed.py``).
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+#: which implementation the last :func:`selective_scan` call used: "mamba_ssm" or "chunked".
+LAST_BACKEND: str | None = None
+
+_MAX_LOG_SPAN = {torch.float32: 40.0, torch.float64: 300.0}
+
+
+def _mamba_ssm_fn():
+    try:
+        from mamba_ssm.ops.selective_scan_interface import selective_scan_fn
+    except Exception:  # not installed, or installed without its compiled kernel
+        return None
+    return selective_scan_fn
+
+
+def scan_backend(device: torch.device | str) -> str:
+    """The backend :func:`selective_scan` uses for tensors on ``device``."""
+    if torch.device(device).type == "cuda" and _mamba_ssm_fn() is not None:
+        return "mamba_ssm"
+    return "chunked"
+
+
+def selective_scan(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False,
+                   return_last_state=False, backend: str = "auto"):
+    """mamba-ssm's ``selective_scan_fn`` where available (CUDA), else :func:`selective_scan_chunked`.
+
+    ``backend``: "auto", "chunked", "mamba_ssm" or "ref" (the per-step loop).
+    """
+    global LAST_BACKEND
+    if backend == "auto":
+        backend = scan_backend(u.device)
+    if backend == "mamba_ssm":
+        fn = _mamba_ssm_fn()
+        if fn is None:
+            raise RuntimeError("backend 'mamba_ssm' requested but mamba_ssm is not importable")
+        out = fn(u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state)
+    elif backend == "chunked":
+        out = selective_scan_chunked(u, delta, A, B, C, D, z, delta_bias, delta_softplus,
+                                     return_last_state)
+    elif backend == "ref":
+        out = selective_scan_ref(u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state)
+    else:
+        raise ValueError(f"unknown selective-scan backend {backend!r}")
+    LAST_BACKEND = backend
+    return out
+
+
+# ----------------------------------------------------------------------------- shared prologue
+def _prepare(u, delta, A, B, C, delta_bias, delta_softplus):
+    """Compute dtype, softplus'd delta and B/C as (batch, G, N, L) views (G = 1 when shared)."""
+    if A.is_complex():
+        raise NotImplementedError("complex A (S4D-Lin) is not supported; SS2D uses real A")
+    dt = torch.float64 if u.dtype == torch.float64 else torch.float32
+    u = u.to(dt)
+    delta = delta.to(dt)
+    if delta_bias is not None:
+        delta = delta + delta_bias.to(dt)[..., None]
+    if delta_softplus:
+        delta = F.softplus(delta)
+    batch, dim, L = u.shape
+
+    def as_groups(M):
+        M = M.to(dt)
+        if M.dim() == 2:  # (D, N): fixed per channel -> one group per channel
+            return M.t()[None, :, :, None].expand(batch, M.shape[1], M.shape[0], L).permute(0, 2, 1, 3)
+        if M.dim() == 3:  # (batch, N, L)
+            return M[:, None]
+        if M.dim() == 4:
+            if dim % M.shape[1]:
+                raise ValueError(f"{dim} channels do not split into {M.shape[1]} groups")
+            return M
+        raise ValueError(f"B/C must have 2, 3 or 4 dims, got shape {tuple(M.shape)}")
+
+    return dt, u, delta, A.to(dt), as_groups(B), as_groups(C)
+
+
+def _epilogue(y, u, D, z, dtype_in):
+    if D is not None:
+        y = y + u * D.to(y.dtype)[:, None]
+    if z is not None:
+        y = y * F.silu(z.to(y.dtype))
+    return y.to(dtype_in)
+
+
+# ----------------------------------------------------------------------------- per-step reference
+def selective_scan_ref(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False,
+                       return_last_state=False):
+    """The recurrence stepped one time step at a time (the definition; slow)."""
+    dtype_in = u.dtype
+    dt, u, delta, A, Bg, Cg = _prepare(u, delta, A, B, C, delta_bias, delta_softplus)
+    batch, dim, L = u.shape
+    G, N = Bg.shape[1], A.shape[1]
+    # the formulation of mamba-ssm's reference (same einsums, same (batch, D, L, N) layout):
+    # a time step is one [:, :, t] slice; groups are expanded to channels
+    Bd = Bg.repeat_interleave(dim // G, dim=1)
+    Cd = Cg.repeat_interleave(dim // Cg.shape[1], dim=1)
+    decay = torch.exp(torch.einsum("bdl,dn->bdln", delta, A))
+    drive = torch.einsum("bdl,bdnl,bdl->bdln", delta, Bd, u)
+    h = u.new_zeros(batch, dim, N)
+    ys = []
+    for t in range(L):
+        h = decay[:, :, t] * h + drive[:, :, t]
+        ys.append(torch.einsum("bdn,bdn->bd", h, Cd[:, :, :, t]))
+    y = torch.stack(ys, dim=-1) if ys else u.new_zeros(batch, dim, 0)
+    out = _epilogue(y, u, D, z, dtype_in)
+    return (out, h) if return_last_state else out
+
+
+# ----------------------------------------------------------------------------- chunked scan
+def chunk_length(delta: torch.Tensor, A: torch.Tensor, max_log_span: float, max_chunk: int = 128) -> int:
+    """Largest power of two ``T <= max_chunk`` with ``T * max(delta) * max|A| <= max_log_span``."""
+    if not delta.numel():
+        return 2 ** int(math.floor(math.log2(max_chunk)))
+    # fastest decay per channel: max over batch and time of delta, times max over states of |A|
+    per_channel = delta.reshape(-1, delta.shape[-2], delta.shape[-1]).amax(dim=(0, 2)).clamp_min(0)
+    rate = float((per_channel * A.abs().amax(dim=1)).max())
+    if rate * max_chunk <= max_log_span:
+        return 2 ** int(math.floor(math.log2(max_chunk)))
+    if rate * 2 > max_log_span:
+        return 1
+    return 2 ** int(math.floor(math.log2(max_log_span / rate)))
+
+
+def scan_plan(delta: torch.Tensor, A: torch.Tensor, max_log_span: float, max_chunk: int = 128,
+              method: str = "auto") -> tuple[str, int]:
+    """(method, chunk length) :func:`selective_scan_chunked` uses for this softplus'd ``delta``."""
+    if method == "auto":  # measured faster on CPU in every regime (scripts/selective_scan_speed.py)
+        method = "doubling"
+    if method == "doubling":  # a power of two (the sweeps halve the chunk)
+        return method, 2 ** int(math.floor(math.log2(max_chunk)))
+    if method != "log":
+        raise ValueError(f"unknown method {method!r}")
+    return method, chunk_length(delta, A, max_log_span, max_chunk)
+
+
+def _prefix_scan(P: torch.Tensor, E: torch.Tensor | None) -> None:
+    """In place along dim 2 (length T, a power of two): P_t <- sum over s <= t of
+    (prod of E over s < r <= t) * P_s, and E_t <- prod of E over r <= t (plain prefix sums when
+    ``E`` is None). Work-efficient parallel scan (up-sweep, then down-sweep) on strided views whose
+    elements are whole contiguous rows: 2 log2(T) vectorised steps, no loop over time steps."""
+    T = P.shape[2]
+
+    def step(s: int, dst: tuple, src: tuple) -> None:
+        dst, src = (slice(None), slice(None)) + dst, (slice(None), slice(None)) + src
+        Pv = P.unflatten(2, (T // (2 * s), 2 * s))
+        if E is None:
+            Pv[dst].add_(Pv[src])
+            return
+        Ev = E.unflatten(2, (T // (2 * s), 2 * s))
+        Pv[dst].addcmul_(Ev[dst], Pv[src])
+        Ev[dst].mul_(Ev[src])
+
+    s = 1
+    while s < T:  # up-sweep: the last step of every block of 2s holds the block's total
+        step(s, (slice(None), 2 * s - 1), (slice(None), s - 1))
+        s *= 2
+    s = T // 4
+    while s >= 1:  # down-sweep: the middle of each block gets the total of everything before it
+        step(s, (slice(1, None), s - 1), (slice(None, -1), 2 * s - 1))
+        s //= 2
+
+
+def _carry(decay: torch.Tensor, local_end: torch.Tensor, state: torch.Tensor):
+    """States entering each chunk (last dim) and the state after the last one.
+
+    ``decay``/``local_end``: each chunk's total decay and the state it builds from zero. The
+    chunk-level recurrence s_i = decay_i * s_{i-1} + local_end_i is scanned by doubling
+    (log2(chunks) vectorised Hillis-Steele steps) instead of a loop over chunks.
+    """
+    n = decay.shape[-1]
+    acc = local_end.clone()
+    acc[..., 0] += decay[..., 0] * state
+    dec = decay.clone()
+    k = 1
+    while k < n:
+        acc_new = acc.clone()
+        acc_new[..., k:] += dec[..., k:] * acc[..., :-k]
+        dec_new = dec.clone()
+        dec_new[..., k:] *= dec[..., :-k]
+        acc, dec = acc_new, dec_new
+        k *= 2
+    starts = torch.cat((state[..., None], acc[..., :-1]), -1)
+    return starts, acc[..., -1]
+
+
+def selective_scan_chunked(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False,
+                           return_last_state=False, max_chunk: int = 128,
+                           max_log_span: float | None = None, block_elems: int = 1 << 20,
+                           method: str = "auto"):
+    """Same result as :func:`selective_scan_ref`, without a loop over time steps (see module doc).
+
+    ``max_chunk`` caps the chunk length :func:`chunk_length` picks; ``max_log_span`` bounds the
+    decay accumulated inside a chunk; ``block_elems`` bounds the size of the intermediates.
+    ``method``: "log" (cumulative log-decays, chunk length from :func:`chunk_length`) or
+    "doubling" (prefix products inside chunks of ``max_chunk``: no exponential of a sum, any
+    decay rate); "auto" = "doubling", which measured faster on CPU even where the log form can
+    use long chunks.
+    """
+    dtype_in = u.dtype
+    dt, u, delta, A, Bg, Cg = _prepare(u, delta, A, B, C, delta_bias, delta_softplus)
+    batch, dim, L = u.shape
+    N = A.shape[1]
+    G = Bg.shape[1]
+    if Cg.shape[1] != G:  # different grouping of B and C: expand both to channels
+        Bg = Bg.repeat_interleave(dim // G, dim=1)
+        Cg = Cg.repeat_interleave(dim // Cg.shape[1], dim=1)
+        G = dim
+    H = dim // G
+    span = _MAX_LOG_SPAN[dt] if max_log_span is None else max_log_span
+    method, T = scan_plan(delta, A, span, max_chunk, method)
+    n_chunks = -(-L // T)
+    pad = n_chunks * T - L
+    # time-major layout (batch, chunk, T, G, H, N): one time step is a contiguous row of D*N
+    # states, so the sweeps below act on whole rows; padded steps have no decay and no input
+    d_t = F.pad(delta.transpose(1, 2), (0, 0, 0, pad))
+    du_t = F.pad((delta * u).transpose(1, 2), (0, 0, 0, pad))
+    B_t = F.pad(Bg.permute(0, 3, 1, 2), (0, 0, 0, 0, 0, pad))
+    C_t = F.pad(Cg.permute(0, 3, 1, 2), (0, 0, 0, 0, 0, pad))
+    dc = d_t.reshape(batch, n_chunks, T, G, H, 1)
+    duc = du_t.reshape(batch, n_chunks, T, G, H, 1)
+    Bc = B_t.reshape(batch, n_chunks, T, G, 1, N)
+    Cc = C_t.reshape(batch, n_chunks, T, G, 1, N)
+    Ag = A.view(G, H, N)
+
+    if method == "log":
+        cum = dc.cumsum(2)  # cumulative delta inside each chunk (times A: the log-decay)
+    y = u.new_empty(batch, n_chunks, T, G, H)
+    state = u.new_zeros(batch, G, H, N)
+    per_block = max(1, block_elems // max(1, batch * dim * N * T))
+    for c0 in range(0, n_chunks, per_block):
+        sl = slice(c0, min(n_chunks, c0 + per_block))
+        if method == "log":
+            # S_t = log-decay since the chunk start; the clamp is a no-op unless T == 1 and one
+            # step decays by more than exp(-span): exp(-span) then stands for a smaller factor,
+            # a change below the working precision (exp(-40) ~ 4e-18)
+            E = (cum[:, sl] * Ag).clamp_(-span, span).exp_()
+            P = (duc[:, sl] * Bc[:, sl]).div_(E)   # exp(-S_s) b_s ...
+            _prefix_scan(P, None)                   # ... summed over s <= t
+            E_end = E[:, :, -1]
+            H_end = E_end * P[:, :, -1]             # chunk decay and the state it builds from 0
+        else:
+            E = (dc[:, sl] * Ag).exp_()             # step decays
+            P = duc[:, sl] * Bc[:, sl]              # step inputs
+            _prefix_scan(P, E)                      # E_t = decay since chunk start, P_t = state from 0
+            E_end, H_end = E[:, :, -1], P[:, :, -1]
+        starts, state = _carry(E_end.movedim(1, -1), H_end.movedim(1, -1), state)
+        starts = starts.movedim(-1, 1)[:, :, None]  # state entering each chunk
+        if method == "log":
+            P += starts
+            P *= E                                  # h_t = exp(S_t) (h_0 + P_t)
+        else:
+            P.addcmul_(E, starts)                   # h_t = local state + decay * h_0
+        y[:, sl] = torch.linalg.vecdot(P, Cc[:, sl].expand_as(P), dim=-1)  # <C_t, h_t>
+    y = y.view(batch, n_chunks * T, dim)[:, :L].transpose(1, 2)
+    out = _epilogue(y, u, D, z, dtype_in)
+    return (out, state.reshape(batch, dim, N)) if return_last_state else out
