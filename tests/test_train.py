@@ -96,13 +96,17 @@ def test_export_is_the_official_format_and_the_harness_loads_it(dataset, tmp_pat
     model = create_model(MODEL, **TINY)
     assert set(sd) == set(model.state_dict())  # the official keys, no wrapper
     resolved = resolve_weights(MODEL, out)  # what benchmark.run --weights OUT does
-    assert resolved.label == "custom" and resolved.files["net"] == out / "masa_rec.pth"
+    assert resolved.label == f"trained:{res['run_id']}" and resolved.files["net"] == out / "masa_rec.pth"
     load_weights(model, resolved.files)
     info = json.loads((out / "weights.json").read_text())
     assert info["run_id"] == res["run_id"] and info["files"]["masa_rec.pth"]["sha256"] == resolved.sha256["net"]
     assert "not official" in info["label"]
     assert (out / "log.csv").is_file() and (out / "curves.png").is_file()
     assert np.isfinite(res["validation"]["psnr_y"])
+    other = tmp_path / "copy" / "masa_rec.pth"  # the same bytes without the run's record: plain custom
+    other.parent.mkdir()
+    other.write_bytes((out / "masa_rec.pth").read_bytes())
+    assert resolve_weights(MODEL, other).label == "custom"
     again = train(MODEL, dataset, out, overrides={**FAST, "iterations": 3, "batch_size": 2}, model_kwargs=TINY,
                   progress=False, val_limit=1)  # the same command again: nothing left to do
     assert again["resumed"] and again["step"] == 3
