@@ -163,3 +163,20 @@ def test_kill_and_resume_reaches_the_same_parameters(dataset, tmp_path):
     steps_logged = [int(line.split(",")[0]) for line in (out / "log.csv").read_text().splitlines()[1:]
                     if ",train," in line]
     assert steps_logged == list(range(1, steps + 1))  # rows past the checkpoint were redone, not duplicated
+
+
+@pytest.mark.filterwarnings("ignore:Detected call of `lr_scheduler.step()`")
+def test_schedule_matches_the_official_epoch_scheduler():
+    """MASA-SR steps CosineAnnealingLR(T_max=500) once at the start of every epoch."""
+    from benchmark.training.trainer import lr_factor
+
+    r = load_recipe("masa.rec")
+    p = torch.nn.Parameter(torch.zeros(1))
+    opt = torch.optim.Adam([p], lr=1e-4)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=500)
+    spe = 7
+    for epoch in range(0, 40):
+        sched.step()
+        for step in (epoch * spe, epoch * spe + spe - 1):
+            assert lr_factor(r["schedule"], step, spe, 1e-4) * 1e-4 == pytest.approx(opt.param_groups[0]["lr"], rel=1e-9)
+    assert lr_factor(load_recipe("ttsr.rec")["schedule"], 10 ** 6, spe, 1e-4) == 1.0

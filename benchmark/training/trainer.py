@@ -407,7 +407,7 @@ class Trainer:
                 acc[k] = acc.get(k, 0.0) + float(v.detach())
             if bar is not None:
                 bar.update(1)
-                bar.set_postfix(loss=f"{float(loss):.4f}")
+                bar.set_postfix(loss=f"{float(loss.detach()):.4f}")
             if self.step % cfg.log_every == 0 or self.step == self.total:
                 dt = time.perf_counter() - t_log
                 row = {"step": self.step, "epoch": self.step // self.spe, "kind": "train",
@@ -418,7 +418,7 @@ class Trainer:
                 self._log_rows([row])
                 t_log, n_log, wait_data, acc = time.perf_counter(), 0, 0.0, {}
             timed_out = cfg.time_limit is not None and time.perf_counter() - t_start >= cfg.time_limit
-            if timed_out and self.dist.active:  # every process must stop at the same step
+            if cfg.time_limit is not None and self.dist.active:  # every process stops at the same step
                 flag = torch.tensor([1 if timed_out else 0], device=device)
                 dist.all_reduce(flag, op=dist.ReduceOp.MAX)
                 timed_out = bool(flag.item())
