@@ -96,7 +96,7 @@ def test_export_is_the_official_format_and_the_harness_loads_it(dataset, tmp_pat
     model = create_model(MODEL, **TINY)
     assert set(sd) == set(model.state_dict())  # the official keys, no wrapper
     resolved = resolve_weights(MODEL, out)  # what benchmark.run --weights OUT does
-    assert resolved.label == f"trained:{res['run_id']}" and resolved.files["net"] == out / "masa_rec.pth"
+    assert resolved.label == f"trained:{res['run_id']}@{resolved.sha256['net'][:12]}" and resolved.files["net"] == out / "masa_rec.pth"
     load_weights(model, resolved.files)
     info = json.loads((out / "weights.json").read_text())
     assert info["run_id"] == res["run_id"] and info["files"]["masa_rec.pth"]["sha256"] == resolved.sha256["net"]
