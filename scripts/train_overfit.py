@@ -12,6 +12,7 @@ unless --full.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import tempfile
 from pathlib import Path
@@ -56,13 +57,14 @@ def main(argv=None) -> int:
     p.add_argument("--models", default=",".join(list_recipes()))
     p.add_argument("--full", action="store_true", help="official architectures (slow on CPU)")
     p.add_argument("--lr", type=float, help="override the recipe's learning rate")
+    p.add_argument("--kwargs", help="JSON architecture options for every model listed (instead of test_kwargs)")
     args = p.parse_args(argv)
     ok_all = True
     with tempfile.TemporaryDirectory() as tmp:
         ds_dir = demo_crops(Path(tmp) / "overfit4")
         ds = Dataset.open(ds_dir)
         for name in args.models.split(","):
-            kwargs = {} if args.full else get_spec(name).test_kwargs
+            kwargs = {} if args.full else json.loads(args.kwargs) if args.kwargs else get_spec(name).test_kwargs
             over = {"iterations": args.steps, "batch_size": 4, "crop_size": SIZE, "ref_size": SIZE,
                     "validate_every": 0, "checkpoint_every": args.steps,
                     "augment": {"hflip": 0, "vflip": 0, "rot90": 0, "swap": 0, "color_jitter": None,
@@ -83,7 +85,7 @@ def main(argv=None) -> int:
             drop = 1 - last / first
             ok = drop >= 0.5 and vals["psnr_y"] > vals["bicubic_psnr_y"]
             ok_all &= ok
-            print(f"{name:<10} loss {first:.4f} -> {last:.4f} ({100 * drop:.0f} % lower)  PSNR-Y {vals['psnr_y']:.2f} dB "
+            print(f"{name:<10} {json.dumps(kwargs)} lr {args.lr or 'recipe'}: loss {first:.4f} -> {last:.4f} ({100 * drop:.0f} % lower)  PSNR-Y {vals['psnr_y']:.2f} dB "
                   f"vs bicubic {vals['bicubic_psnr_y']:.2f} dB  {'PASS' if ok else 'FAIL'}", flush=True)
     return 0 if ok_all else 1
 

@@ -507,7 +507,7 @@ def plot_curves(log_csv: Path, out_png: Path) -> None:
     if not va.empty and "psnr_y" in va:
         axes[1].plot(va["step"], va["psnr_y"], marker="o", label="model")
         if "bicubic_psnr_y" in va:
-            axes[1].plot(va["step"], va["bicubic_psnr_y"], ls="--", label="bicubic")
+            axes[1].plot(va["step"], va["bicubic_psnr_y"], ls="--", marker="x", label="bicubic")
         axes[1].legend()
     axes[1].set_xlabel("step")
     axes[1].set_ylabel("validation PSNR-Y (dB)")
