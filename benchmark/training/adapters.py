@@ -27,7 +27,20 @@ def _ttsr(model, lr: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
     return (model.forward_official(*model.official_inputs(lr, ref))[0] + 1) / 2
 
 
-ADAPTERS: dict[str, Callable] = {"masa": _masa, "ttsr": _ttsr}
+def _c2_matching(model, lr: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
+    """C2-Matching stage 3 (RefRestorationModel): correspondences from the frozen contrastive extractor and
+    VGG (no gradient), ``net_g(img_in_lq, pre_offset, img_ref_feat)`` unclamped; HR and Ref crops of one size."""
+    h, w = lr.shape[-2:]
+    if tuple(ref.shape[-2:]) != (4 * h, 4 * w):
+        raise ValueError(f"C2-Matching trains on reference crops of the HR crop's size; got LR {h}x{w}, "
+                         f"Ref {tuple(ref.shape[-2:])} (set ref_size = crop_size)")
+    with torch.no_grad():
+        img_in_up = pil_bicubic_tensor(lr, (4 * h, 4 * w))
+        pre_offset, ref_feat = model.correspondence(model.extract_features(img_in_up, ref), ref)
+    return model.restore(lr, pre_offset, ref_feat)
+
+
+ADAPTERS: dict[str, Callable] = {"masa": _masa, "ttsr": _ttsr, "c2_matching": _c2_matching}
 
 
 class TrainForward(nn.Module):

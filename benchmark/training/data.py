@@ -96,6 +96,7 @@ def _geometric(imgs: list[np.ndarray], aug: dict, rng: np.random.Generator) -> l
     hf = rng.random() < aug.get("hflip", 0)
     vf = rng.random() < aug.get("vflip", 0)
     k = int(rng.integers(0, 4)) if rng.random() < aug.get("rot90", 0) else 0
+    tr = rng.random() < aug.get("transpose", 0)
     out = []
     for im in imgs:
         if hf:
@@ -104,6 +105,8 @@ def _geometric(imgs: list[np.ndarray], aug: dict, rng: np.random.Generator) -> l
             im = im[::-1]
         if k:
             im = np.rot90(im, k)
+        if tr:
+            im = im.transpose(1, 0, 2)
         out.append(np.ascontiguousarray(im))
     return out
 

@@ -14,15 +14,17 @@ Fields (all but ``model`` optional)::
     model_kwargs: {}                # architecture options (default: the official config)
     losses: [{type: l1, weight: 1.0}]      # l1 | mse (others are named and refused for now)
     optimizer: {type: adam, lr: 1.0e-4, betas: [0.9, 0.999], eps: 1.0e-8, weight_decay: 0,
-                param_groups: [{prefix: LTE., lr: 1.0e-5}], freeze: [prefix, ...]}
-    schedule: {type: constant | cosine | step, unit: epoch | step, period: N (cosine T_max),
-               step_size: N, gamma: g (step), eta_min: 0, offset: 1}
+                param_groups: [{prefix: LTE., lr: 1.0e-5}, {contains: [offset, small], lr: 1.0e-6}],
+                freeze: [prefix, ...]}      # a parameter joins the first group that matches its name
+    schedule: {type: constant | cosine | step | multistep, unit: epoch | step, period: N (cosine T_max),
+               step_size: N, gamma: g (step, multistep), milestones: [N, ...] (multistep), eta_min: 0,
+               offset: 1}
     epochs: N  |  iterations: N
     batch_size: 9                   # global batch (split evenly over torchrun processes)
     crop_size: 160                  # HR crop side (random crop inside the train crop)
     ref_size: 160                   # reference side in a batch (random crop / zero pad)
     grad_clip: null                 # max gradient norm, or null
-    augment: {hflip: 0.5, vflip: 0.5, rot90: 1.0, ref_independent: true, swap: 0.0,
+    augment: {hflip: 0.5, vflip: 0.5, rot90: 1.0, transpose: 0.0, ref_independent: true, swap: 0.0,
               color_jitter: {p, alpha: [lo, hi], beta: [lo, hi], target: ref | hr | either},
               shuffle_ref: {p, grid, remainder}, geometric_from_epoch: 0}
     protocol: refsr-standard        # whose kernel makes the LR (benchmark/protocols)
@@ -50,9 +52,9 @@ LOSSES_IMPLEMENTED = ("l1", "mse")
 TOP_FIELDS = {"model", "source", "gpu_hours", "model_kwargs", "losses", "optimizer", "schedule", "epochs",
               "iterations", "batch_size", "crop_size", "ref_size", "grad_clip", "augment", "protocol", "export",
               "train_roles", "checkpoint_every", "validate_every", "stages", "notes"}
-AUGMENT_FIELDS = {"hflip", "vflip", "rot90", "ref_independent", "swap", "color_jitter", "shuffle_ref",
+AUGMENT_FIELDS = {"hflip", "vflip", "rot90", "transpose", "ref_independent", "swap", "color_jitter", "shuffle_ref",
                   "geometric_from_epoch"}
-SCHEDULES = ("constant", "cosine", "step")
+SCHEDULES = ("constant", "cosine", "step", "multistep")
 
 DEFAULTS: dict[str, Any] = {
     "model_kwargs": {},

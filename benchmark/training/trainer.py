@@ -37,7 +37,7 @@ from core import provenance
 from core.files import atomic_write_json, atomic_write_with
 from models import create_model, get_spec
 from models.registry import split_name
-from models.weights import file_sha256, load_weights, resolve_weights
+from models.weights import MissingWeights, file_sha256, load_weights, official_path
 
 from .adapters import TrainForward
 from .data import StepBatchSampler, TrainCrops, make_loader, steps_per_epoch, train_table
@@ -115,6 +115,8 @@ def lr_factor(schedule: dict, step: int, spe: int, base_lr: float) -> float:
         period = float(schedule["period"])
         floor = float(schedule.get("eta_min", 0.0)) / base_lr
         return floor + (1 - floor) * (1 + math.cos(math.pi * t / period)) / 2
+    if kind == "multistep":
+        return float(schedule.get("gamma", 0.1)) ** sum(t >= int(m) for m in schedule["milestones"])
     return float(schedule.get("gamma", 0.5)) ** (t // int(schedule["step_size"]))
 
 
@@ -173,8 +175,13 @@ class Trainer:
         modules = model.checkpoint_modules()
         frozen = [role for role in self.files if role not in self.train_roles]
         if frozen:  # roles the recipe does not train come from their official files, frozen
-            resolved = resolve_weights(cfg.model)
-            load_weights(model, {role: resolved.files[role] for role in frozen})
+            paths = {role: official_path(self.arch, self.files[role]) for role in frozen}
+            missing = [f"  {p}  [{role}]" for role, p in paths.items() if not p.is_file()]
+            if missing:
+                raise MissingWeights(f"{cfg.model}: the recipe trains {', '.join(self.train_roles)} and keeps the "
+                                     f"official files of the other roles, which are missing:\n" + "\n".join(missing)
+                                     + "\nFetch them (python -m models.pretrained) or set $REFSR_WEIGHTS.")
+            load_weights(model, paths)
             for role in frozen:
                 modules[role].requires_grad_(False)
         opt = r["optimizer"]
@@ -185,9 +192,12 @@ class Trainer:
         trainable = {id(p) for role in self.train_roles for p in modules[role].parameters()}
         named = [(n, p) for n, p in model.named_parameters() if p.requires_grad and id(p) in trainable]
         groups, rest = [], list(named)
+        def matches(g: dict, n: str) -> bool:
+            return n.startswith(g.get("prefix", "")) and all(c in n for c in g.get("contains") or [])
+
         for g in opt.get("param_groups") or []:
-            mine = [p for n, p in rest if n.startswith(g["prefix"])]
-            rest = [(n, p) for n, p in rest if not n.startswith(g["prefix"])]
+            mine = [p for n, p in rest if matches(g, n)]
+            rest = [(n, p) for n, p in rest if not matches(g, n)]
             groups.append({"params": mine, "lr": float(g["lr"]), "base_lr": float(g["lr"])})
         groups.insert(0, {"params": [p for _, p in rest], "lr": float(opt["lr"]), "base_lr": float(opt["lr"])})
         self.optimizer = torch.optim.Adam([g for g in groups if g["params"]], betas=tuple(opt["betas"]),
