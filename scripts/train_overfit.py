@@ -50,7 +50,7 @@ def main(argv=None) -> int:
     from benchmark.training import list_recipes, train
     from benchmark.training.trainer import evaluate_model
     from models import create_model, get_spec
-    from models.weights import load_weights
+    from models.weights import MissingWeights, load_weights
 
     p = argparse.ArgumentParser()
     p.add_argument("--steps", type=int, default=200)
@@ -73,8 +73,12 @@ def main(argv=None) -> int:
                 over["optimizer.lr"] = args.lr
             out = Path(tmp) / name
             torch.manual_seed(0)
-            res = train(name, ds_dir, out, overrides=over, model_kwargs=kwargs, device="cpu", progress=False,
-                        log_every=1, val_limit=0)
+            try:
+                res = train(name, ds_dir, out, overrides=over, model_kwargs=kwargs, device="cpu", progress=False,
+                            log_every=1, val_limit=0)
+            except MissingWeights as exc:  # e.g. C2-Matching's frozen official extractor
+                print(f"{name:<10} SKIPPED: {str(exc).splitlines()[0]}", flush=True)
+                continue
             log = pd.read_csv(out / "log.csv")
             loss = log[log["kind"] == "train"]["loss"].to_numpy()
             first, last = loss[:10].mean(), loss[-10:].mean()
