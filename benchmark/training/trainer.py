@@ -297,8 +297,14 @@ class Trainer:
         path = self.out / "log.csv"
         if not self.dist.main or not path.is_file():
             return
+        def kept(row: dict) -> bool:  # a row cut short by a kill is dropped with the steps it belongs to
+            try:
+                return int(row["step"]) <= self.step and row.get("elapsed_s") not in (None, "")
+            except (TypeError, ValueError):
+                return False
+
         with open(path, newline="") as f:
-            rows = [r for r in csv.DictReader(f) if int(r["step"]) <= self.step]
+            rows = [r for r in csv.DictReader(f) if kept(r)]
         def write(tmp):
             with open(tmp, "w", newline="") as f:
                 w = csv.DictWriter(f, LOG_FIELDS, extrasaction="ignore")
