@@ -215,6 +215,8 @@ def to_markdown(table: pd.DataFrame, drop: tuple[str, ...] = PROVENANCE + ("data
     """A GitHub Markdown table: metric columns labelled with ↑/↓, numbers rounded per metric."""
     if table.empty:
         return "_(no rows)_\n"
+    if "weights" in table.columns and not table["weights"].isin(["official", "none", "precomputed"]).all():
+        drop = tuple(c for c in drop if c != "weights")  # custom or trained files: say which, never hide it
     t = table.drop(columns=[c for c in drop if c in table.columns])
     ci_of = {c[: -len("_ci_low")] for c in t.columns if c.endswith("_ci_low")}
     t = t.drop(columns=[c for c in t.columns if c.endswith(("_ci_low", "_ci_high"))])

@@ -39,7 +39,7 @@ class ResolvedWeights:
     tag: str  # full name, e.g. "ttsr.rec"
     files: dict[str, Path] = field(default_factory=dict)  # role -> path
     sha256: dict[str, str] = field(default_factory=dict)  # role -> hex digest
-    label: str = "none"  # official | custom | none
+    label: str = "none"  # official | custom | trained:<run id>@<sha> (benchmark.train's files) | none
 
     def sha256_json(self) -> str:
         return json.dumps(self.sha256, sort_keys=True)
@@ -156,7 +156,40 @@ def resolve_weights(name: str, overrides: str | os.PathLike | Mapping | None = N
             official = digest
         if digest != official:
             label = "custom"
+    if label == "custom":
+        label = trained_label(files, sha) or label
     return ResolvedWeights(full, files, sha, label)
+
+
+TRAIN_RECORD = "weights.json"
+
+
+def trained_label(files: Mapping[str, Path], sha: Mapping[str, str]) -> str | None:
+    """``trained:<run id>@<sha256[:12]>`` when every custom file sits beside the ``weights.json``
+    that ``benchmark.train`` wrote for it, with the same sha256 (the file is what that run exported)."""
+    runs, hashes = set(), []
+    for role, path in sorted(files.items()):
+        try:
+            record = json.loads((Path(path).parent / TRAIN_RECORD).read_text())
+            entry = record["files"][Path(path).name]
+        except (OSError, ValueError, KeyError, TypeError):
+            entry = None
+        if entry is None:
+            if _is_official_place(path):
+                continue  # an official file of a partly trained tag
+            return None
+        if entry.get("sha256") != sha.get(role):
+            return None
+        runs.add(str(record.get("run_id", "")))
+        hashes.append(sha[role][:12])
+    return f"trained:{','.join(sorted(runs))}@{'+'.join(hashes)}" if runs and all(runs) else None
+
+
+def _is_official_place(path: Path) -> bool:
+    try:
+        return Path(path).resolve().parent.parent == weights_dir().resolve()
+    except OSError:
+        return False
 
 
 def load_weights(model: RefSRModel, files: Mapping[str, str | os.PathLike]) -> None:

@@ -1,0 +1,210 @@
+"""benchmark.train: DDP equivalence, kill-and-resume, official-format export, recipes, loader determinism."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from benchmark.training import RecipeError, list_recipes, load_recipe, train
+from benchmark.training.data import StepBatchSampler, TrainCrops, train_table
+from builders.manifest import Dataset
+from models import create_model, get_spec
+from models.weights import load_weights, resolve_weights
+from tests.train_data import make_train_dataset
+
+ROOT = Path(__file__).resolve().parent.parent
+MODEL = "masa.rec"
+TINY = get_spec(MODEL).test_kwargs
+FAST = {"crop_size": 64, "ref_size": 64, "augment.geometric_from_epoch": 0, "validate_every": 0}
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory) -> Path:
+    return make_train_dataset(tmp_path_factory.mktemp("train") / "ds", n_train=8, size=64)
+
+
+def _env() -> dict:
+    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", PYTHONPATH=str(ROOT))
+    for k in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
+        env.pop(k, None)
+    return env
+
+
+def _cli(ds: Path, out: Path, steps: int, batch: int, extra=()) -> list[str]:
+    sets = [f"{k}={json.dumps(v)}" for k, v in {**FAST, "checkpoint_every": 2}.items()]
+    return ["-m", "benchmark.train", "--model", MODEL, "--dataset", str(ds), "--out", str(out), "--steps",
+            str(steps), "--batch-size", str(batch), "--model-kwargs", json.dumps(TINY), "--device", "cpu",
+            "--quiet", "--log-every", "1", "--val-limit", "1", "--set", *sets, *extra]
+
+
+def _train_here(ds: Path, out: Path, steps: int, batch: int) -> dict:
+    """The same run as :func:`_cli`, in this process (one thread, like the subprocesses)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return train(MODEL, ds, out, overrides={**FAST, "checkpoint_every": 2, "iterations": steps, "batch_size": batch},
+                     model_kwargs=TINY, device="cpu", progress=False, log_every=1, val_limit=1)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _weights(out: Path) -> dict[str, torch.Tensor]:
+    return torch.load(out / "masa_rec.pth", map_location="cpu", weights_only=True)
+
+
+def test_recipes_load_and_cite_sources():
+    names = list_recipes()
+    assert {"masa.rec", "ttsr.rec"} <= set(names)
+    for name in names:
+        r = load_recipe(name)
+        assert r["model"] == name
+        assert r["source"]["code"] and r["source"]["paper"] and r.get("gpu_hours")
+    with pytest.raises(RecipeError, match="unknown field"):
+        load_recipe("masa.rec", overrides={"batchsize": 3})
+
+
+def test_loader_is_a_function_of_seed_and_step(dataset):
+    ds = Dataset.open(dataset)
+    table = train_table(ds)
+    r = load_recipe(MODEL, overrides=FAST)
+    crops = TrainCrops(ds, table, r["protocol"], 4, 64, 64, r["augment"], seed=3, steps_per_epoch=4)
+    one = list(StepBatchSampler(len(table), 4, 3, 0, 3))
+    two = [b0 + b1 for b0, b1 in zip(StepBatchSampler(len(table), 4, 3, 0, 3, 0, 2),
+                                     StepBatchSampler(len(table), 4, 3, 0, 3, 1, 2))]
+    assert one == two  # two processes with half the batch see the same global batch
+    late = list(StepBatchSampler(len(table), 4, 3, 2, 3))  # resuming at step 2
+    assert late == one[2:]
+    a, b = crops[one[2][1]], crops[late[0][1]]
+    assert all(torch.equal(a[k], b[k]) for k in ("hr", "lr", "ref"))
+    assert a["hr"].shape == (3, 64, 64) and a["lr"].shape == (3, 16, 16)
+
+
+def test_export_is_the_official_format_and_the_harness_loads_it(dataset, tmp_path):
+    out = tmp_path / "run"
+    res = train(MODEL, dataset, out, overrides={**FAST, "iterations": 3, "batch_size": 2}, model_kwargs=TINY,
+                progress=False, val_limit=1)
+    assert res["step"] == 3 and not res["resumed"]
+    sd = _weights(out)
+    model = create_model(MODEL, **TINY)
+    assert set(sd) == set(model.state_dict())  # the official keys, no wrapper
+    resolved = resolve_weights(MODEL, out)  # what benchmark.run --weights OUT does
+    assert resolved.label == f"trained:{res['run_id']}@{resolved.sha256['net'][:12]}" and resolved.files["net"] == out / "masa_rec.pth"
+    load_weights(model, resolved.files)
+    info = json.loads((out / "weights.json").read_text())
+    assert info["run_id"] == res["run_id"] and info["files"]["masa_rec.pth"]["sha256"] == resolved.sha256["net"]
+    assert "not official" in info["label"]
+    assert (out / "log.csv").is_file() and (out / "curves.png").is_file()
+    assert np.isfinite(res["validation"]["psnr_y"])
+    other = tmp_path / "copy" / "masa_rec.pth"  # the same bytes without the run's record: plain custom
+    other.parent.mkdir()
+    other.write_bytes((out / "masa_rec.pth").read_bytes())
+    assert resolve_weights(MODEL, other).label == "custom"
+    again = train(MODEL, dataset, out, overrides={**FAST, "iterations": 3, "batch_size": 2}, model_kwargs=TINY,
+                  progress=False, val_limit=1)  # the same command again: nothing left to do
+    assert again["resumed"] and again["step"] == 3
+    with pytest.raises(RuntimeError, match="other settings"):
+        train(MODEL, dataset, out, overrides={**FAST, "iterations": 3, "batch_size": 4}, model_kwargs=TINY,
+              progress=False)
+
+
+@pytest.mark.slow
+def test_torchrun_two_processes_match_one(dataset, tmp_path):
+    """5 steps of global batch 4: one process vs two gloo processes with 2 crops each."""
+    one, two = tmp_path / "one", tmp_path / "two"
+    _train_here(dataset, one, 5, 4)
+    subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+                    "-m", *_cli(dataset, two, 5, 4)[1:]], check=True, env=_env(), cwd=ROOT, timeout=120)
+    a, b = _weights(one), _weights(two)
+    worst = max(float((a[k].double() - b[k].double()).abs().max()) for k in a)
+    init = create_model(MODEL, **TINY).state_dict()
+    moved = max(float((a[k].double() - init[k].double()).abs().max()) for k in a if a[k].is_floating_point())
+    assert moved > 1e-4  # the runs did train
+    assert worst <= 1e-5, worst
+    assert json.loads((two / "run.json").read_text())["world_size"] == 2
+
+
+@pytest.mark.slow
+def test_kill_and_resume_reaches_the_same_parameters(dataset, tmp_path):
+    steps = 10
+    ref_out, out = tmp_path / "uninterrupted", tmp_path / "killed"
+    _train_here(dataset, ref_out, steps, 2)
+    proc = subprocess.Popen([sys.executable, *_cli(dataset, out, steps, 2)], env=_env(), cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    log = out / "log.csv"
+    deadline = time.time() + 90
+    killed_at = None
+    while time.time() < deadline and proc.poll() is None:  # kill between checkpoints (every 2 steps), after step 5
+        if log.is_file():
+            rows = log.read_text().strip().splitlines()[1:]
+            if rows and int(rows[-1].split(",")[0]) >= 5:
+                proc.send_signal(signal.SIGKILL)
+                killed_at = int(rows[-1].split(",")[0])
+                break
+        time.sleep(0.01)
+    proc.wait(timeout=30)
+    if killed_at is None:
+        pytest.skip("the run finished before it could be killed (machine too fast for the poll)")
+    assert proc.returncode == -signal.SIGKILL
+    assert not (out / "masa_rec.pth").exists()  # killed before the end: no final weights yet
+    assert (out / "checkpoints" / "last.pt").is_file()
+    subprocess.run([sys.executable, *_cli(dataset, out, steps, 2)], check=True, env=_env(), cwd=ROOT, timeout=120)
+    run = json.loads((out / "run.json").read_text())
+    assert [s["resumed"] for s in run["starts"]] == [False, True] and 0 < run["starts"][1]["step"] <= killed_at
+    a, b = _weights(ref_out), _weights(out)
+    assert all(torch.equal(a[k], b[k]) for k in a), max(float((a[k] - b[k]).abs().max()) for k in a)
+    steps_logged = [int(line.split(",")[0]) for line in (out / "log.csv").read_text().splitlines()[1:]
+                    if ",train," in line]
+    assert steps_logged == list(range(1, steps + 1))  # rows past the checkpoint were redone, not duplicated
+
+
+@pytest.mark.filterwarnings("ignore:Detected call of")
+def test_schedule_matches_the_official_epoch_scheduler():
+    """MASA-SR steps CosineAnnealingLR(T_max=500) once at the start of every epoch."""
+    from benchmark.training.trainer import lr_factor
+
+    r = load_recipe("masa.rec")
+    p = torch.nn.Parameter(torch.zeros(1))
+    opt = torch.optim.Adam([p], lr=1e-4)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=500)
+    spe = 7
+    for epoch in range(0, 40):
+        sched.step()
+        for step in (epoch * spe, epoch * spe + spe - 1):
+            assert lr_factor(r["schedule"], step, spe, 1e-4) * 1e-4 == pytest.approx(opt.param_groups[0]["lr"], rel=1e-9)
+    assert lr_factor(load_recipe("ttsr.rec")["schedule"], 10 ** 6, spe, 1e-4) == 1.0
+
+
+def test_multi_role_model_trains_one_role_and_keeps_the_official_others(dataset, tmp_path, monkeypatch):
+    """C2-Matching stage 3: net_g trains; the extractor and VGG come from their official files, frozen."""
+    name = "c2_matching"
+    tiny = get_spec(name).test_kwargs
+    weights = tmp_path / "weights"
+    monkeypatch.setenv("REFSR_WEIGHTS", str(weights))
+    torch.manual_seed(1)
+    official = create_model(name, **tiny)
+    files = {c.role: c.filename for c in get_spec(name).tag("").files}
+    for role in ("extractor", "vgg19"):
+        (weights / name).mkdir(parents=True, exist_ok=True)
+        torch.save(official.checkpoint_modules()[role].state_dict(), weights / name / files[role])
+    out = tmp_path / "run"
+    res = train(name, dataset, out, overrides={**FAST, "iterations": 2, "batch_size": 2}, model_kwargs=tiny,
+                progress=False, val_limit=1, device="cpu")
+    assert set(res["weights"]["files"]) == {files["net_g"]}  # only the trained role is written
+    resolved = resolve_weights(name, out)
+    assert resolved.files["extractor"] == weights / name / files["extractor"]
+    assert resolved.label.startswith(f"trained:{res['run_id']}@")
+    model = create_model(name, **tiny)
+    load_weights(model, resolved.files)
+    for role in ("extractor", "vgg19"):
+        a, b = model.checkpoint_modules()[role].state_dict(), official.checkpoint_modules()[role].state_dict()
+        assert all(torch.equal(a[k], b[k]) for k in a)
+    moved = [not torch.equal(v, official.net_g.state_dict()[k]) for k, v in model.net_g.state_dict().items()]
+    assert any(moved)
