@@ -57,13 +57,17 @@ def _provenance(df: pd.DataFrame) -> dict:
     return {c: ";".join(sorted(map(str, df[c].unique()))) for c in PROVENANCE if c in df}
 
 
-def main_protocol(df: pd.DataFrame) -> str:
-    """The run's protocol: the one its rows were scored under first (drift presets come after)."""
-    return str(df["protocol"].iloc[0]) if len(df) else ""
+def main_protocol(df: pd.DataFrame, protocol: str | None = None) -> str:
+    """The run's protocol: ``protocol`` when given (publish passes the run's), else the one with the
+    most metrics (drift presets score only PSNR-Y and SSIM-Y), then the most rows."""
+    if protocol or not len(df):
+        return protocol or ""
+    stats = df.groupby("protocol").agg(metrics=("metric", "nunique"), rows=("metric", "size"))
+    return str(stats.sort_values(["metrics", "rows"], ascending=False).index[0])
 
 
-def _main(df: pd.DataFrame) -> pd.DataFrame:
-    return df[df["protocol"] == main_protocol(df)] if "protocol" in df else df
+def _main(df: pd.DataFrame, protocol: str | None = None) -> pd.DataFrame:
+    return df[df["protocol"] == main_protocol(df, protocol)] if "protocol" in df else df
 
 
 def _groups(df: pd.DataFrame):
@@ -78,10 +82,10 @@ def headline_level(df: pd.DataFrame) -> int:
     return 1 if 1 in levels else levels[0]
 
 
-def headline(df: pd.DataFrame) -> pd.DataFrame:
+def headline(df: pd.DataFrame, protocol: str | None = None) -> pd.DataFrame:
     """Model × dataset on clean references at the headline level: every metric, image count, failures."""
     out = []
-    main = _main(df)
+    main = _main(df, protocol)
     clean = main[main["variant"] == baseline_variant()]
     for key, g in _groups(clean):
         g = g[g["level"] == headline_level(g)]
@@ -100,10 +104,10 @@ def headline(df: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
-def per_level(df: pd.DataFrame, metric: str = "psnr_y") -> pd.DataFrame:
+def per_level(df: pd.DataFrame, metric: str = "psnr_y", protocol: str | None = None) -> pd.DataFrame:
     """Model × dataset rows, L1…LN columns on clean refs, plus LR-as-reference (SRNTT/FRFSR tables)."""
     out = []
-    main = _main(df)
+    main = _main(df, protocol)
     sel = main[main["metric"] == metric]
     lr_name = fallback_variant()
     for key, g in _groups(sel):
@@ -120,10 +124,10 @@ def per_level(df: pd.DataFrame, metric: str = "psnr_y") -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
-def robustness(df: pd.DataFrame, metric: str = "psnr_y") -> pd.DataFrame:
+def robustness(df: pd.DataFrame, metric: str = "psnr_y", protocol: str | None = None) -> pd.DataFrame:
     """Per model × dataset × variant at the headline level: value and drop versus clean references."""
     out = []
-    main = _main(df)
+    main = _main(df, protocol)
     sel = main[main["metric"] == metric]
     for key, g in _groups(sel):
         g = g[g["level"] == headline_level(g)]
@@ -137,10 +141,10 @@ def robustness(df: pd.DataFrame, metric: str = "psnr_y") -> pd.DataFrame:
     return pd.DataFrame(out, columns=[c for c in cols if not out or c in out[0]])
 
 
-def paired(df: pd.DataFrame, metric: str = "psnr_y") -> pd.DataFrame:
+def paired(df: pd.DataFrame, metric: str = "psnr_y", protocol: str | None = None) -> pd.DataFrame:
     """Every pair of models on each dataset (clean references, headline level, the images both
     scored): mean difference A - B with its 95 % bootstrap interval and the share of images A wins."""
-    main = _main(df)
+    main = _main(df, protocol)
     sel = main[(main["metric"] == metric) & (main["variant"] == baseline_variant()) & (main["status"] == "ok")]
     out = []
     for dataset, g in sel.groupby("dataset", sort=True):
@@ -173,11 +177,12 @@ def aggregates(df: pd.DataFrame) -> list[dict]:
     return out
 
 
-def protocol_drift(df: pd.DataFrame, metrics: tuple[str, ...] = ("psnr_y", "ssim_y")) -> pd.DataFrame:
+def protocol_drift(df: pd.DataFrame, metrics: tuple[str, ...] = ("psnr_y", "ssim_y"),
+                   protocol: str | None = None) -> pd.DataFrame:
     """The same SR outputs scored under every preset (clean refs, headline level): one row per
     model × dataset × protocol, the run's own protocol first."""
     out = []
-    main = main_protocol(df)
+    main = main_protocol(df, protocol)
     clean = df[df["variant"] == baseline_variant()]
     for key, g in _groups(clean):
         g = g[g["level"] == headline_level(g)]

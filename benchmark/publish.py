@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import re
 from pathlib import Path
 
 import matplotlib
@@ -96,6 +97,14 @@ def plot_quality_runtime(head: pd.DataFrame, prof: pd.DataFrame, path: Path) -> 
     _save_fig(fig, path)
 
 
+def _one_line(reason: str) -> str:
+    """A 'not scored' reason in one Markdown line: the missing files by name, else the first line."""
+    files = re.findall(r"/([^/\s]+)\s+\[", reason)
+    if "missing weight file" in reason and files:
+        return f"no weights: {', '.join(files)} (`--list-models` says where each is published)"
+    return reason.splitlines()[0] if reason else ""
+
+
 def publish(run_dir: str | Path, out: str | Path | None = None) -> Path:
     """Write the leaderboard of a run into ``out`` (default ``<run>/leaderboard``); return the folder."""
     run_dir = Path(run_dir)
@@ -108,21 +117,23 @@ def publish(run_dir: str | Path, out: str | Path | None = None) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     prof = pd.read_parquet(run_dir / PROFILES) if (run_dir / PROFILES).is_file() else pd.DataFrame()
 
-    tables = {"headline": lb.headline(df), "per_level": lb.per_level(df), "robustness": lb.robustness(df),
-              "paired": lb.paired(df), "protocol_drift": lb.protocol_drift(df), "profiles": prof}
+    proto_name = run.get("protocol", {}).get("name") or lb.main_protocol(df)
+    tables = {"headline": lb.headline(df, protocol=proto_name), "per_level": lb.per_level(df, protocol=proto_name),
+              "robustness": lb.robustness(df, protocol=proto_name), "paired": lb.paired(df, protocol=proto_name),
+              "protocol_drift": lb.protocol_drift(df, protocol=proto_name), "profiles": prof}
     for name, table in tables.items():
         _write_csv(table, out / f"{name}.csv")
     plot_levels(tables["per_level"], out / "psnr_by_level.png")
     plot_robustness(tables["robustness"], out / "robustness.png")
     plot_quality_runtime(tables["headline"], prof, out / "quality_vs_runtime.png")
-    atomic_write_json(out / "results.json", {"run": str(run_dir), "suite": suite, "protocol": lb.main_protocol(df),
+    atomic_write_json(out / "results.json", {"run": str(run_dir), "suite": suite, "protocol": proto_name,
                                              "interval": "95 % percentile bootstrap over images (10,000 resamples)",
                                              "aggregates": lb.aggregates(df)})
     figure = False
     if (run_dir / "sr").is_dir() and len(df):
         from .protocol import load_protocol
 
-        proto = load_protocol(run.get("protocol", {}).get("name", lb.main_protocol(df)))
+        proto = load_protocol(proto_name)
         fig = qualitative_figure(run_dir, df, proto)
         if fig is not None:
             _save_fig(fig, out / "qualitative.png")
@@ -138,8 +149,8 @@ def publish(run_dir: str | Path, out: str | Path | None = None) -> Path:
           f"- rows: {len(df)}; failed rows: {int((df['status'] == 'failed').sum()) if len(df) else 0}", ""]
     if unavailable:
         md += ["Models not scored (no weights; nothing is scored with random weights):", ""]
-        md += [f"- `{m}`: {why}" for m, why in sorted(unavailable.items())] + [""]
-    notes = sorted({n for cell in tables["headline"].get("notes", []) for n in lb.split_notes(cell)})
+        md += [f"- `{m}`: {_one_line(why)}" for m, why in sorted(unavailable.items())] + [""]
+    notes = list(dict.fromkeys(n for cell in tables["headline"].get("notes", []) for n in lb.split_notes(cell)))
     if notes:
         marks = {n: i + 1 for i, n in enumerate(notes)}
         tables["headline"] = tables["headline"].assign(

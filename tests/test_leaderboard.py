@@ -55,3 +55,11 @@ def test_markdown_rounds_by_metric_and_shows_direction():
     assert "31.50" in md and sum(line.startswith("|---") for line in md.splitlines()) == 1
     head = lb.to_markdown(lb.headline(_df()))
     assert "PSNR-Y (dB) ↑" in head.splitlines()[0]
+
+
+def test_the_run_protocol_is_not_taken_from_row_order():
+    df = _df()
+    drift = df[df["metric"] == "psnr_y"].assign(protocol="basicsr")  # sorts before refsr-standard
+    both = pd.concat([drift, df], ignore_index=True).sort_values(["protocol", "model"])
+    assert lb.main_protocol(both) == "refsr-standard" and lb.main_protocol(both, "basicsr") == "basicsr"
+    assert "musiq" in lb.headline(both).columns
