@@ -234,3 +234,19 @@ def finish(part: str | os.PathLike, dest: str | os.PathLike) -> Path:
     os.chmod(part, 0o644)
     os.replace(part, dest)
     return dest
+
+
+def install_checked(part: str | os.PathLike, dest: str | os.PathLike, check) -> str:
+    """Check a downloaded ``.part`` under ``dest``'s suffix (readers may go by it) with
+    ``check(path, sha256)``, which raises to refuse it; on success move it to ``dest``. Returns the
+    sha256. A refused file never reaches ``dest`` and is deleted."""
+    dest = Path(dest)
+    checking = dest.with_name(f".{dest.stem}.checking{dest.suffix}")
+    os.replace(part, checking)
+    try:
+        digest = sha256_file(checking)
+        check(checking, digest)
+        finish(checking, dest)
+    finally:
+        checking.unlink(missing_ok=True)
+    return digest

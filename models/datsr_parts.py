@@ -384,8 +384,6 @@ def _best_match_similarity(f_in: torch.Tensor, f_ref: torch.Tensor, idx: torch.T
     ho, wo = idx.shape
     ref_w = f_ref.shape[-1] - k + 1
     ry, rx = idx // ref_w, idx % ref_w
-    ys = torch.arange(ho, device=idx.device)[:, None]
-    xs = torch.arange(wo, device=idx.device)[None, :]
     dot = f_in.new_zeros(ho, wo)
     ref_sq = f_in.new_zeros(ho, wo)
     for a in range(k):

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import torch
 
-from core.download import (DownloadError, GdownMissing, download, drive_kind, finish, import_gdown,
-                           is_direct_file_url, part_path, sha256_file)
+from core.download import (DownloadError, GdownMissing, download, drive_kind, import_gdown, install_checked,
+                           is_direct_file_url, part_path)
 from core.files import locked
 
 from .base import CheckpointFile
@@ -143,21 +143,16 @@ def _fetch_one(full: str, model, ck: CheckpointFile, link: str, dest: Path, time
     with locked(dest.parent / f".{dest.name}.lock"):
         log(f"{full}: downloading {ck.filename} from {link}")
         part = download(link, dest, timeout=timeout, progress=progress)
-        # the model's reader may go by the suffix (SRNTT's .npz/.mat): check under the real suffix
-        checking = dest.with_name(f".{dest.stem}.checking{dest.suffix}")
-        os.replace(part, checking)
-        try:
-            digest = sha256_file(checking)
+        def check(path, digest):
             if ck.sha256 and digest != ck.sha256:
                 raise FetchError(f"{ck.filename} from {link}: sha256 {digest} is not the official {ck.sha256}; "
                                  f"not installed")
-            diff = check_file(model, ck.role, checking)
+            diff = check_file(model, ck.role, path)
             if diff:
                 raise FetchError(f"{ck.filename} from {link} does not fit {full} (role {ck.role!r}); "
                                  f"not installed:\n{diff}")
-            finish(checking, dest)
-        finally:
-            checking.unlink(missing_ok=True)
+
+        digest = install_checked(part, dest, check)  # checked under the real suffix (SRNTT's .npz/.mat)
     old = recorded_hashes().get(full, {}).get(ck.role, {}).get("sha256")
     if old and old != digest:
         log(f"{full}: the recorded official sha256 of {ck.role} changes from {old[:12]}… to {digest[:12]}… "

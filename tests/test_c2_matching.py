@@ -15,7 +15,6 @@ from models import create_model, get_spec
 from models.weights import MissingWeights, load_weights, resolve_weights
 from models.c2_matching_parts import patch_match_index, torchvision_vgg_to_official
 from core.resize import pil_bicubic_tensor
-from models.checkpoint import CheckpointError
 
 KEYS = Path(__file__).parent / "fixtures" / "keys" / "c2_matching.json"
 ROLE_MODULE = {"net_g": "net_g", "extractor": "net_extractor", "vgg19": "net_map"}

@@ -16,6 +16,7 @@ from models import create_model, get_spec
 from models.checkpoint import CheckpointError, load_into, read_state_dict
 from models.datsr_parts import drop_swin_buffers, relative_position_index, shifted_window_mask
 from models.weights import MissingWeights, load_weights, resolve_weights
+from tests.parity import assert_intermediates_match
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -177,11 +178,7 @@ def test_parity_with_official(full_model, parity_dir, tmp_path):
     finally:
         for h in hooks:
             h.remove()
-    for name, ours in (("features", features), ("pre_offset", pre_offset), ("pre_flow", pre_flow),
-                       ("pre_similarity", pre_sim), ("img_ref_feat", ref_feat), ("net_g_probes", probes)):
-        assert set(ours) == set(mid[name]), name
-        for k in ours:
-            assert ours[k].shape == mid[name][k].shape, (name, k)
-            assert (ours[k] - mid[name][k]).abs().max() <= 1e-4, (name, k)
+    assert_intermediates_match({"features": features, "pre_offset": pre_offset, "pre_flow": pre_flow,
+                                "pre_similarity": pre_sim, "img_ref_feat": ref_feat, "net_g_probes": probes}, mid)
     assert len(probes) == 22
     assert (sr - io["outputs"]["sr"]).abs().max() <= 1e-4

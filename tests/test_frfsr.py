@@ -13,6 +13,7 @@ import torch
 from models import create_model, get_spec
 from models.frfsr_parts import DDFPack, ddf
 from models.weights import MissingWeights, load_weights, resolve_weights
+from tests.parity import assert_intermediates_match
 
 KEYS = Path(__file__).parent / "fixtures" / "keys" / "frfsr.json"
 ROLE_CHECKPOINT = {"net_g": "restoration", "rrdb": "rrdb", "extractor": "feature_extraction", "vgg19": "vgg19_map"}
@@ -168,11 +169,7 @@ def test_parity_with_official(full_model, parity_dir, tmp_path_factory):
     finally:
         for h in hooks:
             h.remove()
-    for name, ours in (("features", features), ("pre_offset", pre_offset), ("pre_flow", pre_flow),
-                       ("pre_similarity", pre_sim), ("img_ref_feat", ref_feat), ("net_g_probes", probes)):
-        assert set(ours) == set(mid[name]), name
-        for k, theirs in mid[name].items():
-            assert ours[k].shape == theirs.shape, (name, k)
-            assert (ours[k] - theirs).abs().max() <= 1e-4, (name, k)
+    assert_intermediates_match({"features": features, "pre_offset": pre_offset, "pre_flow": pre_flow,
+                                "pre_similarity": pre_sim, "img_ref_feat": ref_feat, "net_g_probes": probes}, mid)
     assert (sife - mid["sife"]).abs().max() <= 1e-4
     assert (sr - io["outputs"]["sr"]).abs().max() <= 1e-4

@@ -6,13 +6,11 @@ import random
 import threading
 import time
 
-import numpy as np
 import pandas as pd
 import yaml
 
 from benchmark import run
 from benchmark.results import KEY, ResultStore
-from builders.images import write_png
 from tests.harness_data import make_tiny_dataset
 
 ARGS = ["--models", "bicubic", "--metrics", "psnr_y,ssim_y", "--no-publish", "--no-profile", "--device", "cpu"]

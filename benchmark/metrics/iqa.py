@@ -106,7 +106,7 @@ def fetch_iqa_weights(name: str, folder: str | os.PathLike | None = None, *, for
     download (resumable), check keys and shapes against pyiqa's network, move into place, record."""
     import time
 
-    from core.download import DownloadError, download, finish, sha256_file
+    from core.download import DownloadError, download, install_checked
     from core.files import atomic_write_json, locked
     from models.checkpoint import describe_mismatch
 
@@ -128,20 +128,17 @@ def fetch_iqa_weights(name: str, folder: str | os.PathLike | None = None, *, for
             part = download(url, dest, timeout=timeout, progress=progress)
         except DownloadError as exc:
             raise CheckpointError(f"{name}: {exc}") from None
-        checking = dest.with_name(f".{dest.stem}.checking{dest.suffix}")
-        os.replace(part, checking)
-        try:
-            digest = sha256_file(checking)
+
+        def check(path, digest):
             stem_hash = filename.rsplit("-", 1)[-1].split(".")[0] if "-" in filename else ""
             if len(stem_hash) == 8 and not digest.startswith(stem_hash):
                 log(f"{name}: note: sha256 {digest[:8]}… differs from the hash prefix in the file name ({stem_hash})")
-            diff = describe_mismatch(_meta_net(pyiqa_name).state_dict(), read_state_dict(checking))
+            diff = describe_mismatch(_meta_net(pyiqa_name).state_dict(), read_state_dict(path))
             if diff:
                 raise CheckpointError(f"{filename} from {url} does not fit pyiqa's {pyiqa_name} network; "
                                       f"not installed:\n{diff}")
-            finish(checking, dest)
-        finally:
-            checking.unlink(missing_ok=True)
+
+        digest = install_checked(part, dest, check)
     record = recorded_iqa_hashes(folder)
     record[name] = {"net": {"sha256": digest, "file": filename, "source": url,
                             "recorded": time.strftime("%Y-%m-%dT%H:%M:%S%z")}}
