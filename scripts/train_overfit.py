@@ -23,24 +23,28 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from builders.demo_corpus import skimage_data_dir  # noqa: E402
-from builders.images import read_rgb, write_png  # noqa: E402
-from builders.manifest import Dataset, DatasetWriter, write_dataset_files  # noqa: E402
+from builders.images import read_rgb  # noqa: E402
+from builders.manifest import Dataset  # noqa: E402
+from builders.report import BuildReport  # noqa: E402
+from builders.writer import Array, Row, make_spec, write_dataset  # noqa: E402
 
 PHOTOS = ("astronaut.png", "chelsea.png", "coffee.png", "rocket.jpg")
 SIZE = 64
 
 
 def demo_crops(out: Path) -> Path:
-    rows = []
-    with DatasetWriter(out) as tmp:
+    def rows():
         for i, name in enumerate(PHOTOS):
             img = read_rgb(skimage_data_dir() / name)[0]
             y, x = img.shape[0] // 3, img.shape[1] // 3
-            write_png(tmp / f"train/hr/{i}.png", np.ascontiguousarray(img[y:y + SIZE, x:x + SIZE]))
-            write_png(tmp / f"train/ref/{i}.png", np.ascontiguousarray(img[y + 8:y + 8 + SIZE, x + 8:x + 8 + SIZE]))
-            rows.append({"sample_id": f"train_{i}", "split": "train", "group": name, "level": 1,
-                         "hr": f"train/hr/{i}.png", "ref": f"train/ref/{i}.png"})
-        write_dataset_files(tmp, pd.DataFrame(rows), {"name": "overfit4"})
+            hr, ref = f"train/hr/{i}.png", f"train/ref/{i}.png"
+            yield Row({"sample_id": f"train_{i}", "split": "train", "group": name, "level": 1, "hr": hr, "ref": ref},
+                      {hr: Array(np.ascontiguousarray(img[y:y + SIZE, x:x + SIZE])),
+                       ref: Array(np.ascontiguousarray(img[y + 8:y + 8 + SIZE, x + 8:x + 8 + SIZE]))})
+
+    spec = make_spec(name="overfit4", kind="recipe", created_by="scripts/train_overfit.py", version="1", config={},
+                     seed=0)
+    write_dataset(out, rows(), spec, BuildReport("overfit4"))
     return out
 
 
