@@ -13,9 +13,8 @@ import torch.nn.functional as F
 
 from .base import CheckpointFile, ModelSpec, RefSRModel, WeightTag
 from .c2_matching_parts import (ContrasExtractorSep, RestorationNet, VGGFeatureExtractor, index_to_flow,
-                                patch_match_index, shifted_offsets,
+                                patch_match_index, run_on_common_canvas, shifted_offsets,
                                 torchvision_vgg_to_official, upscale_flow)
-from core.resize import pil_bicubic_tensor
 from .registry import register_model
 
 _DRIVE = "https://drive.google.com/drive/folders/1dTkXMzeBrHelVQUEx5zib5MdmvqDaSd9"
@@ -92,16 +91,14 @@ class C2Matching(RefSRModel):
         return self.net_g(_cl(img_in_lq), pre_offset, {k: _cl(v) for k, v in img_ref_feat.items()})
 
     # -- our interface ----------------------------------------------------------------------------
+    def forward_official(self, img_in_lq: torch.Tensor, img_in_up: torch.Tensor, img_ref: torch.Tensor) -> torch.Tensor:
+        """The official test step on the official inputs (RGB [0,1]); unclamped."""
+        pre_offset, ref_feat = self.correspondence(self.extract_features(img_in_up, img_ref), img_ref)
+        return self.restore(img_in_lq, pre_offset, ref_feat)
+
     def forward(self, lr: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
-        h, w = lr.shape[-2:]
-        ref = ref[..., : ref.shape[-2] // 4 * 4, : ref.shape[-1] // 4 * 4]
-        H, W = max(4 * h, ref.shape[-2]), max(4 * w, ref.shape[-1])
-        lr_p = F.pad(lr, (0, W // 4 - w, 0, H // 4 - h))
-        ref_p = F.pad(ref, (0, W - ref.shape[-1], 0, H - ref.shape[-2]))
-        img_in_up = pil_bicubic_tensor(lr_p, (H, W))
-        pre_offset, ref_feat = self.correspondence(self.extract_features(img_in_up, ref_p), ref_p)
-        sr = self.restore(lr_p, pre_offset, ref_feat)
-        return sr[..., : 4 * h, : 4 * w].clamp(0, 1)
+        ref = ref[..., : ref.shape[-2] // 4 * 4, : ref.shape[-1] // 4 * 4]  # the official mod-crop
+        return run_on_common_canvas(self.forward_official, lr, ref)
 
     # -- official checkpoints ---------------------------------------------------------------------
     def checkpoint_modules(self) -> dict[str, torch.nn.Module]:

@@ -17,6 +17,8 @@ import torch.nn.functional as F
 from torch import nn
 from torchvision.ops import deform_conv2d
 
+from core.resize import pil_bicubic_tensor
+
 #: torchvision VGG ``features`` layer names up to relu3_1 (identical in VGG16 and VGG19).
 VGG_NAMES = ("conv1_1", "relu1_1", "conv1_2", "relu1_2", "pool1",
              "conv2_1", "relu2_1", "conv2_2", "relu2_2", "pool2", "conv3_1", "relu3_1")
@@ -284,6 +286,20 @@ class DynamicAggregationRestoration(nn.Module):
             h = getattr(self, f"body_{prefix}")(h) + x
             x = getattr(self, f"tail_{prefix}")(h)
         return x
+
+
+def run_on_common_canvas(official, lr: torch.Tensor, ref: torch.Tensor, multiple: int = 1) -> torch.Tensor:
+    """The C2-Matching family's test-time sizes: zero-pad the LR and the reference (bottom/right) to
+    one HR-sized canvas with sides a multiple of ``multiple``, make the bicubic-upsampled LR as the
+    official loaders do (PIL), run ``official(lr, img_in_up, ref)`` and crop back to 4x the LR, clamped.
+    (The official code pads the HR before downsampling; padding the LR differs only at that border.)"""
+    h, w = lr.shape[-2:]
+    H = -(-max(4 * h, ref.shape[-2]) // multiple) * multiple
+    W = -(-max(4 * w, ref.shape[-1]) // multiple) * multiple
+    lr_p = F.pad(lr, (0, W // 4 - w, 0, H // 4 - h))
+    ref_p = F.pad(ref, (0, W - ref.shape[-1], 0, H - ref.shape[-2]))
+    sr = official(lr_p, pil_bicubic_tensor(lr_p, (H, W)), ref_p)
+    return sr[..., : 4 * h, : 4 * w].clamp(0, 1)
 
 
 def init_restoration(net: nn.Module, zero_offset_bias: bool = False) -> None:

@@ -11,13 +11,11 @@ Layers and state-dict keys follow caojiezhang/DATSR @32240b58; blocks live in
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from core.resize import pil_bicubic_tensor
 
 from .base import CheckpointFile, ModelSpec, RefSRModel, WeightTag
-from .c2_matching_parts import ContrasExtractorSep, torchvision_vgg_to_official
+from .c2_matching_parts import ContrasExtractorSep, run_on_common_canvas, torchvision_vgg_to_official
 from .datsr_parts import FlowSimCorrespondence, SwinUnetv3RestorationNet, drop_swin_buffers
 from .registry import register_model
 
@@ -105,16 +103,9 @@ class DATSR(RefSRModel):
     # -- our interface ----------------------------------------------------------------------------
     def forward(self, lr: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
         m = HR_MULTIPLE
-        h, w = lr.shape[-2:]
         hr, wr = ref.shape[-2:]
         ref = ref[..., : hr // m * m if hr >= m else hr, : wr // m * m if wr >= m else wr]
-        H = -(-max(4 * h, ref.shape[-2]) // m) * m
-        W = -(-max(4 * w, ref.shape[-1]) // m) * m
-        lr_p = F.pad(lr, (0, W // 4 - w, 0, H // 4 - h))
-        ref_p = F.pad(ref, (0, W - ref.shape[-1], 0, H - ref.shape[-2]))
-        img_in_up = pil_bicubic_tensor(lr_p, (H, W))
-        sr = self.forward_official(lr_p, img_in_up, ref_p)
-        return sr[..., : 4 * h, : 4 * w].clamp(0, 1)
+        return run_on_common_canvas(self.forward_official, lr, ref, multiple=m)
 
     # -- official checkpoints ---------------------------------------------------------------------
     def checkpoint_modules(self) -> dict[str, nn.Module]:

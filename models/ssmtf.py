@@ -20,12 +20,13 @@ import torch.nn.functional as F
 from torch import nn
 from torchvision.ops import DeformConv2d
 
-from core.resize import pil_bicubic_tensor
 
 from . import selective_scan as scan_ops
 from .base import CheckpointFile, ModelSpec, RefSRModel, WeightTag
 from .c2_matching import C2Matching, _MapNet
-from .c2_matching_parts import ContentExtractor, ContrasExtractorSep, torchvision_vgg_to_official
+from .c2_matching_parts import (ContentExtractor, ContrasExtractorSep, run_on_common_canvas,
+                                torchvision_vgg_to_official)
+from .c2_matching_parts import DynamicAggregationRestoration as C2DynamicAggregationRestoration
 from .registry import register_model
 
 _BAIDU = "https://pan.baidu.com/s/1GUymA7t3eD1TqDVLUxNLZQ?pwd=f5cf"  # README "Pretrained Models"
@@ -274,14 +275,12 @@ class DynAgg(nn.Module):
         return self.deform_conv(ref_feat, offset, torch.sigmoid(mask))
 
 
-class DynamicAggregationRestoration(nn.Module):
+class DynamicAggregationRestoration(C2DynamicAggregationRestoration):
     """Three scales (relu3_1 at x1, relu2_1 at x2, relu1_1 at x4): aggregate, fuse with Mamba, upsample."""
-
-    scales = (("small", "relu3_1", 256), ("medium", "relu2_1", 128), ("large", "relu1_1", 64))
 
     def __init__(self, ngf: int = 64, groups: int = 8, mamba_groups: int = 3, mamba_depth: int = 6,
                  d_state: int = 16, scan_backend: str = "auto"):
-        super().__init__()
+        nn.Module.__init__(self)  # C2's layers are replaced; its forward over the scales is kept
         for prefix, _, ch in self.scales:
             setattr(self, f"{prefix}_offset_conv1", nn.Conv2d(ngf + ch, ch, 3, 1, 1))
             setattr(self, f"{prefix}_offset_conv2", nn.Conv2d(ch, ch, 3, 1, 1))
@@ -298,18 +297,6 @@ class DynamicAggregationRestoration(nn.Module):
                                      nn.LeakyReLU(0.1, True))
             setattr(self, f"tail_{prefix}", tail)
         self.lrelu = nn.LeakyReLU(0.1, inplace=True)
-
-    def forward(self, x: torch.Tensor, pre_offset: dict[str, torch.Tensor],
-                img_ref_feat: dict[str, torch.Tensor]) -> torch.Tensor:
-        for prefix, layer, _ in self.scales:
-            ref = img_ref_feat[layer]
-            cond = self.lrelu(getattr(self, f"{prefix}_offset_conv1")(torch.cat([x, ref], 1)))
-            cond = self.lrelu(getattr(self, f"{prefix}_offset_conv2")(cond))
-            swapped = self.lrelu(getattr(self, f"{prefix}_dyn_agg")(ref, cond, pre_offset[layer]))
-            h = getattr(self, f"head_{prefix}")(torch.cat([x, swapped], 1))
-            h = getattr(self, f"body_{prefix}")(h) + x
-            x = getattr(self, f"tail_{prefix}")(h)
-        return x
 
 
 class RestorationNet(nn.Module):
@@ -377,17 +364,11 @@ class SSMTF(RefSRModel):
 
     # -- our interface ----------------------------------------------------------------------------
     def forward(self, lr: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
-        h, w = lr.shape[-2:]
         m = self.spec.ref_multiple
         ref = ref[..., : ref.shape[-2] // m * m, : ref.shape[-1] // m * m]
         if ref.shape[-2] == 0 or ref.shape[-1] == 0:
             raise ValueError(f"ssmtf: reference smaller than {m}x{m} after the official mod-crop")
-        H, W = max(4 * h, ref.shape[-2]), max(4 * w, ref.shape[-1])
-        lr_p = F.pad(lr, (0, W // 4 - w, 0, H // 4 - h))
-        ref_p = F.pad(ref, (0, W - ref.shape[-1], 0, H - ref.shape[-2]))
-        img_in_up = pil_bicubic_tensor(lr_p, (H, W))
-        sr = self.forward_official(lr_p, img_in_up, ref_p)
-        return sr[..., : 4 * h, : 4 * w].clamp(0, 1)
+        return run_on_common_canvas(self.forward_official, lr, ref)
 
     # -- official checkpoints ---------------------------------------------------------------------
     def checkpoint_modules(self) -> dict[str, nn.Module]:
