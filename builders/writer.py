@@ -11,8 +11,8 @@ files that sample needs, each one of
 
 :func:`write_dataset` puts the files into a temporary sibling of the output folder, writes
 ``manifest.parquet``, ``spec.yaml`` (one layout for every kind, see :func:`make_spec`) and the
-imagefolder ``<split>/metadata.parquet`` (a sample's images live under its split's folder), and renames the folder into place: an interrupted build leaves
-nothing half-written. A manifest field may be :class:`Digest` (sha256 prefix of a file the writer
+imagefolder ``<split>/metadata.parquet`` (a sample's images live under its split's folder), and
+renames the folder into place: an interrupted build leaves nothing half-written. A manifest field may be :class:`Digest` (sha256 prefix of a file the writer
 produced), resolved once every file is written.
 """
 from __future__ import annotations
