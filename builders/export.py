@@ -64,7 +64,8 @@ def _card(ds: Dataset, splits: list[str]) -> str:
     return (f"---\n{yaml.safe_dump(header, sort_keys=False)}---\n# {ds.name}\n\n"
             "Reference-based super-resolution data written by refsr-bench. One row per sample: `hr`, `ref` "
             "(its reference; none at level 0) and `lr` images, the reference `level` (1 = most similar), "
-            "`group` (samples sharing an HR) and the builder's scores, crop boxes and provenance columns.\n\n"
+            "`group` (test: the rows of one HR, one per reference, so a multi-reference group is its rows; "
+            "train: the album) and the builder's scores, crop boxes and provenance columns.\n\n"
             f"What made it:\n\n```yaml\n{yaml.safe_dump(spec, sort_keys=True)}```\n")
 
 
