@@ -21,8 +21,8 @@ from builders.manifest import Dataset, DatasetError
 from builders.recipes import RECIPES
 from core.paths import data_dir
 
-REPO = Path(__file__).resolve().parents[1]
-SPEC_DIR = REPO / "datasets"
+_PACKAGED = Path(__file__).resolve().parent / "dataset_specs"  # where a wheel carries datasets/*.yaml
+SPEC_DIR = _PACKAGED if _PACKAGED.is_dir() else Path(__file__).resolve().parents[1] / "datasets"
 DEMO_POOL = "demo_pool"
 
 

@@ -110,6 +110,7 @@ def list_models_table() -> str:
     """The zoo: one line per weight set, then the files it loads and whether each is present."""
     from core.paths import weights_dir
     from models import get_spec, list_models
+    from models.fetch import source
     from models.weights import official_path, weights_status
 
     lines = [f"weights folder: {weights_dir()} (set $REFSR_WEIGHTS)", "",
@@ -121,10 +122,15 @@ def list_models_table() -> str:
             lines.append(f"{full:<20} {spec.scale:>5}  {paper:<40} {weights_status(full)}")
             if tag is not None and tag.description:
                 lines.append(f"{'':<28}{tag.description}")
+            missing = []
             for ck in tag.files if tag is not None else ():
-                mark = "found  " if official_path(arch, ck.filename).is_file() else "missing"
+                present = official_path(arch, ck.filename).is_file()
+                missing += [] if present else [source(ck)[0] in ("http", "drive")]
                 where = f"from {ck.url}" if ck.url else "not published"
-                lines.append(f"{'':<28}{mark} {arch}/{ck.filename}  [{ck.role}]  {where}")
+                lines.append(f"{'':<28}{'found  ' if present else 'missing'} {arch}/{ck.filename}  [{ck.role}]  {where}")
+            if any(missing):  # something the fetcher can get
+                rest = "" if all(missing) else " (gets the files it can; the others by hand)"
+                lines.append(f"{'':<28}fetch: python -m models.pretrained --fetch {full}{rest}")
     return "\n".join(lines)
 
 

@@ -6,7 +6,7 @@ ALBUMS holds one sub-folder per album (photos of one event or scene); a folder o
 sub-folders is one album. Every image's SIFT features are computed once (cached with --cache), every
 pair inside an album is scored by verified SIFT matches, pairs get similarity levels L1 (most
 similar) .. LN, and the recipe writes image files + manifest.parquet + pairs.parquet + spec.yaml +
-imagefolder metadata.jsonl. The same inputs, options and seed give a byte-identical manifest,
+imagefolder metadata (<split>/metadata.parquet). The same inputs, options and seed give a byte-identical manifest,
 whatever --jobs is. Unusable inputs are skipped with a counted reason in the printed report.
 """
 from __future__ import annotations

@@ -1,9 +1,9 @@
 """The on-disk dataset contract shared by builders and the harness.
 
 A dataset is a folder holding image files, ``manifest.parquet`` (one row per sample), ``spec.yaml``
-(what made it) and ``metadata.jsonl`` (HuggingFace ``imagefolder`` metadata: one per split folder
-when the images live under ``train/``/``test/``, else one at the root). Paths in the manifest
-are relative to the folder and may never escape it. This module reads datasets;
+(what made it) and ``<split>/metadata.parquet`` (HuggingFace ``imagefolder`` metadata, so
+``datasets.load_dataset("imagefolder", data_dir=...)`` loads it: the images of a sample live under
+its split's folder). Paths in the manifest are relative to the folder and may never escape it. This module reads datasets;
 :mod:`builders.writer` is the one place that writes them (atomically).
 """
 from __future__ import annotations
@@ -18,7 +18,7 @@ import yaml
 
 MANIFEST = "manifest.parquet"
 SPEC = "spec.yaml"
-METADATA = "metadata.jsonl"
+METADATA = "metadata.parquet"
 
 #: Columns every manifest has. ``level`` is 1 (most similar) … N, or 0 when there is no reference;
 #: ``ref`` is "" when the sample has none. Builders may add more columns (scores, crop boxes …).

@@ -36,12 +36,13 @@ class VariantReport(BuildReport):
         return "\n".join(lines)
 
 
-def ref_name(sample_id: str) -> str:
-    """A file name for a sample's new reference; ids that need escaping get a hash suffix to stay unique."""
+def ref_name(sample_id: str, split: str) -> str:
+    """A file name for a sample's new reference, under its split's folder (as the writer requires);
+    ids that need escaping get a hash suffix to stay unique."""
     safe = re.sub(r"[^A-Za-z0-9._-]", "_", sample_id)
     if safe != sample_id or safe.startswith("."):
         safe = f"{safe}-{hashlib.sha256(sample_id.encode()).hexdigest()[:8]}"
-    return f"variant_refs/{safe}.png"
+    return f"{split}/variant_refs/{safe}.png"
 
 
 def transform_row(ds: Dataset, v: Variant, row: dict, seed: int, scale: int, load) -> tuple[Row | None, str]:
@@ -68,7 +69,7 @@ def transform_row(ds: Dataset, v: Variant, row: dict, seed: int, scale: int, loa
     if new is None:
         out.update(ref="", ref_height=0, ref_width=0)
     else:
-        rel = ref_name(row["sample_id"])
+        rel = ref_name(row["sample_id"], row["split"])
         files[rel] = Array(new)
         out.update(ref=rel, ref_height=int(new.shape[0]), ref_width=int(new.shape[1]),
                    level=int(row["level"]) or 1)

@@ -11,14 +11,13 @@ files that sample needs, each one of
 
 :func:`write_dataset` puts the files into a temporary sibling of the output folder, writes
 ``manifest.parquet``, ``spec.yaml`` (one layout for every kind, see :func:`make_spec`) and the
-imagefolder ``metadata.jsonl``, and renames the folder into place: an interrupted build leaves
-nothing half-written. A manifest field may be :class:`Digest` (sha256 prefix of a file the writer
+imagefolder ``<split>/metadata.parquet`` (a sample's images live under its split's folder), and
+renames the folder into place: an interrupted build leaves nothing half-written. A manifest field may be :class:`Digest` (sha256 prefix of a file the writer
 produced), resolved once every file is written.
 """
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import shutil
 import tempfile
@@ -31,6 +30,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import yaml
 
 from core.files import link_or_copy
@@ -165,45 +166,45 @@ def _place(tmp: Path, rel: str, what: Array | Source, link: bool) -> str:
     return link_or_copy(what.path, dst, link)
 
 
-#: Manifest columns holding image paths, and their names in imagefolder metadata (``*_file_name``
-#: columns become image features; ``file_name`` is the primary ``image``).
-IMAGE_COLUMNS = {"hr": "file_name", "ref": "ref_file_name", "lr": "lr_file_name"}
+#: Manifest columns holding image paths, and their names in imagefolder metadata (a
+#: ``<name>_file_name`` column loads as the image feature ``<name>``).
+IMAGE_COLUMNS = {"hr": "hr_file_name", "ref": "ref_file_name", "lr": "lr_file_name"}
 
 
-def _json_value(v):
-    return v.item() if hasattr(v, "item") else v
+def imagefolder_metadata(df: pd.DataFrame) -> dict[str, pa.Table]:
+    """The imagefolder metadata of each split, by split name (written to ``<split>/metadata.parquet``).
 
-
-def _metadata(df: pd.DataFrame) -> dict[str, list[dict]]:
-    """imagefolder metadata records by the folder they go in.
-
-    ``imagefolder`` takes splits from top-level ``train/``/``test/`` folders and then reads a
-    ``metadata.jsonl`` inside each of them (paths relative to it), which must all have the same
-    columns; otherwise it reads one at the root. So only columns set in every row are exported
-    (the manifest keeps everything).
+    ``imagefolder`` takes the splits from top-level folders named after them, reads the metadata
+    inside each (image paths relative to it, never leaving it) and needs one schema for all of them.
+    So every image of a sample must lie under its split's folder (checked here: the layout is the
+    makers'), and every manifest column goes out under one schema: a missing reference or LR image,
+    or a value a split does not have (test rows have no crop boxes), is null.
     """
-    full = [c for c in df.columns if df[c].notna().all() and not (df[c].astype(str) == "").any()]
-    images = [c for c in IMAGE_COLUMNS if c in full]
-    splits = sorted(df["split"].unique())
-    per_split = all(df.loc[df["split"] == sp, c].str.startswith(f"{sp}/").all() for sp in splits for c in images)
-    out: dict[str, list[dict]] = {}
-    for row in df[full].to_dict("records"):
-        folder = str(row["split"]) if per_split else ""
-        rec = {k: _json_value(v) for k, v in row.items() if k not in IMAGE_COLUMNS}
-        for c in images:
-            rec[IMAGE_COLUMNS[c]] = row[c][len(folder) + 1:] if folder else row[c]
-        out.setdefault(folder, []).append(rec)
-    return out
+    df = df.copy()
+    for col, name in IMAGE_COLUMNS.items():
+        paths = df[col].fillna("").astype(str) if col in df.columns else pd.Series("", index=df.index)
+        prefix = df["split"].astype(str) + "/"
+        outside = [(sid, p) for sid, p, pre in zip(df["sample_id"], paths, prefix) if p and not p.startswith(pre)]
+        if outside:
+            sid, p = outside[0]
+            raise DatasetError(f"{len(outside)} {col} image(s) outside their split's folder, e.g. sample {sid!r}: "
+                               f"{p!r}; a sample's images go under <split>/ (imagefolder takes splits from folders)")
+        rel = [p[len(pre):] if p else None for p, pre in zip(paths, prefix)]
+        df = df.drop(columns=[col], errors="ignore")
+        df[name] = pd.array(rel, dtype="string")
+    schema = pa.Schema.from_pandas(df, preserve_index=False).remove_metadata()
+    return {str(split): pa.Table.from_pandas(part, schema=schema, preserve_index=False)
+            for split, part in df.groupby("split", sort=True)}
 
 
 def write_dataset_files(folder: Path, manifest: pd.DataFrame, spec: dict) -> None:
     """Write manifest, spec and imagefolder metadata into ``folder`` (a :class:`DatasetFolder`)."""
     write_manifest(manifest, folder)
     (folder / SPEC).write_text(yaml.safe_dump(spec, sort_keys=True, allow_unicode=True))
-    for sub, records in _metadata(normalise_manifest(manifest)).items():
-        with open(folder / sub / METADATA, "w") as f:
-            for rec in records:
-                f.write(json.dumps(rec, sort_keys=True) + "\n")
+    for split, table in imagefolder_metadata(normalise_manifest(manifest)).items():
+        target = safe_path(folder, f"{split}/{METADATA}")
+        target.parent.mkdir(exist_ok=True)
+        pq.write_table(table, target, compression="zstd")
 
 
 def write_dataset(out: str | os.PathLike, rows: Iterable[Row], spec: dict, report: BuildReport, *,

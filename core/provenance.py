@@ -9,13 +9,17 @@ from importlib import metadata
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-PACKAGES = ("refsr-bench", "torch", "torchvision", "numpy", "opencv-contrib-python-headless", "kornia",
+PACKAGES = ("refsr-bench", "torch", "torchvision", "numpy", "opencv-python-headless", "datasets",
             "pandas", "pyarrow", "pillow", "lpips", "pyiqa", "scikit-image")
 
 
 @lru_cache(maxsize=1)
 def git_sha() -> str:
-    """Commit of the working tree, with ``-dirty`` when it has uncommitted changes; 'unknown' outside git."""
+    """Commit of the working tree, with ``-dirty`` when it has uncommitted changes; 'unknown' outside git
+    (an installed wheel: its version is in :func:`versions`, and a git repository around the
+    environment is not its source)."""
+    if not (REPO / ".git").exists():
+        return "unknown"
     try:
         sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True,
                              check=True).stdout.strip()

@@ -65,15 +65,18 @@ def test_same_seed_same_bytes_and_jobs_do_not_matter(albums, built, tmp_path):
     assert (other / "manifest.parquet").read_bytes() != (out / "manifest.parquet").read_bytes()
 
 
-def test_loads_with_pandas_and_huggingface_imagefolder(built):
+def test_loads_with_pandas_and_huggingface_imagefolder(built, tmp_path):
     out, _ = built
     assert len(pd.read_parquet(out / "manifest.parquet")) == 15
     import datasets
-    dd = datasets.load_dataset("imagefolder", data_dir=str(out))
+    dd = datasets.load_dataset("imagefolder", data_dir=str(out), cache_dir=str(tmp_path / "hf"))
     assert set(dd) == {"train", "test"} and dd["test"].num_rows == 5 and dd["train"].num_rows == 10
     row = dd["test"][0]
-    assert row["image"].size[0] <= 500 and row["ref"] is not None and row["lr"].size[0] * 4 == row["image"].size[0]
+    assert row["hr"].size[0] <= 500 and row["ref"] is not None and row["lr"].size[0] * 4 == row["hr"].size[0]
     assert sorted(dd["test"]["level"]) == [1, 2, 3, 4, 5]
+    # train crop boxes survive though test rows have none (null there)
+    assert None not in dd["train"]["hr_x"] and set(dd["test"]["hr_x"]) == {None}
+    assert dd["train"][0]["hr"].size == dd["train"][0]["ref"].size == (160, 160)
 
 
 def _write(path, arr):

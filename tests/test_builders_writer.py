@@ -37,10 +37,10 @@ def _spec(name="d"):
 
 
 def _rows(img, src):
-    yield Row({"sample_id": "a", "split": "test", "group": "g", "level": 1, "hr": "hr.png", "ref": "r.png",
-               "ref_sha256": Digest("r.png")}, {"hr.png": Array(img), "r.png": Source(src)})
-    yield Row({"sample_id": "b", "split": "test", "group": "g", "level": 2, "hr": "hr.png", "ref": "r2.png",
-               "ref_sha256": Digest("r2.png")}, {"hr.png": Written(), "r2.png": Source(src, convert=True)})
+    yield Row({"sample_id": "a", "split": "test", "group": "g", "level": 1, "hr": "test/hr.png", "ref": "test/r.png",
+               "ref_sha256": Digest("test/r.png")}, {"test/hr.png": Array(img), "test/r.png": Source(src)})
+    yield Row({"sample_id": "b", "split": "test", "group": "g", "level": 2, "hr": "test/hr.png", "ref": "test/r2.png",
+               "ref_sha256": Digest("test/r2.png")}, {"test/hr.png": Written(), "test/r2.png": Source(src, convert=True)})
 
 
 def test_writer_places_files_resolves_digests_and_counts(tmp_path):
@@ -53,20 +53,22 @@ def test_writer_places_files_resolves_digests_and_counts(tmp_path):
         write_dataset(out, _rows(img, src), _spec(out.name), report if jobs == 1 else BuildReport("t"), jobs=jobs)
         ds = Dataset.open(out)
         assert list(ds.manifest["ref_sha256"]) == [hashlib.sha256(src.read_bytes()).hexdigest()[:16],
-                                                  hashlib.sha256((out / "r2.png").read_bytes()).hexdigest()[:16]]
-        assert (out / "metadata.jsonl").is_file() and ds.spec["report"]["samples"] == {"test": {"L1": 1, "L2": 1}}
+                                                  hashlib.sha256((out / "test/r2.png").read_bytes()).hexdigest()[:16]]
+        assert (out / "test" / "metadata.parquet").is_file() and ds.spec["report"]["samples"] == {"test": {"L1": 1, "L2": 1}}
     assert (tmp_path / "out1" / "manifest.parquet").read_bytes() == (tmp_path / "out3" / "manifest.parquet").read_bytes()
     assert report.files == {"written": 1, "linked": 1, "converted": 1}
 
 
-@pytest.mark.parametrize("files", [{"x.png": Written()}, "twice"])
+@pytest.mark.parametrize("files", [{"test/x.png": Written()}, "twice", "outside-split-folder"])
 def test_writer_refuses_inconsistent_plans_and_leaves_nothing(tmp_path, files):
     img = np.zeros((8, 8, 3), np.uint8)
-    rows = [Row({"sample_id": "a", "split": "test", "group": "g", "level": 0, "hr": "x.png", "ref": ""},
-                {"x.png": Array(img)} if files == "twice" else files)]
+    rows = [Row({"sample_id": "a", "split": "test", "group": "g", "level": 0, "hr": "test/x.png", "ref": ""},
+                files if isinstance(files, dict) else {"test/x.png": Array(img)})]
     if files == "twice":
-        rows.append(Row(dict(rows[0].fields, sample_id="b"), {"x.png": Array(img)}))
-    with pytest.raises(DatasetError):
+        rows.append(Row(dict(rows[0].fields, sample_id="b"), {"test/x.png": Array(img)}))
+    if files == "outside-split-folder":  # imagefolder would load it without its metadata, or in the wrong split
+        rows.append(Row(dict(rows[0].fields, sample_id="b", split="train", hr="test/x.png"), {}))
+    with pytest.raises(DatasetError, match="outside their split's folder" if files == "outside-split-folder" else None):
         write_dataset(tmp_path / "d", rows, _spec(), BuildReport("t"))
     assert list(tmp_path.iterdir()) == []
 

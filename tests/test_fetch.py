@@ -405,3 +405,19 @@ def test_iqa_weights_are_fetched_checked_and_recorded(server, fake_pyiqa, tmp_pa
     args = ["--models", "bicubic", "--datasets", str(data), "--download", "--dry-run"]
     assert run.main([*args, "--metrics", "psnr_y,musiq"]) == 0
     assert run.main([*args, "--metrics", "psnr_y,maniqa"]) == 2
+
+
+def test_list_models_says_how_to_fetch_absent_weights(server, tiny_model, capsys):
+    from benchmark import run
+
+    name = tiny_model(url=server.url("/tiny.pth"))
+    server.files["/tiny.pth"] = _official_file()
+    unpublished = tiny_model("test_fetch_unpublished", filename="u.pth")
+    assert run.main(["--list-models"]) == 0
+    out = capsys.readouterr().out
+    assert f"fetch: python -m models.pretrained --fetch {name}\n" in out
+    assert f"--fetch {unpublished}" not in out           # nothing the fetcher could get
+    assert pretrained.main(["--fetch", name]) == 0
+    capsys.readouterr()
+    assert run.main(["--list-models"]) == 0
+    assert f"--fetch {name}" not in capsys.readouterr().out   # present now: no hint

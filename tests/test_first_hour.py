@@ -54,7 +54,7 @@ def test_absent_dataset_and_raw_folder_are_explained_even_in_dry_run(tmp_path, c
     monkeypatch.setenv("REFSR_DATA", str(tmp_path / "data"))
     code, _, err = _run(capsys, "--models", "bicubic", "--datasets", "cufed5", "--dry-run")
     assert code == 2 and "is not present" in err and "builders.import --layout cufed5" in err
-    raw = make_tiny_dataset(tmp_path / "x") / "000_0.png"
+    raw = make_tiny_dataset(tmp_path / "x") / "test" / "000_0.png"
     folder = tmp_path / "raw"
     folder.mkdir()
     raw.rename(folder / "a.png")

@@ -61,8 +61,8 @@ def test_cufed5_levels_links_and_bad_files(tmp_path):
     report, ds, m = run("cufed5", src, tmp_path / "out")
     assert sorted(m.index) == ["001_1", "001_2", "001_3", "002_1", "002_3"]
     assert m.loc["001_2", "level"] == 2 and m.loc["001_2", "group"] == "001"
-    assert m.loc["001_1", "hr"] == "001_0.png" and m.loc["001_3", "ref"] == "001_3.png"
-    assert m.loc["002_1", "ref"] == "002_1.png" and m.loc["002_1", "converted"] == "ref:grayscale"
+    assert m.loc["001_1", "hr"] == "test/001_0.png" and m.loc["001_3", "ref"] == "test/001_3.png"
+    assert m.loc["002_1", "ref"] == "test/002_1.png" and m.loc["002_1", "converted"] == "ref:grayscale"
     assert m.loc["002_3", "converted"] == "ref:alpha"
     assert report.skipped["unreadable"] == 1 and report.skipped["sample-dropped: ref unreadable"] == 1
     assert report.skipped["no-hr-in-group"] == 1 and report.skipped["no-references"] == 1
@@ -70,10 +70,10 @@ def test_cufed5_levels_links_and_bad_files(tmp_path):
     assert dict(report.converted) == {"grayscale": 1, "alpha": 1}
     assert report.samples[("test", 1)] == 2 and report.samples[("test", 3)] == 2
     # hard link where possible, converted files are 8-bit RGB PNGs
-    assert os.path.samefile(ds.path("001_0.png"), src / "001_0.png")
-    gray, notes = read_rgb(ds.path("002_1.png"))
+    assert os.path.samefile(ds.path("test/001_0.png"), src / "001_0.png")
+    gray, notes = read_rgb(ds.path("test/002_1.png"))
     assert notes == [] and gray.shape == (40, 48, 3) and (gray[..., 0] == gray[..., 2]).all()
-    assert "001_0.png" in (tmp_path / "out" / "metadata.jsonl").read_text()
+    assert "001_0.png" in set(pd.read_parquet(tmp_path / "out" / "test" / "metadata.parquet")["hr_file_name"])
     text = report.format()
     assert "L1=2" in text and "unreadable=1" in text and "linked=" in text
 
@@ -85,7 +85,7 @@ def test_copy_instead_of_link_and_same_manifest_for_any_jobs(tmp_path):
             img(src / f"{g:03d}_{k}.png", seed=10 * g + k)
     run("cufed5", src, tmp_path / "a", jobs=1)
     _, ds, _ = run("cufed5", src, tmp_path / "b", jobs=3, link=False)
-    assert not os.path.samefile(ds.path("000_0.png"), src / "000_0.png")
+    assert not os.path.samefile(ds.path("test/000_0.png"), src / "000_0.png")
     assert (tmp_path / "a" / "manifest.parquet").read_bytes() == (tmp_path / "b" / "manifest.parquet").read_bytes()
 
 
@@ -101,11 +101,11 @@ def test_wrsr_pairs_and_bad_inputs(tmp_path):
     img(src / "ref/005_ref.png")
     report, ds, m = run("wrsr", src, tmp_path / "out")
     assert sorted(m.index) == ["001", "004"]
-    assert m.loc["001", "ref"] == "ref/001_ref.png" and m.loc["001", "level"] == 1
-    assert m.loc["004", "converted"] == "hr:16-bit" and m.loc["004", "hr"] == "input/004.png"
+    assert m.loc["001", "ref"] == "test/ref/001_ref.png" and m.loc["001", "level"] == 1
+    assert m.loc["004", "converted"] == "hr:16-bit" and m.loc["004", "hr"] == "test/input/004.png"
     assert report.skipped["missing-reference"] == 1 and report.skipped["reference-without-input"] == 1
     assert report.skipped["too-small"] == 1 and report.skipped["sample-dropped: hr too-small"] == 1
-    assert read_rgb(ds.path("input/004.png"))[0].dtype == np.uint8
+    assert read_rgb(ds.path("test/input/004.png"))[0].dtype == np.uint8
 
 
 def test_wrsr_without_subfolders_is_a_clear_error(tmp_path):
@@ -132,7 +132,7 @@ def test_sun80_several_matches_per_image(tmp_path):
     report, ds, m = run("sun80", sun80_tree(tmp_path / "Sun80"), tmp_path / "out")
     assert sorted(m.index) == ["Sun_a/m0", "Sun_a/m1", "Sun_a/m2", "Sun_b/m0"]
     assert set(m["group"]) == {"Sun_a", "Sun_b"} and set(m["level"]) == {1}
-    assert m.loc["Sun_a/m1", "ref"] == "Sun_Hays_SR_scenematches/Sun_a/m1.jpg"
+    assert m.loc["Sun_a/m1", "ref"] == "test/Sun_Hays_SR_scenematches/Sun_a/m1.jpg"
     assert report.skipped["no-scene-matches"] == 1 and report.skipped["matches-without-groundtruth"] == 1
     assert report.skipped["unreadable"] == 1
 
@@ -162,7 +162,7 @@ def test_folder_without_references(tmp_path):
     assert sorted(m.index) == ["img_001", "img_003", "sub/img_002"]
     assert report.skipped["duplicate-image"] == 1 and report.skipped["sample-dropped: hr duplicate-image"] == 1
     assert set(m["level"]) == {0} and set(m["ref"]) == {""}
-    assert m.loc["img_003", "hr"] == "img_003.png" and m.loc["sub/img_002", "hr"] == "sub/img_002.jpg"
+    assert m.loc["img_003", "hr"] == "test/img_003.png" and m.loc["sub/img_002", "hr"] == "test/sub/img_002.jpg"
     assert report.skipped["duplicate-name"] == 1 and report.skipped["too-small"] == 1
     assert ds.levels == [0]
 
@@ -186,11 +186,11 @@ def test_pair_list_with_header_and_bad_lines(tmp_path):
     assert sorted(m.index) == [f"hr/a~ref/a", "hr/a~ref/b", f"hr/c~{str(outside)[:-4]}"]
     assert m.loc["hr/a~ref/b", "level"] == 2 and m.loc["hr/a~ref/b", "group"] == "hr/a"
     ext = m.loc[f"hr/c~{str(outside)[:-4]}", "ref"]
-    assert ext.startswith("external/") and ds.path(ext).is_file()
+    assert ext.startswith("test/external/") and ds.path(ext).is_file()
     assert report.skipped["duplicate-pair"] == 1 and report.skipped["missing-file"] == 1
     assert report.skipped["malformed-line (want 3 fields)"] == 1
     # the shared HR is written once and used by both rows
-    assert m.loc["hr/a~ref/a", "hr"] == m.loc["hr/a~ref/b", "hr"] == "hr/a.png"
+    assert m.loc["hr/a~ref/a", "hr"] == m.loc["hr/a~ref/b", "hr"] == "test/hr/a.png"
 
 
 def test_pair_list_without_header_given_as_file(tmp_path):

@@ -42,7 +42,7 @@ def test_rebuilt_dataset_and_edited_protocol_give_fresh_rows(tmp_path):
 
 def test_failed_images_are_retried(tmp_path):
     ds = make_tiny_dataset(tmp_path / "ds", groups=2)
-    hr = ds / "000_0.png"
+    hr = ds / "test" / "000_0.png"
     good = hr.read_bytes()
     hr.write_bytes(b"not a png")
     argv = [*ARGS, "--datasets", str(ds), "--out", str(tmp_path / "r")]

@@ -227,9 +227,9 @@ def test_variant_cli_is_deterministic_for_any_jobs(cufed, tmp_path, capsys):
     assert params["grid"] == 4 and len(params["perm"]) == 16
     assert m.loc["001_2", "variant_params"] == json.dumps(params, sort_keys=True)
     clean = Dataset.open(cufed)
-    assert m.loc["001_2", "clean_ref"] == "001_2.png"
-    assert not np.array_equal(read_rgb(ds.path(m.loc["001_2", "ref"]))[0], read_rgb(clean.path("001_2.png"))[0])
-    assert ds.path(m.loc["001_2", "hr"]).read_bytes() == clean.path("001_0.png").read_bytes()
+    assert m.loc["001_2", "clean_ref"] == "test/001_2.png"
+    assert not np.array_equal(read_rgb(ds.path(m.loc["001_2", "ref"]))[0], read_rgb(clean.path("test/001_2.png"))[0])
+    assert ds.path(m.loc["001_2", "hr"]).read_bytes() == clean.path("test/001_0.png").read_bytes()
     assert ds.spec["base"]["fingerprint"] == clean.fingerprint() and ds.spec["seed"] == 7
     derive_variant(cufed, "shuffle:4", tmp_path / "c", seed=8)
     assert (tmp_path / "c" / "manifest.parquet").read_bytes() != a
@@ -245,7 +245,7 @@ def test_variant_cli_stitch_and_lr_on_a_folder(cufed, tmp_path):
     import_layout("folder", tmp_path / "u", tmp_path / "urban")
     report = derive_variant(tmp_path / "urban", "lr", tmp_path / "urban_lr")
     m = Dataset.open(tmp_path / "urban_lr").manifest
-    assert list(m["level"]) == [1] and m["ref"][0] == "variant_refs/x.png" and report.samples[("test", 1)] == 1
+    assert list(m["level"]) == [1] and m["ref"][0] == "test/variant_refs/x.png" and report.samples[("test", 1)] == 1
     with pytest.raises(DatasetError, match=r"no samples to write .*no-reference=1"):
         derive_variant(tmp_path / "urban", "luma", tmp_path / "urban_luma")
     assert not (tmp_path / "urban_luma").exists()

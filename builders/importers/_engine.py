@@ -47,7 +47,8 @@ class ImportReport(BuildReport):
 
 
 def dest_name(scan: Scan, src: Path, converted: bool) -> str:
-    """Mirror the source path under the scan root; files outside it go to ``external/<hash>/``."""
+    """Mirror the source path under the scan root; files outside it go to ``external/<hash>/``
+    (:func:`plan` puts either under the sample's split folder)."""
     if src.is_relative_to(scan.root):
         rel = PurePosixPath(src.relative_to(scan.root).as_posix())
     else:
@@ -137,17 +138,19 @@ def plan(scan: Scan, report: ImportReport, *, jobs: int = 1, min_size: int = 16,
     for s in usable:
         hr, ref = checked[s.hr], checked[s.ref] if s.ref is not None else None
         used.update(p for p in (s.hr, s.ref) if p is not None)
-        files = {hr.rel: Source(s.hr, convert=bool(hr.notes))}
+        # under the split folder, as the writer requires (a file two splits use is placed in both)
+        hr_rel, ref_rel = f"{s.split}/{hr.rel}", f"{s.split}/{ref.rel}" if ref else ""
+        files = {hr_rel: Source(s.hr, convert=bool(hr.notes))}
         if ref is not None:
-            files[ref.rel] = Source(s.ref, convert=bool(ref.notes))
+            files[ref_rel] = Source(s.ref, convert=bool(ref.notes))
         rows.append(Row({"sample_id": s.sample_id, "split": s.split, "group": s.group, "level": s.level,
-                         "hr": hr.rel, "ref": ref.rel if ref else "",
+                         "hr": hr_rel, "ref": ref_rel,
                          "hr_height": hr.height, "hr_width": hr.width,
                          "ref_height": ref.height if ref else 0, "ref_width": ref.width if ref else 0,
                          "source_hr": rel(s.hr), "source_ref": rel(s.ref) if s.ref is not None else "",
                          "converted": ";".join([f"hr:{n}" for n in hr.notes] +
                                                [f"ref:{n}" for n in (ref.notes if ref else ())]),
-                         "hr_sha256": Digest(hr.rel), "ref_sha256": Digest(ref.rel) if ref else ""}, files))
+                         "hr_sha256": Digest(hr_rel), "ref_sha256": Digest(ref_rel) if ref else ""}, files))
     for p in sorted(used):
         for note in checked[p].notes:
             report.converted[note] += 1
