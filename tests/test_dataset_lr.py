@@ -24,12 +24,12 @@ def _dataset(root, lr_for):
         for i in range(3):
             hr = rng.integers(0, 256, (50, 61, 3), dtype=np.uint8)
             ref = rng.integers(0, 256, (48, 48, 3), dtype=np.uint8)
-            files = {f"hr/{i}.png": Array(hr), f"ref/{i}.png": Array(ref)}
+            files = {f"test/hr/{i}.png": Array(hr), f"test/ref/{i}.png": Array(ref)}
             lr = lr_for(i, hr[:48, :60])
             if lr is not None:
-                files[f"lr/{i}.png"] = Array(lr)
-            yield Row({"sample_id": f"s{i}", "split": "test", "group": f"g{i}", "level": 1, "hr": f"hr/{i}.png",
-                       "ref": f"ref/{i}.png", "lr": f"lr/{i}.png" if lr is not None else ""}, files)
+                files[f"test/lr/{i}.png"] = Array(lr)
+            yield Row({"sample_id": f"s{i}", "split": "test", "group": f"g{i}", "level": 1, "hr": f"test/hr/{i}.png",
+                       "ref": f"test/ref/{i}.png", "lr": f"test/lr/{i}.png" if lr is not None else ""}, files)
 
     spec = make_spec(name=root.name, kind="recipe", created_by="test", version="1", config={}, seed=0)
     write_dataset(root, rows(), spec, BuildReport("test"))
@@ -50,7 +50,7 @@ def test_model_receives_the_dataset_lr_and_the_hash_differs(tmp_path):
 
     rows = benchmark.evaluate(upsample, str(ds), protocol="dataset-lr", metrics=["psnr_y"], name="up")
     assert (rows["status"] == "ok").all() and len(rows) == 3
-    stored = {read_rgb(ds / f"lr/{i}.png")[0].tobytes() for i in range(3)}
+    stored = {read_rgb(ds / f"test/lr/{i}.png")[0].tobytes() for i in range(3)}
     assert set(seen) == stored  # the files themselves (a warm-up call repeats the first one)
     assert rows["protocol_hash"].iloc[0] == load_protocol("dataset-lr").hash != load_protocol("refsr-standard").hash
     seen.clear()
