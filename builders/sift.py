@@ -10,11 +10,16 @@ reset per pair, so they do not depend on the number of workers.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import io
 import json
 import multiprocessing as mp
 import os
 import tempfile
+import time
+import warnings
+import zipfile
 from dataclasses import asdict, dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -23,6 +28,8 @@ from typing import Callable, Iterable, Iterator, Sequence
 import cv2
 import numpy as np
 import torch
+
+from core.files import atomic_write_bytes
 
 from .config import option
 from .images import BadImage, read_rgb
@@ -139,14 +146,24 @@ def extract(rgb: np.ndarray, params: SiftParams) -> Features:
 class FeatureCache:
     """Features by (file sha256, extraction parameters): in memory, and on disk when ``folder`` is set.
 
-    Disk entries are ``.npz`` files (read with ``allow_pickle=False``) written atomically.
+    Disk entries are ``.npz`` files (read with ``allow_pickle=False``) written atomically
+    (``core.files``): a full disk or a killed process leaves no partial entry, only possibly a hidden
+    temporary file, removed by the next cache opened on the folder an hour later. An entry that
+    cannot be read (truncated, garbage) is recomputed with a warning naming the file.
     """
+
+    STALE_TEMP_SECONDS = 3600
 
     def __init__(self, folder: str | os.PathLike | None = None, max_items: int = 1024):
         self.folder = Path(folder) if folder else None
         self.max_items = max_items
         self.memory: dict[str, Features] = {}
         self.hits = 0
+        if self.folder is not None and self.folder.is_dir():
+            for tmp in self.folder.glob(".*.npz.*"):   # atomic-write temporaries of killed processes
+                with contextlib.suppress(OSError):
+                    if time.time() - tmp.stat().st_mtime > self.STALE_TEMP_SECONDS:
+                        tmp.unlink()
 
     @staticmethod
     def key(sha: str, params: SiftParams) -> str:
@@ -156,13 +173,21 @@ class FeatureCache:
         if key in self.memory:
             self.hits += 1
             return self.memory[key]
-        if self.folder is not None and (self.folder / f"{key}.npz").is_file():
-            with np.load(self.folder / f"{key}.npz", allow_pickle=False) as z:
+        path = self.folder / f"{key}.npz" if self.folder is not None else None
+        if path is None or not path.is_file():
+            return None
+        try:
+            with np.load(path, allow_pickle=False) as z:
                 feats = Features(z["xy"].astype(np.float32), z["desc"].astype(np.uint8))
-            self._remember(key, feats)
-            self.hits += 1
-            return feats
-        return None
+            if feats.xy.ndim != 2 or feats.xy.shape[1] != 2 or feats.desc.shape != (len(feats), 128):
+                raise ValueError(f"arrays of shapes {feats.xy.shape} and {feats.desc.shape}")
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:
+            warnings.warn(f"SIFT cache entry {path} is unreadable ({type(e).__name__}: {e}); recomputing it",
+                          stacklevel=2)
+            return None
+        self._remember(key, feats)
+        self.hits += 1
+        return feats
 
     def _remember(self, key: str, feats: Features) -> None:
         if len(self.memory) >= self.max_items:   # bounded: a long-lived process must not grow forever
@@ -170,14 +195,17 @@ class FeatureCache:
         self.memory[key] = feats
 
     def put(self, key: str, feats: Features) -> None:
+        """Remember ``feats``; on disk too when possible (a failed write warns and is not fatal)."""
         self._remember(key, feats)
         if self.folder is None:
             return
-        self.folder.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{key}.", suffix=".npz", dir=self.folder)
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, xy=feats.xy, desc=feats.desc)
-        os.replace(tmp, self.folder / f"{key}.npz")
+        buf = io.BytesIO()
+        np.savez(buf, xy=feats.xy, desc=feats.desc)
+        path = self.folder / f"{key}.npz"
+        try:
+            atomic_write_bytes(path, buf.getvalue())
+        except OSError as e:
+            warnings.warn(f"could not write SIFT cache entry {path} ({e}); continuing without it", stacklevel=2)
 
 
 def ratio_matches(fa: Features, fb: Features, ratio: float) -> np.ndarray:
@@ -208,10 +236,14 @@ def ratio_matches(fa: Features, fb: Features, ratio: float) -> np.ndarray:
 
 def match(fa: Features, fb: Features, params: SiftParams) -> PairScore:
     """Ratio-test matches a -> b, then RANSAC verification; deterministic for given features."""
-    base = dict(keypoints_a=len(fa), keypoints_b=len(fb))
     if len(fa) < 2 or len(fb) < 2:
-        return PairScore(matches=0, inliers=0, score=0, **base)
-    idx = ratio_matches(fa, fb, params.ratio)
+        return PairScore(keypoints_a=len(fa), keypoints_b=len(fb), matches=0, inliers=0, score=0)
+    return verify(fa, fb, ratio_matches(fa, fb, params.ratio), params)
+
+
+def verify(fa: Features, fb: Features, idx: np.ndarray, params: SiftParams) -> PairScore:
+    """The pair's score from its (k, 2) ratio-test matches: RANSAC inliers of ``params.geometry``."""
+    base = dict(keypoints_a=len(fa), keypoints_b=len(fb))
     pa, pb = fa.xy[idx[:, 0]], fb.xy[idx[:, 1]]
     model, inl = None, np.zeros(len(idx), bool)
     need = {"homography": 4, "fundamental": 8}.get(params.geometry, 0)
