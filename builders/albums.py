@@ -4,7 +4,9 @@ An albums folder holds one sub-folder per album (a folder of images with no sub-
 album). Every image is read once, checked (unreadable, too small, duplicate pixels, a near-duplicate
 of an earlier image of its album: skipped with a reason; grayscale/alpha/16-bit/EXIF-rotated: converted
 and counted), its SIFT features computed once; then every
-unordered pair inside an album is scored once, the image earlier in name order being the query.
+unordered pair inside an album is scored once, the image earlier in name order being the query
+(in albums above ``SiftParams.retrieval_above`` images, only each image's top-k candidate pairs by a
+global descriptor: ``builders.retrieval``).
 """
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ import pandas as pd
 
 from .images import list_images
 from .report import BuildReport
+from .retrieval import candidate_pairs
 from .sift import ImageRecord, PairScore, SiftParams, read_images, score_pairs, thumbnail_psnr
 
 #: thumbnail PSNR (dB) from which two images of an album count as copies of one photo: distinct
@@ -123,10 +126,15 @@ def _scan_batch(root: Path, folders: list[Path], listed: dict, params: SiftParam
     for a, album in enumerate(albums):
         off = len(feats)
         feats.extend(rec.features for rec in album.images)
-        for i in range(len(album.images)):
-            for j in range(i + 1, len(album.images)):
-                tasks.append((off + i, off + j))
-                owners.append((a, i, j))
+        n = len(album.images)
+        if params.retrieval_above and n > params.retrieval_above:
+            pairs = candidate_pairs([rec.features for rec in album.images], params.retrieval_k)
+            report.pairs_not_verified += n * (n - 1) // 2 - len(pairs)
+        else:
+            pairs = [(i, j) for i in range(n) for j in range(i + 1, n)]
+        for i, j in pairs:
+            tasks.append((off + i, off + j))
+            owners.append((a, i, j))
     wrap = (lambda it, total: progress(it, total, "pairs")) if progress else None
     scores = score_pairs(feats, tasks, params, jobs=jobs, progress=wrap)
     report.stage("matching", time.perf_counter() - t0)

@@ -55,6 +55,9 @@ class SiftParams:
     estimator: str = option("usac", "OpenCV USAC (seeded, 10-100x faster at low inlier ratios) or classic RANSAC",
                             choices=ESTIMATORS)
     score: str = option("inliers", "similarity = verified inliers or ratio-test matches", choices=SCORES)
+    retrieval_above: int = option(50, "albums of more images verify only each image's top retrieval_k pairs by "
+                                      "a bag-of-words descriptor (builders.retrieval); 0 = every pair always")
+    retrieval_k: int = option(10, "candidates verified per image in albums above retrieval_above")
 
     def __post_init__(self):
         if self.geometry not in GEOMETRIES:
@@ -67,6 +70,8 @@ class SiftParams:
             raise ValueError("score='inliers' needs a geometry (homography or fundamental)")
         for name, ok, rule in (("ratio", 0 < self.ratio < 1, "in (0, 1)"), ("max_side", self.max_side >= 32, ">= 32"),
                                ("nfeatures", self.nfeatures >= 0, ">= 0"),
+                               ("retrieval_above", self.retrieval_above >= 0, ">= 0"),
+                               ("retrieval_k", self.retrieval_k >= 1, ">= 1"),
                                ("ransac_threshold", self.ransac_threshold > 0, "> 0"),
                                ("ransac_iters", self.ransac_iters >= 1, ">= 1"), ("sigma", self.sigma > 0, "> 0")):
             if not ok:
