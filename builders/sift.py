@@ -56,7 +56,7 @@ class SiftParams:
                             choices=ESTIMATORS)
     score: str = option("inliers", "similarity = verified inliers or ratio-test matches", choices=SCORES)
     retrieval_above: int = option(50, "albums of more images verify only each image's top retrieval_k pairs by "
-                                      "a bag-of-words descriptor (builders.retrieval); 0 = every pair always")
+                                      "a VLAD descriptor of their SIFT features (builders.retrieval); 0 = every pair always")
     retrieval_k: int = option(10, "candidates verified per image in albums above retrieval_above")
 
     def __post_init__(self):
@@ -96,16 +96,15 @@ class Features:
         return int(self.xy.shape[0])
 
     @cached_property
-    def for_matching(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, np.ndarray]:
+    def for_matching(self) -> tuple[torch.Tensor, torch.Tensor, np.ndarray]:
         """What :func:`ratio_matches` needs, computed once per feature set: the descriptors minus 128
-        as int8 (rows, and transposed), and per descriptor d the terms that turn a dot product of
-        shifted descriptors into a squared distance, ``256 sum(d-128) - |d|^2`` (int32, as one row)
-        and ``|d|^2 - 256 sum(d-128) - 2 * 128^3`` (int64)."""
+        as int8, and per descriptor d the terms that turn a dot product of shifted descriptors into a
+        squared distance, ``256 sum(d-128) - |d|^2`` (int32, as one row) and
+        ``|d|^2 - 256 sum(d-128) - 2 * 128^3`` (int64)."""
         d = self.desc.astype(np.int64)
-        shifted = torch.from_numpy((d - 128).astype(np.int8))
         norm2, total = (d * d).sum(1), (d - 128).sum(1)
-        return (shifted, shifted.T.contiguous(), torch.from_numpy((256 * total - norm2).astype(np.int32))[None, :],
-                norm2 - 256 * total - 2 * 128 ** 3)
+        return (torch.from_numpy((d - 128).astype(np.int8)),
+                torch.from_numpy((256 * total - norm2).astype(np.int32))[None, :], norm2 - 256 * total - 2 * 128 ** 3)
 
 
 @dataclass
@@ -225,10 +224,10 @@ def ratio_matches(fa: Features, fb: Features, ratio: float) -> np.ndarray:
     """
     if len(fa) < 2 or len(fb) < 2:
         return np.zeros((0, 2), np.int64)
-    a, _, _, a_term = fa.for_matching
-    _, b_t, b_term, _ = fb.for_matching
+    a, _, a_term = fa.for_matching
+    b, b_term, _ = fb.for_matching
     # u[i, j] = 2 a'_i.b'_j + b_term[j];  d^2(i, j) = a_term[i] - u[i, j]  (larger u is nearer)
-    u = torch._int_mm(a, b_t)
+    u = torch._int_mm(a, b.T)
     u = torch.add(b_term, u, alpha=2, out=u).numpy()
     rows = np.arange(len(u))
     nearest = u.argmax(axis=1)
