@@ -164,7 +164,7 @@ class FeatureCache:
         self.memory: dict[str, Features] = {}
         self.hits = 0
         if self.folder is not None and self.folder.is_dir():
-            for tmp in self.folder.glob(".*.npz.*"):   # atomic-write temporaries of killed processes
+            for tmp in self.folder.glob(".*"):   # entries are never hidden: temporaries of killed writers
                 with contextlib.suppress(OSError):
                     if time.time() - tmp.stat().st_mtime > self.STALE_TEMP_SECONDS:
                         tmp.unlink()
