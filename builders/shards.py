@@ -103,6 +103,8 @@ def run_shard(albums_dir, out, shard: tuple[int, int], params: SiftParams, heade
     _, folders, listing = list_albums(root, BuildReport(""))
     listed = {album_name(root, f): [p.relative_to(root).as_posix() for p in listing[f]] for f in folders}
     collect(albums, report)
+    report.recipe = f"{report.recipe}, shard {k}/{n}"
+    report.albums, report.images = len(albums), sum(len(listed[a.name]) for a in albums)
     path = part_path(out, k, n)
     write_part(path, albums, listed, {**header, "shard": k, "shards": n, "format": FORMAT})
     report.out = str(path)
