@@ -20,6 +20,7 @@ from tqdm import tqdm
 from ._cli import report_or_error
 from .config import add_config_options, given_options
 from .recipes import RECIPES
+from .shards import parse_shard
 from .sift import default_jobs
 
 LEVELS_HELP = """\
@@ -27,6 +28,15 @@ levels (--level-method):
   rank        per HR, candidate references sorted by score, split into N equal rank bins
   quantiles   per album, cut points at the score quantiles of all its pairs
   thresholds  fixed match counts, e.g. --thresholds 200 100 50 20 for 5 levels
+
+a build sharded over N machines (--shard / --merge-shards):
+  each album goes to shard sha256(album name) mod N. Run, on any machines sharing ALBUMS and the
+  folder of OUT (K = 0 .. N-1; --cache on shared storage lets the merge reuse features):
+    python -m builders.build --recipe cufed5 --albums A --out D --shard K/N
+  Each writes D.shards/part-K-of-N.npz (the pair scores and verified matches of its albums: the
+  expensive part). Then, once, with the same options:
+    python -m builders.build --recipe cufed5 --albums A --out D --merge-shards N
+  writes D exactly as an unsharded build would (same manifest rows, files and hashes).
 
 examples:
   python -m builders.build --recipe cufed5 --albums ~/albums --out data/mycufed5 --seed 0
@@ -57,6 +67,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--cache", help="folder for cached SIFT features (keyed by file sha256 + SIFT options)")
     p.add_argument("--config", help="YAML file of recipe options (Config fields; nested sift:, levels:)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    sharding = p.add_mutually_exclusive_group()
+    sharding.add_argument("--shard", metavar="K/N", help="scan only shard K (0..N-1) of N and write its part "
+                                                       "into OUT.shards/ (see below)")
+    sharding.add_argument("--merge-shards", type=int, metavar="N", help="write OUT from the N parts of a sharded scan")
     add_config_options(p, [RECIPES.info(name)["config"] for name in RECIPES.list()])
     return p.parse_args(argv)
 
@@ -81,7 +95,9 @@ def main(argv=None) -> int:
     build = RECIPES.get(args.recipe)
     return report_or_error(lambda: build(args.albums, args.out, config_dict(args), seed=args.seed,
                                          jobs=max(1, args.jobs), overwrite=args.overwrite, cache_dir=args.cache,
-                                         progress=None if args.quiet else _bar))
+                                         progress=None if args.quiet else _bar,
+                                         shard=parse_shard(args.shard) if args.shard else None,
+                                         merge_shards=args.merge_shards))
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ class BuildReport:
     albums: int = 0
     images: int = 0
     pairs_scored: int = 0
+    pairs_not_verified: int = 0                             # left out by retrieval in large albums
     skipped: Counter = field(default_factory=Counter)       # reason -> count (images, albums, pairs, HRs)
     converted: Counter = field(default_factory=Counter)     # grayscale / alpha / 16-bit -> count
     skipped_inputs: list = field(default_factory=list)      # [{"input": rel path, "reason": key}]
@@ -46,6 +47,7 @@ class BuildReport:
         return {
             "recipe": self.recipe, "albums": self.albums, "images": self.images,
             "pairs_scored": self.pairs_scored, "samples": per_split,
+            **({"pairs_not_verified": self.pairs_not_verified} if self.pairs_not_verified else {}),
             "skipped": dict(sorted(self.skipped.items())), "converted": dict(sorted(self.converted.items())),
             "skipped_inputs": sorted(self.skipped_inputs, key=lambda d: (d["input"], d["reason"])),
             "crops": dict(sorted(self.crops.items())), "files": dict(sorted(self.files.items())),
@@ -56,7 +58,8 @@ class BuildReport:
     def format(self) -> str:
         d = self.to_dict()
         lines = [f"build report ({self.recipe}) -> {self.out}",
-                 f"  inputs: {self.albums} albums, {self.images} images, {self.pairs_scored} pairs scored"]
+                 f"  inputs: {self.albums} albums, {self.images} images, {self.pairs_scored} pairs scored"
+                 + (f" ({self.pairs_not_verified} left out by retrieval)" if self.pairs_not_verified else "")]
         for split, levels in d["samples"].items():
             total = sum(levels.values())
             lines.append(f"  {split}: {total} samples  " + "  ".join(f"{k}={v}" for k, v in levels.items()))

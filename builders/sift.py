@@ -1,7 +1,8 @@
 """SIFT pair scoring: features once per image (cached), ratio-test matching, RANSAC verification.
 
 The similarity of two photos is the number of SIFT correspondences that survive Lowe's ratio test
-and, by default, a RANSAC geometric check (homography or fundamental matrix). Features are
+(exact brute-force nearest neighbours through one int8 matrix product per pair) and, by default, a
+RANSAC geometric check (homography or fundamental matrix). Features are
 computed once per image and reused for every pair (never per pair); they are cached in memory and,
 optionally, on disk under a key made of the file's sha256 and the extraction parameters. Pair
 matching runs in a process pool; results are returned in task order and the RANSAC random state is
@@ -9,17 +10,26 @@ reset per pair, so they do not depend on the number of workers.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import io
 import json
 import multiprocessing as mp
 import os
 import tempfile
+import time
+import warnings
+import zipfile
 from dataclasses import asdict, dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, Sequence
 
 import cv2
 import numpy as np
+import torch
+
+from core.files import atomic_write_bytes
 
 from .config import option
 from .images import BadImage, read_rgb
@@ -45,6 +55,9 @@ class SiftParams:
     estimator: str = option("usac", "OpenCV USAC (seeded, 10-100x faster at low inlier ratios) or classic RANSAC",
                             choices=ESTIMATORS)
     score: str = option("inliers", "similarity = verified inliers or ratio-test matches", choices=SCORES)
+    retrieval_above: int = option(50, "albums of more images verify only each image's top retrieval_k pairs by "
+                                      "a VLAD descriptor of their SIFT features (builders.retrieval); 0 = every pair always")
+    retrieval_k: int = option(10, "candidates verified per image in albums above retrieval_above")
 
     def __post_init__(self):
         if self.geometry not in GEOMETRIES:
@@ -57,6 +70,8 @@ class SiftParams:
             raise ValueError("score='inliers' needs a geometry (homography or fundamental)")
         for name, ok, rule in (("ratio", 0 < self.ratio < 1, "in (0, 1)"), ("max_side", self.max_side >= 32, ">= 32"),
                                ("nfeatures", self.nfeatures >= 0, ">= 0"),
+                               ("retrieval_above", self.retrieval_above >= 0, ">= 0"),
+                               ("retrieval_k", self.retrieval_k >= 1, ">= 1"),
                                ("ransac_threshold", self.ransac_threshold > 0, "> 0"),
                                ("ransac_iters", self.ransac_iters >= 1, ">= 1"), ("sigma", self.sigma > 0, "> 0")):
             if not ok:
@@ -79,6 +94,17 @@ class Features:
 
     def __len__(self) -> int:
         return int(self.xy.shape[0])
+
+    @cached_property
+    def for_matching(self) -> tuple[torch.Tensor, torch.Tensor, np.ndarray]:
+        """What :func:`ratio_matches` needs, computed once per feature set: the descriptors minus 128
+        as int8, and per descriptor d the terms that turn a dot product of shifted descriptors into a
+        squared distance, ``256 sum(d-128) - |d|^2`` (int32, as one row) and
+        ``|d|^2 - 256 sum(d-128) - 2 * 128^3`` (int64)."""
+        d = self.desc.astype(np.int64)
+        norm2, total = (d * d).sum(1), (d - 128).sum(1)
+        return (torch.from_numpy((d - 128).astype(np.int8)),
+                torch.from_numpy((256 * total - norm2).astype(np.int32))[None, :], norm2 - 256 * total - 2 * 128 ** 3)
 
 
 @dataclass
@@ -124,14 +150,24 @@ def extract(rgb: np.ndarray, params: SiftParams) -> Features:
 class FeatureCache:
     """Features by (file sha256, extraction parameters): in memory, and on disk when ``folder`` is set.
 
-    Disk entries are ``.npz`` files (read with ``allow_pickle=False``) written atomically.
+    Disk entries are ``.npz`` files (read with ``allow_pickle=False``) written atomically
+    (``core.files``): a full disk or a killed process leaves no partial entry, only possibly a hidden
+    temporary file, removed by the next cache opened on the folder an hour later. An entry that
+    cannot be read (truncated, garbage) is recomputed with a warning naming the file.
     """
+
+    STALE_TEMP_SECONDS = 3600
 
     def __init__(self, folder: str | os.PathLike | None = None, max_items: int = 1024):
         self.folder = Path(folder) if folder else None
         self.max_items = max_items
         self.memory: dict[str, Features] = {}
         self.hits = 0
+        if self.folder is not None and self.folder.is_dir():
+            for tmp in self.folder.glob(".*"):   # entries are never hidden: temporaries of killed writers
+                with contextlib.suppress(OSError):
+                    if time.time() - tmp.stat().st_mtime > self.STALE_TEMP_SECONDS:
+                        tmp.unlink()
 
     @staticmethod
     def key(sha: str, params: SiftParams) -> str:
@@ -141,13 +177,21 @@ class FeatureCache:
         if key in self.memory:
             self.hits += 1
             return self.memory[key]
-        if self.folder is not None and (self.folder / f"{key}.npz").is_file():
-            with np.load(self.folder / f"{key}.npz", allow_pickle=False) as z:
+        path = self.folder / f"{key}.npz" if self.folder is not None else None
+        if path is None or not path.is_file():
+            return None
+        try:
+            with np.load(path, allow_pickle=False) as z:
                 feats = Features(z["xy"].astype(np.float32), z["desc"].astype(np.uint8))
-            self._remember(key, feats)
-            self.hits += 1
-            return feats
-        return None
+            if feats.xy.ndim != 2 or feats.xy.shape[1] != 2 or feats.desc.shape != (len(feats), 128):
+                raise ValueError(f"arrays of shapes {feats.xy.shape} and {feats.desc.shape}")
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:
+            warnings.warn(f"SIFT cache entry {path} is unreadable ({type(e).__name__}: {e}); recomputing it",
+                          stacklevel=2)
+            return None
+        self._remember(key, feats)
+        self.hits += 1
+        return feats
 
     def _remember(self, key: str, feats: Features) -> None:
         if len(self.memory) >= self.max_items:   # bounded: a long-lived process must not grow forever
@@ -155,25 +199,55 @@ class FeatureCache:
         self.memory[key] = feats
 
     def put(self, key: str, feats: Features) -> None:
+        """Remember ``feats``; on disk too when possible (a failed write warns and is not fatal)."""
         self._remember(key, feats)
         if self.folder is None:
             return
-        self.folder.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{key}.", suffix=".npz", dir=self.folder)
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, xy=feats.xy, desc=feats.desc)
-        os.replace(tmp, self.folder / f"{key}.npz")
+        buf = io.BytesIO()
+        np.savez(buf, xy=feats.xy, desc=feats.desc)
+        path = self.folder / f"{key}.npz"
+        try:
+            atomic_write_bytes(path, buf.getvalue())
+        except OSError as e:
+            warnings.warn(f"could not write SIFT cache entry {path} ({e}); continuing without it", stacklevel=2)
+
+
+def ratio_matches(fa: Features, fb: Features, ratio: float) -> np.ndarray:
+    """(k, 2) indices (a, b): each descriptor of ``a`` with its nearest neighbour in ``b`` when the
+    second nearest is farther by more than 1 / ``ratio`` (Lowe's test; a tie fails).
+
+    The matches of a brute-force L2 k=2 search (up to float rounding exactly at the ratio), at about
+    a tenth of its cost: SIFT descriptors are uint8, so shifted by -128 they fit int8 and one int8
+    matrix product (``torch._int_mm``, exact int32 sums) gives every dot product of the pair; with
+    the per-descriptor terms added in the same pass, each row's best and second-best squared
+    distances are one argmax and one max along the row.
+    """
+    if len(fa) < 2 or len(fb) < 2:
+        return np.zeros((0, 2), np.int64)
+    a, _, a_term = fa.for_matching
+    b, b_term, _ = fb.for_matching
+    # u[i, j] = 2 a'_i.b'_j + b_term[j];  d^2(i, j) = a_term[i] - u[i, j]  (larger u is nearer)
+    u = torch._int_mm(a, b.T)
+    u = torch.add(b_term, u, alpha=2, out=u).numpy()
+    rows = np.arange(len(u))
+    nearest = u.argmax(axis=1)
+    d1 = a_term - u[rows, nearest]
+    u[rows, nearest] = np.iinfo(np.int32).min
+    d2 = a_term - u.max(axis=1)
+    query = np.flatnonzero(np.sqrt(d1) < ratio * np.sqrt(d2))
+    return np.stack([query, nearest[query]], axis=1).astype(np.int64)
 
 
 def match(fa: Features, fb: Features, params: SiftParams) -> PairScore:
     """Ratio-test matches a -> b, then RANSAC verification; deterministic for given features."""
-    base = dict(keypoints_a=len(fa), keypoints_b=len(fb))
     if len(fa) < 2 or len(fb) < 2:
-        return PairScore(matches=0, inliers=0, score=0, **base)
-    knn = cv2.BFMatcher(cv2.NORM_L2).knnMatch(fa.desc.astype(np.float32), fb.desc.astype(np.float32), k=2)
-    good = [(m.queryIdx, m.trainIdx) for m, n in (p for p in knn if len(p) == 2)
-            if m.distance < params.ratio * n.distance]
-    idx = np.array(good, np.int64).reshape(-1, 2)
+        return PairScore(keypoints_a=len(fa), keypoints_b=len(fb), matches=0, inliers=0, score=0)
+    return verify(fa, fb, ratio_matches(fa, fb, params.ratio), params)
+
+
+def verify(fa: Features, fb: Features, idx: np.ndarray, params: SiftParams) -> PairScore:
+    """The pair's score from its (k, 2) ratio-test matches: RANSAC inliers of ``params.geometry``."""
+    base = dict(keypoints_a=len(fa), keypoints_b=len(fb))
     pa, pb = fa.xy[idx[:, 0]], fb.xy[idx[:, 1]]
     model, inl = None, np.zeros(len(idx), bool)
     need = {"homography": 4, "fundamental": 8}.get(params.geometry, 0)
@@ -262,7 +336,8 @@ _LOADED: dict[int, Features] = {}
 
 
 def _worker_init(state):
-    cv2.setNumThreads(1)   # one OpenCV thread per process: the pool already uses every core
+    cv2.setNumThreads(1)   # one OpenCV / torch thread per process: the pool already uses every core
+    torch.set_num_threads(1)
     global _STATE
     _STATE = state
 

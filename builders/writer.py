@@ -17,11 +17,15 @@ produced), resolved once every file is written.
 """
 from __future__ import annotations
 
+import glob
 import hashlib
 import os
+import re
 import shutil
+import socket
 import tempfile
 import time
+import warnings
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -110,6 +114,9 @@ class DatasetFolder:
 
     >>> with DatasetFolder(out) as tmp:
     ...     ...  # write into tmp
+
+    The sibling is named ``.OUT.tmp-PID@HOST-*``; siblings a killed build of the same ``out`` left
+    behind (their process is gone from this host) are removed, with a warning, when the next one starts.
     """
 
     def __init__(self, out: str | os.PathLike, overwrite: bool = False):
@@ -120,7 +127,9 @@ class DatasetFolder:
     def __enter__(self) -> Path:
         check_target(self.out, self.overwrite)
         self.out.parent.mkdir(parents=True, exist_ok=True)
-        self.tmp = Path(tempfile.mkdtemp(prefix=f".{self.out.name}.tmp-", dir=self.out.parent))
+        remove_leftovers(self.out)
+        self.tmp = Path(tempfile.mkdtemp(prefix=f".{self.out.name}.tmp-{os.getpid()}@{socket.gethostname()}-",
+                                         dir=self.out.parent))
         return self.tmp
 
     def __exit__(self, exc_type, exc, tb) -> None:
@@ -130,12 +139,41 @@ class DatasetFolder:
             return
         os.chmod(self.tmp, 0o755)  # mkdtemp makes it private; a dataset is for everyone who can read its parent
         if self.out.exists():
-            trash = self.out.parent / f".{self.out.name}.old-{os.getpid()}"
+            trash = self.out.parent / f".{self.out.name}.old-{os.getpid()}@{socket.gethostname()}"
             os.replace(self.out, trash)
             os.replace(self.tmp, self.out)
             shutil.rmtree(trash, ignore_errors=True)
         else:
             os.replace(self.tmp, self.out)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:     # someone else's process
+        return True
+    return True
+
+
+def remove_leftovers(out: Path) -> list[Path]:
+    """Remove the temporary (``.OUT.tmp-*``) and replaced (``.OUT.old-*``) siblings of ``out`` whose
+    process no longer runs on this host; folders of other hosts and of live processes stay."""
+    removed = []
+    name = re.escape(out.name)
+    pattern = re.compile(rf"\.{name}\.tmp-(\d+)@(.+)-[a-z0-9_]{{8}}$|\.{name}\.old-(\d+)@(.+)$")
+    for p in out.parent.glob(f".{glob.escape(out.name)}.*"):
+        m = pattern.match(p.name)
+        if not p.is_dir() or not m:
+            continue
+        pid, host = (m.group(1), m.group(2)) if m.group(1) else (m.group(3), m.group(4))
+        if host != socket.gethostname() or _alive(int(pid)):
+            continue
+        shutil.rmtree(p, ignore_errors=True)
+        warnings.warn(f"removed {p}, left by a killed build of {out}", stacklevel=3)
+        removed.append(p)
+    return removed
 
 
 def ordered_map(fn: Callable, items: Iterable, jobs: int) -> Iterator:

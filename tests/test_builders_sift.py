@@ -70,3 +70,16 @@ def test_batches_of_albums_give_the_same_scores(tmp_path):
     assert albums_mod.pairs_table(one).equals(albums_mod.pairs_table(many)) and len(one) == 3
     assert whole.pairs_scored == batched.pairs_scored == 9
     assert all(rec.features is None for al in many for rec in al.images)   # memory released after scoring
+
+
+def test_int8_matching_gives_the_brute_force_knn_ratio_matches():
+    base = texture(4)
+    p = sift.SiftParams(nfeatures=600)
+    fa, fb = sift.extract(base, p), sift.extract(warp(base, 20, 1.2, 0.05)[0], p)
+    fb = sift.Features(np.concatenate([fb.xy, fb.xy[:40]]), np.concatenate([fb.desc, fb.desc[:40]]))  # exact ties
+    for ratio in (0.6, 0.8, 0.95):
+        knn = cv2.BFMatcher(cv2.NORM_L2).knnMatch(fa.desc.astype(np.float32), fb.desc.astype(np.float32), k=2)
+        want = {(m.queryIdx, m.trainIdx) for m, n in knn if m.distance < ratio * n.distance}
+        got = set(map(tuple, sift.ratio_matches(fa, fb, ratio).tolist()))
+        assert got == want and len(got) > 30
+    assert not any(j < 40 for _, j in got)               # a tie for the nearest never passes the test

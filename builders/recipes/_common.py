@@ -13,6 +13,7 @@ import numpy as np
 
 from core.seeding import keyed_rng
 
+from .. import shards
 from ..albums import NEAR_DUPLICATE_PSNR, Album, pairs_table, scan
 from ..config import option, to_plain
 from ..degrade import KERNELS
@@ -96,18 +97,30 @@ def fit_long_side(img: np.ndarray, max_side: int) -> np.ndarray:
 
 
 def build_recipe(cfg, plan: Callable, generate: Callable, columns: dict[str, str], albums_dir, out_dir, seed: int,
-                 jobs: int, *, overwrite: bool, cache_dir, progress: Callable | None) -> BuildReport:
+                 jobs: int, *, overwrite: bool, cache_dir, progress: Callable | None,
+                 shard: tuple[int, int] | None = None, merge_shards: int | None = None) -> BuildReport:
     """What every album recipe does around its own ``plan`` and ``generate``.
 
     Scan the albums (features, pair scores), split them, ``plan(albums, splits, cfg, seed, report)``
     what to write (a list: HF ``_split_generators``), then write the rows of
     ``generate(items, cfg, seed, report)`` (HF ``_generate_examples``) through the shared writer,
-    with ``pairs.parquet`` beside the manifest.
+    with ``pairs.parquet`` beside the manifest. ``shard=(k, n)``: only scan shard k's albums and
+    write its part; ``merge_shards=n``: take the scan from the n parts (``builders.shards``).
     """
-    check_target(out_dir, overwrite)
     report = BuildReport(recipe=cfg.name, out=str(out_dir))
-    albums = scan(albums_dir, cfg.sift, report, min_side=cfg.crop_size, jobs=jobs, cache_dir=cache_dir,
-                  min_matches=cfg.min_matches, progress=progress, near_duplicate_psnr=cfg.near_duplicate_psnr)
+    scan_options = dict(min_side=cfg.crop_size, jobs=jobs, cache_dir=cache_dir, min_matches=cfg.min_matches,
+                        progress=progress, near_duplicate_psnr=cfg.near_duplicate_psnr)
+    header = {"recipe": cfg.name, "sift": to_plain(cfg.sift), "min_side": cfg.crop_size,
+              "min_matches": cfg.min_matches, "near_duplicate_psnr": cfg.near_duplicate_psnr}
+    if shard is not None:
+        shards.run_shard(albums_dir, out_dir, shard, cfg.sift, header, report, **scan_options)
+        report.finish()
+        return report
+    check_target(out_dir, overwrite)
+    if merge_shards:
+        albums = shards.merge(albums_dir, out_dir, merge_shards, cfg.sift, header, report, **scan_options)
+    else:
+        albums = scan(albums_dir, cfg.sift, report, **scan_options)
     splits = assign_splits(albums, cfg.split, cfg.test_fraction, seed)
     items = plan(albums, splits, cfg, seed, report)
     rows = generate(progress(items, len(items), "writing") if progress else items, cfg, seed, report)
