@@ -358,6 +358,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     for warning in level_warnings(suite):
         print(warning, file=sys.stderr)
+    for absent, used in (suite.stand_in or {}).items():
+        if used in suite.datasets and absent not in suite.datasets:
+            print(f"note: {absent} is not present at {dataset_registry.resolve(absent).path}: {used} stands in "
+                  f"for it (suite stand_in)", file=sys.stderr)
     if args.download:
         status = download_for(suite, weights)
         if status:
