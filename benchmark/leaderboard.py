@@ -251,7 +251,8 @@ def paper_table(df: pd.DataFrame, papers: dict, models, datasets, common: str, s
     suite (clean references, headline level). ``papers``: model -> :class:`benchmark.papers.PaperEntry`;
     ``common``: the suite's protocol; ``stand_in``: dataset -> the one run in its place;
     ``unavailable``: model -> why it was not scored (its reproduced cells stay empty, its
-    ``status`` says why: never a number from a model that did not run)."""
+    ``status`` says why: never a number from a model that did not run).
+    ``paper_minus_published_psnr_y`` is filled only on the dataset the figure was published on."""
     stood_in = {v: k for k, v in (stand_in or {}).items()}
     clean = df[df["variant"] == baseline_variant()] if len(df) else df
     out = []
@@ -272,6 +273,9 @@ def paper_table(df: pd.DataFrame, papers: dict, models, datasets, common: str, s
                 for m in ("psnr_y", "ssim_y"):
                     gm = gp[gp["metric"] == m] if len(gp) else gp
                     row[f"{label}_{m}"] = _value(gm) if len(gm) else float("nan")
+            same = fig is not None and fig.dataset == dataset  # a stand-in dataset is not the published one
+            row["paper_minus_published_psnr_y"] = (row["paper_psnr_y"] - row["published_psnr_y"]
+                                                   if same else float("nan"))
             notes = []
             if unavailable and model in unavailable:
                 notes.append(unavailable[model])

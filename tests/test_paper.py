@@ -137,8 +137,8 @@ def test_paper_suite_without_weights_shows_no_weights_never_a_number(tmp_path, m
     table = pd.read_csv(out_dir / "paper.csv")
     papers = load_papers()
     assert list(table["model"]) == list(load_suite("paper").models) and set(table["dataset"]) == {"demo"}
-    reproduced = [c for c in table.columns if c.startswith(("paper_psnr", "paper_ssim", "common_"))]
-    assert len(reproduced) == 4 and table[reproduced].isna().all().all()
+    reproduced = [c for c in table.columns if c.startswith(("paper_", "common_")) and c != "paper_protocol"]
+    assert len(reproduced) == 5 and table[reproduced].isna().all().all()
     assert table["status"].str.startswith("no weights: ").all()
     for _, row in table.iterrows():
         fig = papers[row["model"]].figure("cufed5")
@@ -151,4 +151,30 @@ def test_paper_suite_without_weights_shows_no_weights_never_a_number(tmp_path, m
     for line in section.splitlines()[4:]:
         if line.startswith("| "):
             cells = [c.strip() for c in line.strip("|").split("|")]
-            assert cells[7:11] == ["", "", "", ""] and cells[11].startswith("no weights"), line
+            assert cells[7:12] == [""] * 5 and cells[12].startswith("no weights"), line
+
+
+def test_paper_table_sets_reproduced_beside_published():
+    """Rows of a scored model: the paper-protocol and common-protocol means, and the gap to the
+    published figure only on the dataset it was published on."""
+    from benchmark.leaderboard import paper_table
+
+    rows = []
+    for proto, psnr in (("datsr", [28.0, 29.0]), ("refsr-standard", [27.0, 28.0])):
+        for i, v in enumerate(psnr):
+            for metric, value in (("psnr_y", v), ("ssim_y", 0.8)):
+                rows.append({"model": "datsr", "dataset": "cufed5", "variant": "clean", "level": 1,
+                             "image": f"{i}", "protocol": proto, "metric": metric, "value": value,
+                             "status": "ok", "reason": ""})
+    df = pd.DataFrame(rows)
+    papers = load_papers()
+    t = paper_table(df, papers, ["datsr", "ttsr.rec"], ["cufed5"], "refsr-standard",
+                    unavailable={"ttsr.rec": "no weights: TTSR-rec.pt"})
+    d = t.set_index("model").loc["datsr"]
+    assert d["paper_psnr_y"] == 28.5 and d["common_psnr_y"] == 27.5 and d["status"] == ""
+    assert d["paper_minus_published_psnr_y"] == pytest.approx(28.5 - 28.72)
+    tt = t.set_index("model").loc["ttsr.rec"]
+    assert pd.isna(tt["paper_psnr_y"]) and tt["status"] == "no weights: TTSR-rec.pt"
+    stand_in = paper_table(df.assign(dataset="demo"), papers, ["datsr"], ["demo"], "refsr-standard",
+                           stand_in={"cufed5": "demo"})
+    assert stand_in.loc[0, "published_psnr_y"] == 28.72 and pd.isna(stand_in.loc[0, "paper_minus_published_psnr_y"])
