@@ -45,7 +45,12 @@ class Suite:
     stand_in: dict | None = field(default=None)
 
     def as_dict(self) -> dict:
-        return asdict(self)
+        """The fields, without the paper ones when unset (so run.json of earlier runs still matches)."""
+        d = asdict(self)
+        for key, unset in (("paper_protocols", False), ("stand_in", None)):
+            if d[key] == unset:
+                del d[key]
+        return d
 
 
 @dataclass(frozen=True)
