@@ -222,6 +222,7 @@ class Evaluator:
         suite = cfg.suite
         self.protocol = load_protocol(suite.protocol)
         self.drift = [load_protocol(p) for p in suite.drift_protocols]
+        self._protocols = {suite.protocol: self.protocol}  # and the paper protocols jobs name
         self.available = availability(suite.metrics, cfg.device)
         self.common = {"suite": suite.name, "device": describe(cfg.device), "dtype": cfg.precision, "seed": suite.seed,
                        "git_sha": provenance.git_sha(), "versions": json.dumps(provenance.versions(), sort_keys=True)}
@@ -243,6 +244,13 @@ class Evaluator:
             self._datasets[name] = (ds, ds.fingerprint())
         return self._datasets[name]
 
+    def job_protocol(self, job: Job) -> Protocol:
+        """The protocol a job runs under: the suite's, or the model's paper protocol it names."""
+        name = job.protocol or self.cfg.suite.protocol
+        if name not in self._protocols:
+            self._protocols[name] = load_protocol(name)
+        return self._protocols[name]
+
     def run(self, jobs: list[Job]) -> pd.DataFrame:
         """Run every job, resuming past finished images; return the merged results."""
         done = self.store.done_images()
@@ -257,16 +265,18 @@ class Evaluator:
             base_all = {**self.common, "model": lm.name, "weights": lm.weights.label,
                         "weights_tag": lm.weights.tag, "weights_sha256": lm.weights.sha256_json(),
                         "dataset": job.dataset, "variant": job.variant, "dataset_hash": fingerprint}
-            made_from = tuple(self.protocol.hash if k == "protocol_hash" else base_all[k] for k in PROVENANCE_KEY)
+            protocol = self.job_protocol(job)
+            made_from = tuple(protocol.hash if k == "protocol_hash" else base_all[k] for k in PROVENANCE_KEY)
             todo = [s for s in samples.itertuples(index=False)
                     if (lm.name, lm.weights.label, job.dataset, job.variant, s.sample_id, *made_from) not in done
                     and in_shard(f"{job.key}|{s.sample_id}", *self.cfg.shard)]
             with ThreadPoolExecutor(1) as prefetch:  # the next image's inputs are made during this forward
-                ahead = prefetch.submit(self.prepare, lm, ds, variant, todo[0]) if todo else None
+                ahead = prefetch.submit(self.prepare, lm, ds, variant, todo[0], protocol) if todo else None
                 for k, s in enumerate(tqdm(todo, desc=f"{job.model} · {job.dataset} · {job.variant}", unit="img",
                                            leave=False)):
                     prepared = ahead
-                    ahead = prefetch.submit(self.prepare, lm, ds, variant, todo[k + 1]) if k + 1 < len(todo) else None
+                    ahead = (prefetch.submit(self.prepare, lm, ds, variant, todo[k + 1], protocol)
+                             if k + 1 < len(todo) else None)
                     rows = self.sample_rows(lm, job, s, prepared)
                     base = {**base_all, "split": s.split, "level": int(s.level), "image": s.sample_id}
                     self.store.add([{**base, **r} for r in rows])
@@ -274,21 +284,28 @@ class Evaluator:
             self.store.flush()
         return self.store.merge(current={name: fp for name, (_, fp) in self._datasets.items()})
 
-    def prepare(self, lm: LoadedModel, ds: Dataset, variant, s) -> tuple:
-        """Stages before the model: read, make (HR as scored, LR), apply the variant, prepare the reference."""
+    def prepare(self, lm: LoadedModel, ds: Dataset, variant, s, protocol: Protocol | None = None) -> tuple:
+        """Stages before the model: read, make (HR as scored, LR), apply the variant, prepare the
+        reference. A protocol that stacks a group (``reference.stack: group-vertical``, MASA's multi-reference
+        test) gets, with the baseline variant, the sample's reference followed by the other
+        references of its group in level order; other variants give the one reference they make."""
+        protocol = protocol or self.protocol
         scale = lm.model.spec.scale
         hr, ref = read_sample(ds, s)
-        hr_eval, lr = self.protocol.make_pair(hr, scale, dataset_lr(ds, s, self.protocol))
+        hr_eval, lr = protocol.make_pair(hr, scale, dataset_lr(ds, s, protocol))
         if lm.precomputed is not None:
             return hr_eval, lr, None
         inp = make_variant_input(ds, s, variant, hr_eval, ref, lr, scale)
         new_ref, _ = variant_reference(variant, inp, self.cfg.suite.seed, fallback=True)
-        return hr_eval, lr, self.protocol.prepare_ref(new_ref, scale)
+        if protocol.reference.stack == "group-vertical" and is_baseline(variant.name) and ref is not None:
+            others = group_reference_paths(ds.manifest, s.sample_id, s.group, s.split)
+            new_ref = [new_ref, *(read_rgb(ds.path(rel))[0] for _, rel in others)]
+        return hr_eval, lr, protocol.prepare_ref(new_ref, scale)
 
     def sample_rows(self, lm: LoadedModel, job: Job, s, prepared) -> list[dict]:
         """All rows for one image, reusing a reference-free model's rows for the same HR."""
         uses_ref = lm.model.spec.uses_ref
-        memo = (lm.name, job.dataset, s.hr)
+        memo = (lm.name, job.dataset, s.hr, job.protocol)
         if not uses_ref and memo in self._no_ref_rows:
             return self._no_ref_rows[memo]
         rows = self.evaluate_sample(lm, job, s, prepared)
@@ -300,11 +317,13 @@ class Evaluator:
         """Run and score one image from its prepared inputs (a future from :meth:`prepare`); on
         failure, one failed row per metric with the reason."""
         suite, scale = self.cfg.suite, lm.model.spec.scale
+        protocol = self.job_protocol(job)
+        drift = self.drift if job.protocol is None else []  # drift rows re-score the suite protocol's outputs
         try:
             hr_eval, lr, ref = prepared.result()
             if lm.precomputed is not None:
                 sr_q = read_rgb(lm.precomputed / f"{s.sample_id}.png")[0].astype(np.float64)
-                return score_quantised(sr_q, hr_eval, self.protocol, list(suite.metrics), self.available,
+                return score_quantised(sr_q, hr_eval, protocol, list(suite.metrics), self.available,
                                        self.cfg.device, scale)
             if lm.name not in self._warm:  # the first call pays one-off set-up costs: not timed
                 run_model(lm.model, lr, ref, self.cfg.device, self.cfg.precision)
@@ -314,16 +333,16 @@ class Evaluator:
                 raise FloatingPointError("model output contains NaN or Inf")
             self.out.timings.append({"model": lm.name, "dataset": job.dataset, "variant": job.variant,
                                      "image": s.sample_id, "forward_s": seconds})
-            if self.cfg.save_sr:
+            if self.cfg.save_sr and job.protocol is None:  # the suite protocol's outputs only
                 self.save_sr(sr, lm.name, job, s.sample_id)
-            return score_rows(sr, hr_eval, self.protocol, self.drift, list(suite.metrics), self.available,
+            return score_rows(sr, hr_eval, protocol, drift, list(suite.metrics), self.available,
                               self.cfg.device, scale)
         except Exception as exc:  # recorded, not fatal: one bad image must not stop a benchmark
             if isinstance(exc, torch.cuda.OutOfMemoryError):
                 torch.cuda.empty_cache()
             reason = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"[:300]
-            return ([_row(m, self.protocol, math.nan, "failed", reason) for m in suite.metrics]
-                    + [_row(m, p, math.nan, "failed", reason) for p in self.drift for m in DRIFT_METRICS])
+            return ([_row(m, protocol, math.nan, "failed", reason) for m in suite.metrics]
+                    + [_row(m, p, math.nan, "failed", reason) for p in drift for m in DRIFT_METRICS])
 
 
     def save_sr(self, sr: torch.Tensor, model: str, job: Job, sample_id: str) -> None:

@@ -208,7 +208,8 @@ def _header(col: str) -> str:
 
 
 def _decimals(col: str, metric_of_row: str | None) -> int:
-    for name in (col, metric_of_row):
+    suffix = next((m for m in list_metrics() if col.endswith(f"_{m}")), None)  # e.g. published_ssim_y
+    for name in (col, metric_of_row, suffix):
         try:
             return metric_info(name).decimals
         except (KeyError, TypeError):
@@ -242,3 +243,48 @@ def to_markdown(table: pd.DataFrame, drop: tuple[str, ...] = PROVENANCE + ("data
                 cells.append(str(v))
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+def paper_table(df: pd.DataFrame, papers: dict, models, datasets, common: str, stand_in: dict | None = None,
+                unavailable: dict | None = None) -> pd.DataFrame:
+    """Published vs reproduced vs common protocol: one row per model × dataset of a ``paper``
+    suite (clean references, headline level). ``papers``: model -> :class:`benchmark.papers.PaperEntry`;
+    ``common``: the suite's protocol; ``stand_in``: dataset -> the one run in its place;
+    ``unavailable``: model -> why it was not scored (its reproduced cells stay empty, its
+    ``status`` says why: never a number from a model that did not run).
+    ``paper_minus_published_psnr_y`` is filled only on the dataset the figure was published on."""
+    stood_in = {v: k for k, v in (stand_in or {}).items()}
+    clean = df[df["variant"] == baseline_variant()] if len(df) else df
+    out = []
+    for model in models:
+        entry = papers[model]
+        for dataset in datasets:
+            fig = entry.figure(stood_in.get(dataset, dataset))
+            row = {"model": model, "dataset": dataset, "paper_protocol": entry.protocol,
+                   "published_on": fig.dataset if fig else "",
+                   "published_psnr_y": dict(fig.values).get("psnr_y", float("nan")) if fig else float("nan"),
+                   "published_ssim_y": dict(fig.values).get("ssim_y", float("nan")) if fig else float("nan"),
+                   "source": fig.source if fig else entry.published_note}
+            g = clean[(clean["model"] == model) & (clean["dataset"] == dataset)] if len(clean) else clean
+            if len(g):
+                g = g[g["level"] == headline_level(g)]
+            for label, proto in (("paper", entry.protocol), ("common", common)):
+                gp = g[g["protocol"] == proto] if len(g) else g
+                for m in ("psnr_y", "ssim_y"):
+                    gm = gp[gp["metric"] == m] if len(gp) else gp
+                    row[f"{label}_{m}"] = _value(gm) if len(gm) else float("nan")
+            same = fig is not None and fig.dataset == dataset  # a stand-in dataset is not the published one
+            row["paper_minus_published_psnr_y"] = (row["paper_psnr_y"] - row["published_psnr_y"]
+                                                   if same else float("nan"))
+            notes = []
+            if unavailable and model in unavailable:
+                notes.append(unavailable[model])
+            elif len(g) and _status(g):
+                notes.append(_status(g))
+            elif not len(g):
+                notes.append("not run")
+            if entry.protocol_note:
+                notes.append(f"protocol: {entry.protocol_note}")
+            row["status"] = "; ".join(notes)
+            out.append(row)
+    return pd.DataFrame(out)

@@ -94,8 +94,10 @@ class ScorePolicy:
 class ReferencePolicy:
     mod_crop: int | str | None  # crop the reference top-left to this multiple ("scale" allowed)
     pad_multiple: int | None    # replicate-pad the reference bottom/right to this multiple
-    stack: str                  # several references: "none" (refused) or "vertical" (MASA)
-    stack_canvas: int           # "vertical": each reference is centre-padded to canvas x canvas first
+    stack: str                  # several references: "none" (refused); "vertical": a list the caller gives
+                                # is stacked; "group-vertical": the harness also gives, for the baseline
+                                # variant, the rest of the sample's group in level order (MASA's test)
+    stack_canvas: int           # stacking: each reference is centre-padded to canvas x canvas first
 
 
 @dataclass(frozen=True)
@@ -406,7 +408,7 @@ def protocol_from_dict(data: Any, source: str = "<dict>") -> Protocol:
         score_policy=ScorePolicy(border_crop=border, metric_options=_metric_options(
             f.get("score", "metric_options"), source)),
         reference=ReferencePolicy(mod_crop=mod_crop, pad_multiple=pad_multiple,
-                                  stack=f.choice("reference", "stack", ("none", "vertical")),
+                                  stack=f.choice("reference", "stack", ("none", "vertical", "group-vertical")),
                                   stack_canvas=canvas),
     )
 

@@ -106,6 +106,26 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def paper_summary(suite) -> str:
+    """Each model's paper protocol and the published figure its rows are compared with."""
+    from .papers import load_papers
+
+    papers = load_papers()
+    lines = [f"paper protocols (benchmark/papers.yaml); every model also runs under {suite.protocol}:"]
+    stood_in = {v: k for k, v in (suite.stand_in or {}).items() if v in suite.datasets}
+    for m in suite.models:
+        e = papers[m]
+        lines.append(f"  {m:<14} protocol {e.protocol}: {e.protocol_source}")
+        if e.protocol_note:
+            lines.append(f"  {'':<14} note: {e.protocol_note}")
+        for d in suite.datasets:
+            fig = e.figure(stood_in.get(d, d))
+            shown = (fig.text() + (f" [{d} stands in for {fig.dataset}]" if fig.dataset != d else "")
+                     if fig else "none" + (f": {e.published_note}" if e.published_note else ""))
+            lines.append(f"  {'':<14} published {shown}")
+    return "\n".join(lines)
+
+
 def list_models_table() -> str:
     """The zoo: one line per weight set, then the files it loads and whether each is present."""
     from core.paths import weights_dir
@@ -344,6 +364,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     for warning in level_warnings(suite):
         print(warning, file=sys.stderr)
+    for absent, used in (suite.stand_in or {}).items():
+        if used in suite.datasets and absent not in suite.datasets:
+            print(f"note: {absent} is not present at {dataset_registry.resolve(absent).path}: {used} stands in "
+                  f"for it (suite stand_in)", file=sys.stderr)
     if args.download:
         status = download_for(suite, weights)
         if status:
@@ -359,7 +383,9 @@ def main(argv: list[str] | None = None) -> int:
         from models.weights import weights_status
 
         for j in grid:
-            print(f"  {j.model:<18} {j.dataset:<12} {j.variant}")
+            print(f"  {j.model:<18} {j.dataset:<12} {j.variant:<12} {j.protocol or suite.protocol}")
+        if suite.paper_protocols:
+            print(paper_summary(suite))
         for m in suite.models:
             if m not in dict(external):
                 print(f"weights {m}: {weights_status(m)}")

@@ -39,9 +39,18 @@ class Suite:
     seed: int
     limit: int | None = None  # evaluate only the first N groups per dataset
     profile: dict | None = field(default=None)
+    #: also run every model under its own paper's protocol (benchmark/papers.yaml) where it differs
+    paper_protocols: bool = False
+    #: dataset -> the dataset run in its place when it is absent (the demo standing in for CUFED5)
+    stand_in: dict | None = field(default=None)
 
     def as_dict(self) -> dict:
-        return asdict(self)
+        """The fields, without the paper ones when unset (so run.json of earlier runs still matches)."""
+        d = asdict(self)
+        for key, unset in (("paper_protocols", False), ("stand_in", None)):
+            if d[key] == unset:
+                del d[key]
+        return d
 
 
 @dataclass(frozen=True)
@@ -49,10 +58,11 @@ class Job:
     model: str
     dataset: str
     variant: str
+    protocol: str | None = None  # None: the suite's protocol; else a model's paper protocol
 
     @property
     def key(self) -> str:
-        return f"{self.model}|{self.dataset}|{self.variant}"
+        return f"{self.model}|{self.dataset}|{self.variant}" + (f"|{self.protocol}" if self.protocol else "")
 
 
 def available_suites() -> list[str]:
@@ -90,7 +100,8 @@ def validate(raw: dict, source: str = "<suite>") -> Suite:
     from builders import variants
 
     fields = {"name", "version", "description", "models", "datasets", "split", "levels", "variants",
-              "protocol", "drift_protocols", "metrics", "seed", "limit", "profile", "variant_levels"}
+              "protocol", "drift_protocols", "metrics", "seed", "limit", "profile", "variant_levels",
+              "paper_protocols", "stand_in"}
     unknown = set(raw) - fields
     if unknown:
         raise SuiteError(f"{source}: unknown suite fields {sorted(unknown)} (allowed: {sorted(fields)})")
@@ -109,8 +120,24 @@ def validate(raw: dict, source: str = "<suite>") -> Suite:
     datasets = _as_tuple(raw["datasets"], "datasets")
     if datasets == (ALL_PRESENT,):
         datasets = tuple(dataset_registry.present())
-    for d in datasets:
+    stand_in = raw.get("stand_in") or None
+    if stand_in is not None and not isinstance(stand_in, dict):
+        raise SuiteError(f"{source}: stand_in maps a dataset to the one run when it is absent, got {stand_in!r}")
+    for d in (*datasets, *(stand_in or {}).values()):
         dataset_registry.resolve(d)
+    datasets = tuple(dict.fromkeys(
+        stand_in[d] if stand_in and d in stand_in and not dataset_registry.resolve(d).present else d
+        for d in datasets))
+
+    paper = bool(raw.get("paper_protocols", False))
+    if paper:
+        from .papers import load_papers
+
+        papers = load_papers()
+        missing = [m for m in models if m not in papers]
+        if missing:
+            raise SuiteError(f"{source}: paper_protocols: {', '.join(missing)} not in benchmark/papers.yaml "
+                             f"(listed: {', '.join(papers)})")
 
     variant_names = _as_tuple(raw.get("variants", ["clean"]), "variants")
     for v in variant_names:
@@ -142,9 +169,21 @@ def validate(raw: dict, source: str = "<suite>") -> Suite:
                  split=str(raw.get("split", "test")), levels=levels_t, variant_levels=variant_levels or levels_t,
                  variants=variant_names,
                  protocol=str(proto), drift_protocols=drift, metrics=metric_names,
-                 seed=int(raw.get("seed", 0)), limit=raw.get("limit"), profile=raw.get("profile"))
+                 seed=int(raw.get("seed", 0)), limit=raw.get("limit"), profile=raw.get("profile"),
+                 paper_protocols=paper, stand_in=stand_in)
 
 
 def jobs(suite: Suite) -> list[Job]:
-    """The job grid in a stable order."""
-    return [Job(m, d, v) for m, d, v in itertools.product(suite.models, suite.datasets, suite.variants)]
+    """The job grid in a stable order; with ``paper_protocols``, each model's jobs under its paper
+    protocol follow its jobs under the suite's (none where the two are the same preset)."""
+    out = []
+    for m in suite.models:
+        protocols = [None]
+        if suite.paper_protocols:
+            from .papers import paper_protocol
+
+            own = paper_protocol(m)
+            if own and own != suite.protocol:
+                protocols.append(own)
+        out += [Job(m, d, v, p) for p, d, v in itertools.product(protocols, suite.datasets, suite.variants)]
+    return out

@@ -11,8 +11,12 @@ with ``u, delta, z``: (batch, D, L); ``A``: (D, N); ``B``/``C``: (D, N) (fixed),
 VMamba/SS2D passes its four scan directions); ``D``: (D,); ``delta_bias``: (D,).
 
 :func:`selective_scan_chunked` never loops over time steps. The sequence is cut into chunks of
-``T`` steps (a power of two, at most 128), laid out time-major so that one step is a contiguous
-row of D*N states. Inside a chunk, with ``S_t`` the cumulative log-decay since the chunk start
+``T`` steps (the longest power of two up to 128 that pads ``L`` by at most an eighth), laid out
+time-major so that one step is a contiguous row of D*N states ordered (group, state, channel):
+the channel is innermost, so the broadcasts (delta over states, B and C over a group's channels)
+run along long contiguous rows, which measured several times faster on CPU than a (channel,
+state) order whose 16-long inner rows defeat vectorisation. Inside a chunk, with ``S_t`` the
+cumulative log-decay since the chunk start
 (``A`` times a cumulative sum of ``delta``), the recurrence is solved in closed form::
 
     h_t = exp(S_t) * (h_0 + sum_{s<=t} exp(-S_s) * delta_s B_s u_s)          ("log" form)
@@ -30,8 +34,9 @@ Both prefix computations run in place as an up-sweep and a down-sweep over strid
 whole rows (2 log2(T) vectorised steps). The state is then carried from chunk to chunk by the
 same kind of scan over the chunks of a block. Chunks are processed in blocks of about
 ``block_elems`` state values (a short Python loop over blocks, each carrying its final state to
-the next) so memory stays bounded at any ``L``; the per-step reference materialises four
-(batch, D, L, N) tensors.
+the next) so memory stays bounded at any ``L`` and the two block buffers, allocated once per
+call and reused by every block, stay cache-sized; the per-step reference materialises four
+(batch, D, L, N) tensors. ``<C_t, h_t>`` is one batched matmul per block.
 
 :func:`selective_scan` dispatches: mamba-ssm's CUDA kernel when the package is importable and
 the tensors are on CUDA, else the chunked scan; :data:`LAST_BACKEND` and the ``backend`` return of
@@ -169,14 +174,27 @@ def chunk_length(delta: torch.Tensor, A: torch.Tensor, max_log_span: float, max_
 
 def scan_plan(delta: torch.Tensor, A: torch.Tensor, max_log_span: float, max_chunk: int = 128,
               method: str = "auto") -> tuple[str, int]:
-    """(method, chunk length) :func:`selective_scan_chunked` uses for this softplus'd ``delta``."""
+    """(method, chunk length) :func:`selective_scan_chunked` uses for this softplus'd ``delta``.
+
+    The chunk length is at most the longest power of two that pads the sequence by at most an
+    eighth (192 steps: 64, not 128 with a half-padded second chunk), and for the "log" form short enough to keep its exponentials
+    in range (:func:`chunk_length`)."""
+    max_chunk = _fit_chunk(delta.shape[-1], max_chunk)
     if method == "auto":  # measured faster on CPU in every regime (scripts/selective_scan_speed.py)
         method = "doubling"
-    if method == "doubling":  # a power of two (the sweeps halve the chunk)
-        return method, 2 ** int(math.floor(math.log2(max_chunk)))
+    if method == "doubling":
+        return method, max_chunk
     if method != "log":
         raise ValueError(f"unknown method {method!r}")
     return method, chunk_length(delta, A, max_log_span, max_chunk)
+
+
+def _fit_chunk(L: int, max_chunk: int) -> int:
+    """The longest power-of-two chunk <= ``max_chunk`` that pads ``L`` by at most an eighth."""
+    T = 2 ** int(math.floor(math.log2(max(1, max_chunk))))
+    while T > 1 and -(-L // T) * T - L > L / 8:
+        T //= 2
+    return T
 
 
 def _prefix_scan(P: torch.Tensor, E: torch.Tensor | None) -> None:
@@ -231,16 +249,15 @@ def _carry(decay: torch.Tensor, local_end: torch.Tensor, state: torch.Tensor):
 
 def selective_scan_chunked(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False,
                            return_last_state=False, max_chunk: int = 128,
-                           max_log_span: float | None = None, block_elems: int = 1 << 20,
+                           max_log_span: float | None = None, block_elems: int = 1 << 18,
                            method: str = "auto"):
     """Same result as :func:`selective_scan_ref`, without a loop over time steps (see module doc).
 
-    ``max_chunk`` caps the chunk length :func:`chunk_length` picks; ``max_log_span`` bounds the
-    decay accumulated inside a chunk; ``block_elems`` bounds the size of the intermediates.
+    ``max_chunk`` caps the chunk length; ``max_log_span`` bounds the decay accumulated inside a
+    chunk ("log" form); ``block_elems`` bounds the size of the intermediates.
     ``method``: "log" (cumulative log-decays, chunk length from :func:`chunk_length`) or
-    "doubling" (prefix products inside chunks of ``max_chunk``: no exponential of a sum, any
-    decay rate); "auto" = "doubling", which measured faster on CPU even where the log form can
-    use long chunks.
+    "doubling" (prefix products inside chunks: no exponential of a sum, any decay rate);
+    "auto" = "doubling", which measured faster on CPU even where the log form can use long chunks.
     """
     dtype_in = u.dtype
     dt, u, delta, A, Bg, Cg = _prepare(u, delta, A, B, C, delta_bias, delta_softplus)
@@ -256,38 +273,48 @@ def selective_scan_chunked(u, delta, A, B, C, D=None, z=None, delta_bias=None, d
     method, T = scan_plan(delta, A, span, max_chunk, method)
     n_chunks = -(-L // T)
     pad = n_chunks * T - L
-    # time-major layout (batch, chunk, T, G, H, N): one time step is a contiguous row of D*N
-    # states, so the sweeps below act on whole rows; padded steps have no decay and no input
-    d_t = F.pad(delta.transpose(1, 2), (0, 0, 0, pad))
-    du_t = F.pad((delta * u).transpose(1, 2), (0, 0, 0, pad))
-    B_t = F.pad(Bg.permute(0, 3, 1, 2), (0, 0, 0, 0, 0, pad))
-    C_t = F.pad(Cg.permute(0, 3, 1, 2), (0, 0, 0, 0, 0, pad))
-    dc = d_t.reshape(batch, n_chunks, T, G, H, 1)
-    duc = du_t.reshape(batch, n_chunks, T, G, H, 1)
-    Bc = B_t.reshape(batch, n_chunks, T, G, 1, N)
+    # time-major layout (batch, chunk, T, G, N, H): one time step is a contiguous row of G*N*H
+    # states with the channel innermost, so the sweeps act on whole rows and every broadcast
+    # (delta over states, B and C over the channels of a group) runs along a long contiguous
+    # inner dimension; padded steps have no decay and no input
+    # (F.pad returns its input unchanged when pad == 0: made contiguous explicitly, since a
+    # strided inner dimension would turn every broadcast below into a gather)
+    d_t = F.pad(delta.transpose(1, 2), (0, 0, 0, pad)).contiguous()
+    du_t = F.pad((delta * u).transpose(1, 2), (0, 0, 0, pad)).contiguous()
+    B_t = F.pad(Bg.permute(0, 3, 1, 2), (0, 0, 0, 0, 0, pad)).contiguous()
+    C_t = F.pad(Cg.permute(0, 3, 1, 2), (0, 0, 0, 0, 0, pad)).contiguous()
+    dc = d_t.reshape(batch, n_chunks, T, G, 1, H)
+    duc = du_t.reshape(batch, n_chunks, T, G, 1, H)
+    Bc = B_t.reshape(batch, n_chunks, T, G, N, 1)
     Cc = C_t.reshape(batch, n_chunks, T, G, 1, N)
-    Ag = A.view(G, H, N)
+    Ag = A.view(G, H, N).transpose(1, 2).contiguous()
+    if method == "log":  # cumulative delta inside each chunk (times A: the log-decay)
+        dc = dc.clone()
+        _prefix_scan(dc, None)
 
-    if method == "log":
-        cum = dc.cumsum(2)  # cumulative delta inside each chunk (times A: the log-decay)
-    y = u.new_empty(batch, n_chunks, T, G, H)
-    state = u.new_zeros(batch, G, H, N)
-    per_block = max(1, block_elems // max(1, batch * dim * N * T))
+    y = u.new_empty(batch, n_chunks, T, G, 1, H)
+    state = u.new_zeros(batch, G, N, H)
+    per_block = max(1, min(n_chunks, block_elems // max(1, batch * dim * N * T)))
+    E_buf = u.new_empty(batch, per_block, T, G, N, H)  # reused by every block: no allocation per block
+    P_buf = torch.empty_like(E_buf)
     for c0 in range(0, n_chunks, per_block):
         sl = slice(c0, min(n_chunks, c0 + per_block))
+        k = sl.stop - sl.start
+        E, P = E_buf[:, :k], P_buf[:, :k]
+        torch.mul(dc[:, sl], Ag, out=E)
         if method == "log":
             # S_t = log-decay since the chunk start; the clamp is a no-op unless T == 1 and one
             # step decays by more than exp(-span): exp(-span) then stands for a smaller factor,
             # a change below the working precision (exp(-40) ~ 4e-18)
-            E = (cum[:, sl] * Ag).clamp_(-span, span).exp_()
-            P = (duc[:, sl] * Bc[:, sl]).div_(E)   # exp(-S_s) b_s ...
-            _prefix_scan(P, None)                   # ... summed over s <= t
+            E.clamp_(-span, span).exp_()
+            torch.mul(duc[:, sl], Bc[:, sl], out=P).div_(E)  # exp(-S_s) b_s ...
+            _prefix_scan(P, None)                             # ... summed over s <= t
             E_end = E[:, :, -1]
             H_end = E_end * P[:, :, -1]             # chunk decay and the state it builds from 0
         else:
-            E = (dc[:, sl] * Ag).exp_()             # step decays
-            P = duc[:, sl] * Bc[:, sl]              # step inputs
-            _prefix_scan(P, E)                      # E_t = decay since chunk start, P_t = state from 0
+            E.exp_()                                 # step decays
+            torch.mul(duc[:, sl], Bc[:, sl], out=P)  # step inputs
+            _prefix_scan(P, E)                       # E_t = decay since chunk start, P_t = state from 0
             E_end, H_end = E[:, :, -1], P[:, :, -1]
         starts, state = _carry(E_end.movedim(1, -1), H_end.movedim(1, -1), state)
         starts = starts.movedim(-1, 1)[:, :, None]  # state entering each chunk
@@ -296,7 +323,7 @@ def selective_scan_chunked(u, delta, A, B, C, D=None, z=None, delta_bias=None, d
             P *= E                                  # h_t = exp(S_t) (h_0 + P_t)
         else:
             P.addcmul_(E, starts)                   # h_t = local state + decay * h_0
-        y[:, sl] = torch.linalg.vecdot(P, Cc[:, sl].expand_as(P), dim=-1)  # <C_t, h_t>
+        torch.matmul(Cc[:, sl], P, out=y[:, sl])    # <C_t, h_t> for every channel of the group
     y = y.view(batch, n_chunks * T, dim)[:, :L].transpose(1, 2)
     out = _epilogue(y, u, D, z, dtype_in)
-    return (out, state.reshape(batch, dim, N)) if return_last_state else out
+    return (out, state.transpose(-1, -2).reshape(batch, dim, N)) if return_last_state else out

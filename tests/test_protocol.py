@@ -16,8 +16,10 @@ from core.resize import imresize, pil_bicubic
 PRESET_HASHES = {
     "basicsr": "e723183dbe7cfb76110c3042e337e7041a53c349e861149324552bfbcc9c8c71",
     "dataset-lr": "ac3e0381350fb469d38ffc67097ec7169d11d0e2e6021c9870ca65647a290899",
-    "masa": "9b229b5b53c0a7bf5ff9ca4b3af3a6d226bbe53872c84c9244809482a40ac1d7",
+    "datsr": "e2fd3f515183e9e9afb65bfd67a48c987532de74cf99b009ef56e84861e59344",
+    "masa": "6d85a607b4d14405c9f2c8022a03d933773bd6fca46fe1d3c7a4c26e8e74091b",  # group-vertical since MASA's five-reference test
     "refsr-standard": "1845af88c40a097aaf3ec38c0d04c3a62a07911e954e7dd38630797236320889",
+    "ssmtf": "2e99d4748d339764809a18f03a15a254322f34d2e47204f7fa237d28f47423ac",
     "ttsr": "5d6b8a39ffdbc4080b8286cccf199bece35cc81adf08dcf90eb0859b1524c90c",
 }
 

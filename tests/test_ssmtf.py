@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from models.weights import load_weights
-from models.selective_scan import (chunk_length, selective_scan, selective_scan_chunked,
+from models.selective_scan import (chunk_length, scan_plan, selective_scan, selective_scan_chunked,
                                    selective_scan_ref)
 from models import create_model, get_spec, list_models
 from models.ssmtf import SPEC, SS2D, SSMTF
@@ -89,6 +89,16 @@ def test_chunk_length_keeps_exponentials_bounded_and_is_used():
         out = selective_scan_chunked(**fast, method=method)
         assert torch.isfinite(out).all()
         assert ((out.double() - ref).abs().max() / ref.abs().max()).item() <= 1e-6, method
+
+
+def test_chunk_length_fits_the_sequence():
+    """The doubling form's chunk is the longest power of two <= max_chunk that pads L by at most an
+    eighth (SSMTF's fixture lengths 192 / 768 / 3072: 64 / 128 / 128, no 128-step chunk half made
+    of padding; an odd L still gets long chunks)."""
+    A = -torch.ones(2, 4)
+    for L, T in ((192, 64), (768, 128), (3072, 128), (1, 1), (5, 1), (100, 16), (96, 32), (203, 32)):
+        assert scan_plan(torch.full((1, 2, L), 0.01), A, 40.0)[1] == T, L
+    assert scan_plan(torch.full((1, 2, 192), 0.01), A, 40.0, max_chunk=7)[1] == 4
 
 
 def test_shared_and_fixed_bc_and_plain_options():
