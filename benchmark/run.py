@@ -22,16 +22,13 @@ import sys
 import time
 from pathlib import Path
 
-import pandas as pd
-import torch
-
 from core import provenance
 from core.files import atomic_write_json
 
 from . import dataset_registry
-from .device import DeviceError, describe, select_device, set_precision
-from .results import atomic_to_parquet
-from .suite import SuiteError, available_suites, jobs, load_suite
+from .suite import SuiteError, available_suites, jobs, load_suite, suite_description
+
+# torch, pandas and the model files are imported where a run needs them: --help and --list-* stay fast
 
 ADHOC = {"name": "custom", "models": ["bicubic"], "datasets": ["demo"], "split": "test", "levels": "all",
          "variants": ["clean"], "protocol": "refsr-standard", "drift_protocols": [],
@@ -288,6 +285,8 @@ def shard_from_launcher(text: str | None, env=os.environ) -> tuple[int, int]:
 
 def launcher_device(name: str, env=os.environ) -> str:
     """``auto`` under torchrun on a GPU machine means this rank's GPU (``LOCAL_RANK``)."""
+    import torch
+
     if name == "auto" and "LOCAL_RANK" in env and torch.cuda.is_available():
         return f"cuda:{int(env['LOCAL_RANK']) % torch.cuda.device_count()}"
     return name
@@ -310,8 +309,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.list_suites:
         for name in available_suites():
-            s = load_suite(name)
-            print(f"{name:<12} {s.description}")
+            print(f"{name:<12} {suite_description(name)}")
         return 0
     if args.list_datasets:
         for name, e in dataset_registry.known().items():
@@ -363,10 +361,14 @@ def main(argv: list[str] | None = None) -> int:
 
 def execute(suite, args, weights: dict | None = None, external: list | None = None,
             shard: tuple[int, int] = (0, 1)) -> int:
+    import pandas as pd
+    import torch
+
+    from .device import DeviceError, describe, select_device, set_precision
+    from .evaluation import Evaluator, RunConfig, wrap_model
     from .profile import profile_model
     from .publish import publish
-    from .results import ResultStore
-    from .evaluation import Evaluator, RunConfig, wrap_model
+    from .results import ResultStore, atomic_to_parquet
 
     if args.threads:
         torch.set_num_threads(args.threads)
