@@ -86,6 +86,13 @@ def build_parser() -> argparse.ArgumentParser:
                         "with the same --out; each merges what is there when it ends (under a lock), so the last "
                         "one leaves the complete results. Without --shard, torchrun's RANK/WORLD_SIZE or a Slurm "
                         "array's SLURM_ARRAY_TASK_ID/SLURM_ARRAY_TASK_COUNT are used when set")
+    h.add_argument("--launcher", default="none", choices=["none", "slurm", "local"],
+                   help="slurm: submit --shards shards as a Slurm job array through submitit (each task runs this "
+                        "command with --shard K/N), wait, then publish once; local: the same with submitit's local "
+                        "executor (processes on this machine). Needs `pip install submitit`")
+    h.add_argument("--shards", type=int, default=2, help="number of array tasks for --launcher (default 2)")
+    h.add_argument("--slurm", metavar="KEY=VALUE,...",
+                   help="submitit parameters for --launcher, e.g. slurm_partition=gpu,gpus_per_node=1,timeout_min=240")
     o = p.add_argument_group("output")
     o.add_argument("--out", help="run folder (default: runs/<suite>); an existing one is resumed")
     o.add_argument("--fresh", action="store_true", help="discard an existing run folder's results first")
@@ -356,7 +363,31 @@ def main(argv: list[str] | None = None) -> int:
             if m not in dict(external):
                 print(f"weights {m}: {weights_status(m)}")
         return 0
+    if args.launcher != "none":
+        return launch_shards(suite, args, sys.argv[1:] if argv is None else argv)
     return execute(suite, args, weights, external, shard)
+
+
+def launch_shards(suite, args, argv: list[str]) -> int:
+    """``--launcher``: the shards as a submitit array, then the leaderboard from the merged results."""
+    from .launch import launch, parse_options
+
+    run_dir = Path(args.out or Path("runs") / suite.name)
+    if args.fresh and run_dir.exists():
+        import shutil
+
+        shutil.rmtree(run_dir)
+    try:
+        launch([a for a in argv if a != "--fresh"], run_dir, args.shards, args.launcher, parse_options(args.slurm))
+    except (RuntimeError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if not args.no_publish:
+        from .publish import publish
+
+        print(f"leaderboard: {publish(run_dir, args.leaderboards)}")
+    print(f"results: {run_dir / 'results.parquet'}")
+    return 0
 
 
 def execute(suite, args, weights: dict | None = None, external: list | None = None,
