@@ -80,6 +80,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "convolutions); tf32; bf16/fp16 = forward under autocast. Recorded in every row (dtype)")
     h.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: all cores)")
     h.add_argument("--jobs", type=int, default=None, help="processes for building a missing demo dataset")
+    h.add_argument("--batch-size", type=int, default=1, metavar="B",
+                   help="up to B same-size images per forward for models that allow it (spec batchable: bicubic, "
+                        "texture_transfer); rows equal batch 1's, timings are per image (batch time / B)")
     h.add_argument("--no-profile", action="store_true", help="skip the runtime/FLOPs/params/memory profiles")
     h.add_argument("--shard", default=None, metavar="K/N",
                    help="score only shard K of N (0-based; images assigned by a stable hash). Run every shard "
@@ -421,7 +424,7 @@ def execute(suite, args, weights: dict | None = None, external: list | None = No
     info = {"suite": suite.as_dict(), "protocol": proto.as_dict(), "protocol_hash": proto.hash,
             "git_sha": provenance.git_sha(), "versions": provenance.versions(), "machine": provenance.machine(),
             "device": describe(device), "precision": args.precision, "precision_flags": flags,
-            "command": sys.argv, "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+            "batch_size": args.batch_size, "command": sys.argv, "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
     info["shard"] = list(shard)
     prev = run_dir / "run.json"
     if prev.is_file() and json.loads(prev.read_text()).get("suite") != json.loads(json.dumps(info["suite"])):
@@ -435,7 +438,8 @@ def execute(suite, args, weights: dict | None = None, external: list | None = No
     for name in suite.datasets:  # build the demo (or fail clearly) before the model loop
         dataset_registry.open_dataset(dataset_registry.resolve(name), jobs=args.jobs or 2)
     cfg = RunConfig(suite=suite, device=device, run_dir=run_dir, shard=shard,
-                    weights=weights or {}, save_sr=args.save_sr, precision=args.precision)
+                    weights=weights or {}, save_sr=args.save_sr, precision=args.precision,
+                    batch_size=args.batch_size)
     models = {name: wrap_model(obj, device, name=name) for name, obj in external or []}
     evaluator = Evaluator(cfg, ResultStore(run_dir), models=models)
     t0 = time.perf_counter()

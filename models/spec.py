@@ -42,6 +42,7 @@ class ModelSpec:
     max_ref_side: int | None = None  # harness downsizes longer references
     num_refs: int = 1
     uses_ref: bool = True
+    batchable: bool = False  # each batch item is computed on its own: a batch of same-size inputs gives batch-1 results
     paper: str = ""
     official_repo: str = ""
     official_commit: str = ""
