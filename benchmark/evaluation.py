@@ -270,11 +270,16 @@ class Evaluator:
             size = max(1, self.cfg.batch_size) if lm.model.spec.batchable else 1
             bar = tqdm(total=len(todo), desc=f"{job.model} · {job.dataset} · {job.variant}", unit="img", leave=False)
             with ThreadPoolExecutor(1) as prefetch, bar:  # the next images' inputs are made during this forward
-                ahead: deque[tuple[object, Future]] = deque()
-                pending = iter(todo)
+                ahead: deque[tuple[object, Future | _Later]] = deque()
+                pending, hrs = iter(todo), set()
                 while True:
                     while len(ahead) <= size and (s := next(pending, None)) is not None:
-                        ahead.append((s, prefetch.submit(self.prepare, lm, ds, variant, s)))
+                        # a reference-free model's repeated HR reuses rows: its inputs are made only if needed
+                        repeat = not lm.model.spec.uses_ref and (
+                            s.hr in hrs or (lm.name, job.dataset, s.hr) in self._no_ref_rows)
+                        hrs.add(s.hr)
+                        ahead.append((s, _Later(self.prepare, lm, ds, variant, s) if repeat
+                                      else prefetch.submit(self.prepare, lm, ds, variant, s)))
                     if not ahead:
                         break
                     group = [ahead.popleft()]
@@ -299,7 +304,8 @@ class Evaluator:
         new_ref, _ = variant_reference(variant, inp, self.cfg.suite.seed, fallback=True)
         return hr_eval, lr, self.protocol.prepare_ref(new_ref, scale)
 
-    def group_rows(self, lm: LoadedModel, job: Job, group: list[tuple[object, Future]]) -> list[tuple[object, list[dict]]]:
+    def group_rows(self, lm: LoadedModel, job: Job, group: list[tuple[object, Future | _Later]]
+                   ) -> list[tuple[object, list[dict]]]:
         """Rows of a group of same-size images: one batched forward when there are several to run
         (a reference-free model's repeated HR reuses its rows); if the batch fails, one at a time."""
         todo, seen = [], set()
@@ -371,8 +377,26 @@ class Evaluator:
         write_png(folder / f"{sample_id}.png", np.clip(np.rint(q), 0, 255).astype(np.uint8))
 
 
-def _same_shapes(a: Future, b: Future) -> bool:
+class _Later:
+    """A :meth:`Evaluator.prepare` call made only when its result is asked for (like a Future)."""
+
+    def __init__(self, fn, *args):
+        self._call = Future()
+        self._fn, self._args = fn, args
+
+    def result(self):
+        if not self._call.done():
+            try:
+                self._call.set_result(self._fn(*self._args))
+            except Exception as exc:  # noqa: BLE001 - raised again by result(), as a Future does
+                self._call.set_exception(exc)
+        return self._call.result()
+
+
+def _same_shapes(a: Future | _Later, b: Future | _Later) -> bool:
     """Whether two prepared inputs (futures of :meth:`Evaluator.prepare`) can share a batch."""
+    if not isinstance(a, Future) or not isinstance(b, Future):
+        return False
     if a.exception() is not None or b.exception() is not None:
         return False
     (_, lr_a, ref_a), (_, lr_b, ref_b) = a.result(), b.result()

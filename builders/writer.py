@@ -28,9 +28,9 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 import yaml
 
 from core.files import link_or_copy
@@ -39,6 +39,9 @@ from core.provenance import versions
 from .images import read_rgb, write_png
 from .manifest import METADATA, SPEC, DatasetError, normalise_manifest, safe_path, write_manifest
 from .report import BuildReport
+
+if TYPE_CHECKING:  # imported where a manifest is made, so the CLIs' --help stays fast
+    import pandas as pd
 
 KINDS = ("recipe", "import", "variant")
 
@@ -254,6 +257,8 @@ def write_dataset(out: str | os.PathLike, rows: Iterable[Row], spec: dict, repor
         for f in fields:
             report.samples[(f["split"], int(f["level"]))] += 1
         cols = list(columns) if columns is not None else list(dict.fromkeys(k for f in fields for k in f))
+        import pandas as pd
+
         manifest = pd.DataFrame(fields, columns=cols)
         if isinstance(columns, dict):
             manifest = manifest.astype({c: t for c, t in columns.items() if t is not None})

@@ -19,7 +19,7 @@ from models import MODELS, ModelSpec, get_spec, list_models
 ROOT = Path(__file__).resolve().parents[1]
 INDEXED = {"models:MODELS": MODELS, "benchmark.metrics:METRICS": METRICS, "builders.variants:VARIANTS": VARIANTS,
            "builders.importers:LAYOUTS": LAYOUTS, "builders.recipes:RECIPES": RECIPES}
-HEAVY = ("torch", "torchvision", "pandas", "cv2")
+HEAVY = ("torch", "torchvision", "pandas")
 
 
 @pytest.mark.parametrize("where", sorted(INDEXED))
@@ -54,7 +54,8 @@ def _imported_after(module: str, *args: str) -> tuple[list[str], str]:
 
 @pytest.mark.parametrize("module,args", [
     ("benchmark.run", ["--help"]), ("benchmark.run", ["--list-models"]), ("benchmark.run", ["--list-datasets"]),
-    ("benchmark.run", ["--list-suites"]), ("models.pretrained", ["--help"]), ("builders.import", ["--help"])])
+    ("benchmark.run", ["--list-suites"]), ("models.pretrained", ["--help"]), ("builders.import", ["--help"]),
+    ("builders.build", ["--help"]), ("builders.variant", ["--help"])])
 def test_help_and_listings_import_no_torch(module, args):
     heavy, out = _imported_after(module, *args)
     assert heavy == [], f"{module} {' '.join(args)} imported {heavy}"
