@@ -375,6 +375,9 @@ def launch_shards(suite, args, argv: list[str]) -> int:
     """``--launcher``: the shards as a submitit array, then the leaderboard from the merged results."""
     from .launch import launch, parse_options
 
+    if args.shards < 1:
+        print(f"error: --shards {args.shards}: give at least 1", file=sys.stderr)
+        return 2
     run_dir = Path(args.out or Path("runs") / suite.name)
     if args.fresh and run_dir.exists():
         import shutil
