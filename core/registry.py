@@ -145,7 +145,11 @@ class Registry:
     def entry(self, name: str) -> Entry:
         name = self.canonical(name)
         if name not in self._entries:  # indexed only: import the one module that registers it
-            importlib.import_module(self._index["entries"][name]["module"])
+            module = self._index["entries"][name]["module"]
+            importlib.import_module(module)
+            if name not in self._entries:
+                raise UnknownName(f"{self.index_path()} says {module} registers {self.kind} {name!r}, but it does "
+                                  f"not: the index is out of date (python -m core.registry ...)")
         return self._entries[name]
 
     def brief(self, name: str) -> dict[str, Any]:
