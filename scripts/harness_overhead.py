@@ -1,14 +1,16 @@
 """Harness overhead: a suite's evaluation wall time versus the same model forwards run alone.
 
-    .venv/bin/python scripts/harness_overhead.py [--suite demo] [--models bicubic,texture_transfer] [--rounds 1]
+    .venv/bin/python scripts/harness_overhead.py [--suite demo] [--models bicubic,texture_transfer] [--chunks 8]
 
-For each model of the suite, alternately and in this one process: (1) the harness evaluates the
-model's jobs from scratch in a temporary run folder (no profiles, no publishing; its
-``eval_wall_s``: loading, warm-up, decoding, protocol, variants, every metric, result writing);
-(2) forward-only: the same images' inputs are made beforehand (not timed) and only
-``model(lr, ref)`` is timed, after one untimed warm-up. Everything the harness does besides those
-forwards is the overhead; the ratio is summed harness wall time / summed forward-only time.
-Alternating per model keeps both sides under the same machine load.
+For each model of the suite and each of ``--chunks`` slices of its images (the harness's own
+``--shard K/N``), alternately and in this one process: (1) the harness evaluates the slice from
+scratch in a temporary run folder (no profiles, no publishing; its ``eval_wall_s``: loading,
+warm-up, decoding, protocol, variants, every metric, result writing); (2) forward-only: the same
+images' inputs are made beforehand (not timed) and only ``model(lr, ref)`` is timed, after one
+untimed warm-up. Everything the harness does besides those forwards is the overhead; the ratio is
+summed harness wall time / summed forward-only time. Alternating every few minutes keeps both sides
+under the same machine load (on a shared machine it varies a lot); each slice pays the harness's
+per-run costs again, so more chunks only make the harness look slower.
 """
 from __future__ import annotations
 
@@ -31,15 +33,18 @@ from benchmark.suite import load_suite  # noqa: E402
 from builders.variants import is_baseline  # noqa: E402
 
 
-def harness(suite: str, model: str, out: Path) -> tuple[float, float, list[dict]]:
+def harness(suite: str, model: str, out: Path, chunk: str) -> tuple[float, float, list[dict]]:
     """Harness wall time, its own summed forward time, and the evaluations it timed."""
-    argv = ["--suite", suite, "--models", model, "--out", str(out), "--no-profile", "--no-publish", "--device", "cpu"]
+    argv = ["--suite", suite, "--models", model, "--out", str(out), "--no-profile", "--no-publish", "--device", "cpu",
+            "--shard", chunk]
     if run.main(argv) != 0:
         raise SystemExit(f"the harness run of {model} failed")
-    info = json.loads((out / "run.json").read_text())
     import pandas as pd
 
-    timings = pd.read_parquet(out / "timings.parquet").to_dict("records") if (out / "timings.parquet").is_file() else []
+    k, n = chunk.split("/")
+    info = json.loads((out / ("run.json" if n == "1" else f"shards/run-{k}-of-{n}.json")).read_text())
+    timings = out / ("timings.parquet" if n == "1" else f"shards/timings-{k}-of-{n}.parquet")
+    timings = pd.read_parquet(timings).to_dict("records") if timings.is_file() else []
     return info["eval_wall_s"], info["forward_s_this_session"], timings
 
 
@@ -68,28 +73,41 @@ def forward_only(suite_name: str, model: str, timings: list[dict], scratch: Path
     return total
 
 
+def runnable(model: str) -> bool:
+    """Whether the model's weight files are here (the harness would report the others as not scored)."""
+    from models.checkpoint import CheckpointError
+    from models.weights import resolve_weights
+
+    try:
+        resolve_weights(model)
+        return True
+    except (CheckpointError, OSError, ValueError) as exc:
+        print(f"{model}: not run ({str(exc).splitlines()[0]})")
+        return False
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--suite", default="demo")
     p.add_argument("--models", default=None, help="comma-separated (default: the suite's runnable models)")
-    p.add_argument("--rounds", type=int, default=1, help="alternations per model (default 1)")
+    p.add_argument("--chunks", type=int, default=8, help="slices of each model's images, alternated (default 8)")
     args = p.parse_args()
-    models = args.models.split(",") if args.models else list(load_suite(args.suite).models)
+    models = [m for m in (args.models.split(",") if args.models else load_suite(args.suite).models) if runnable(m)]
     wall = alone = own = 0.0
     evaluations = 0
-    for _ in range(args.rounds):
-        for model in models:
+    for model in models:
+        for k in range(args.chunks):
             with tempfile.TemporaryDirectory() as tmp:
-                w, f, timings = harness(args.suite, model, Path(tmp) / "run")
+                w, f, timings = harness(args.suite, model, Path(tmp) / "run", f"{k}/{args.chunks}")
                 if not timings:
-                    print(f"{model}: not run (no weights or nothing to score)")
+                    print(f"{model} {k}/{args.chunks}: nothing run (no weights, or no image in this slice)")
                     continue
                 a = forward_only(args.suite, model, timings, Path(tmp) / "scratch")
-            print(f"{model}: {len(timings)} forwards; harness wall {w:.2f} s (its forwards {f:.2f} s); "
-                  f"forward-only {a:.2f} s; ratio {w / a:.3f}")
+            print(f"{model} {k}/{args.chunks}: {len(timings)} forwards; harness wall {w:.2f} s (its forwards "
+                  f"{f:.2f} s); forward-only {a:.2f} s; ratio {w / a:.3f}", flush=True)
             wall, alone, own, evaluations = wall + w, alone + a, own + f, evaluations + len(timings)
-    print(f"suite {args.suite}: {evaluations} model evaluations, {args.rounds} round(s), torch threads "
-          f"{torch.get_num_threads()}")
+    print(f"suite {args.suite}: {evaluations} model evaluations in {args.chunks} alternating slices per model, "
+          f"torch threads {torch.get_num_threads()}")
     print(f"harness wall time                 {wall:8.2f} s")
     print(f"forward-only time (same inputs)   {alone:8.2f} s")
     print(f"forward time inside the harness   {own:8.2f} s")
