@@ -77,14 +77,14 @@ class ForwardTimer:
         synchronize(self.device)  # earlier queued work is not counted
         if self.device.type == "cuda":
             self._start, self._end = (torch.cuda.Event(enable_timing=True) for _ in range(2))
-            self._start.record()
+            self._start.record(torch.cuda.current_stream(self.device))
         else:
             self._t0 = time.perf_counter()
         return self
 
     def __exit__(self, *exc) -> None:
         if self.device.type == "cuda":
-            self._end.record()
+            self._end.record(torch.cuda.current_stream(self.device))
             self._end.synchronize()
             self.seconds = self._start.elapsed_time(self._end) / 1000.0
         else:
