@@ -42,7 +42,7 @@ def _csv(value: str | None) -> list[str] | None:
 
 def build_parser() -> argparse.ArgumentParser:
     from builders.variants import variant_usage
-    from models import list_models
+    from models import get_spec, list_models
 
     from .metrics import metrics_help
 
@@ -81,8 +81,9 @@ def build_parser() -> argparse.ArgumentParser:
     h.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: all cores)")
     h.add_argument("--jobs", type=int, default=None, help="processes for building a missing demo dataset")
     h.add_argument("--batch-size", type=int, default=1, metavar="B",
-                   help="up to B same-size images per forward for models that allow it (spec batchable: bicubic, "
-                        "texture_transfer); rows equal batch 1's, timings are per image (batch time / B)")
+                   help="up to B same-size images per forward for models that allow it (spec batchable: "
+                        f"{', '.join(n for n in list_models() if get_spec(n).batchable)}); rows equal batch 1's, "
+                        "timings are per image (batch time / B)")
     h.add_argument("--no-profile", action="store_true", help="skip the runtime/FLOPs/params/memory profiles")
     h.add_argument("--shard", default=None, metavar="K/N",
                    help="score only shard K of N (0-based; images assigned by a stable hash). Run every shard "
