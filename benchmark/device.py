@@ -1,6 +1,8 @@
 """Device selection and synchronisation, written for CUDA and tested on CPU."""
 from __future__ import annotations
 
+import time
+
 import torch
 
 
@@ -59,6 +61,34 @@ def synchronize(device: torch.device) -> None:
     """Wait for queued kernels, so wall-clock timings measure the work and not its launch."""
     if device.type == "cuda":
         torch.cuda.synchronize(device)
+
+
+class ForwardTimer:
+    """Times the work between ``with`` entry and exit: CUDA events on the current stream on a GPU
+    (the kernels' own time, read after a synchronize), ``time.perf_counter`` on the CPU.
+    ``kind`` says which, so timings from the two are not mixed up."""
+
+    def __init__(self, device: torch.device):
+        self.device = device
+        self.kind = "cuda-event" if device.type == "cuda" else "perf_counter"
+        self.seconds = float("nan")
+
+    def __enter__(self) -> ForwardTimer:
+        synchronize(self.device)  # earlier queued work is not counted
+        if self.device.type == "cuda":
+            self._start, self._end = (torch.cuda.Event(enable_timing=True) for _ in range(2))
+            self._start.record(torch.cuda.current_stream(self.device))
+        else:
+            self._t0 = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.device.type == "cuda":
+            self._end.record(torch.cuda.current_stream(self.device))
+            self._end.synchronize()
+            self.seconds = self._start.elapsed_time(self._end) / 1000.0
+        else:
+            self.seconds = time.perf_counter() - self._t0
 
 
 def reset_peak_memory(device: torch.device) -> None:

@@ -14,8 +14,8 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import time
-from concurrent.futures import ThreadPoolExecutor
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -35,7 +35,7 @@ from models.checkpoint import CheckpointError
 from models.weights import ResolvedWeights, load_weights, resolve_weights
 
 from . import dataset_registry
-from .device import autocast, describe, synchronize
+from .device import ForwardTimer, autocast, describe
 from .metrics import availability, metric_info
 from .protocol import Protocol, load_protocol
 from .results import PROVENANCE_KEY, ResultStore
@@ -147,19 +147,32 @@ def fit_size(spec, lr_t: torch.Tensor, ref_t: torch.Tensor) -> tuple[torch.Tenso
     return _pad_to(lr_t, spec.lr_multiple), _pad_to(ref_t, spec.ref_multiple)
 
 
-def run_model(model: torch.nn.Module, lr: np.ndarray, ref: np.ndarray, device: torch.device,
-              precision: str = "fp32") -> tuple[torch.Tensor, float]:
-    """Fit the size, forward (under autocast for bf16/fp16), crop back. Returns (float32 sr, seconds)."""
+def run_model(model: torch.nn.Module, lr: np.ndarray | list[np.ndarray], ref: np.ndarray | list[np.ndarray],
+              device: torch.device, precision: str = "fp32") -> tuple[torch.Tensor, float]:
+    """Fit the size, forward (under autocast for bf16/fp16), crop back. Returns (float32 sr, seconds
+    timed by :class:`~benchmark.device.ForwardTimer`). Lists of same-size LRs and references are
+    one batch (``B`` = their number)."""
     spec = model.spec
-    lr_t = to_tensor(lr, device)
+    lr_t = torch.cat([to_tensor(x, device) for x in (lr if isinstance(lr, list) else [lr])])
+    ref_t = torch.cat([to_tensor(x, device) for x in (ref if isinstance(ref, list) else [ref])])
     h, w = lr_t.shape[-2:]
-    lr_p, ref_p = fit_size(spec, lr_t, to_tensor(ref, device))
-    synchronize(device)
-    t0 = time.perf_counter()
-    with torch.no_grad(), autocast(device, precision):
+    lr_p, ref_p = fit_size(spec, lr_t, ref_t)
+    with ForwardTimer(device) as timer, torch.no_grad(), autocast(device, precision):
         sr = model(lr_p, ref_p)
-    synchronize(device)
-    return sr[..., : h * spec.scale, : w * spec.scale].float(), time.perf_counter() - t0
+    return sr[..., : h * spec.scale, : w * spec.scale].float(), timer.seconds
+
+
+def warm_up(model: torch.nn.Module, lr: np.ndarray, ref: np.ndarray, device: torch.device,
+            precision: str = "fp32", side: int = 32) -> None:
+    """One untimed forward on the top-left corner of the first input (LR at most ``side`` pixels a
+    side, the reference the matching area at scale): the first call's one-off costs (allocator,
+    kernels, lazy set-up) at a fraction of a full forward. A model that refuses the small input
+    warms up on the full one."""
+    s = model.spec.scale
+    try:
+        run_model(model, lr[:side, :side], ref[: side * s, : side * s], device, precision)
+    except Exception:  # noqa: BLE001 - e.g. a model with a minimum input size
+        run_model(model, lr, ref, device, precision)
 
 
 def score_rows(sr: torch.Tensor, hr_eval: np.ndarray, protocol: Protocol, drift: list[Protocol],
@@ -202,6 +215,7 @@ class RunConfig:
     shard: tuple[int, int] = (0, 1)  # (index, count): this process scores only its share of the images
     weights: dict[str, object] = field(default_factory=dict)  # model name -> user weight files
     save_sr: bool = False  # write every SR output (uint8 PNG after quantisation) under run_dir/sr/
+    batch_size: int = 1  # same-size images per forward, for models whose spec says ``batchable``
 
 
 @dataclass
@@ -270,17 +284,29 @@ class Evaluator:
             todo = [s for s in samples.itertuples(index=False)
                     if (lm.name, lm.weights.label, job.dataset, job.variant, s.sample_id, *made_from) not in done
                     and in_shard(f"{job.key}|{s.sample_id}", *self.cfg.shard)]
-            with ThreadPoolExecutor(1) as prefetch:  # the next image's inputs are made during this forward
-                ahead = prefetch.submit(self.prepare, lm, ds, variant, todo[0], protocol) if todo else None
-                for k, s in enumerate(tqdm(todo, desc=f"{job.model} · {job.dataset} · {job.variant}", unit="img",
-                                           leave=False)):
-                    prepared = ahead
-                    ahead = (prefetch.submit(self.prepare, lm, ds, variant, todo[k + 1], protocol)
-                             if k + 1 < len(todo) else None)
-                    rows = self.sample_rows(lm, job, s, prepared)
-                    base = {**base_all, "split": s.split, "level": int(s.level), "image": s.sample_id}
-                    self.store.add([{**base, **r} for r in rows])
+            size = max(1, self.cfg.batch_size) if lm.model.spec.batchable else 1
+            bar = tqdm(total=len(todo), desc=f"{job.model} · {job.dataset} · {job.variant}", unit="img", leave=False)
+            with ThreadPoolExecutor(1) as prefetch, bar:  # the next images' inputs are made during this forward
+                ahead: deque[tuple[object, Future | _Later]] = deque()
+                pending, hrs = iter(todo), set()
+                while True:
+                    while len(ahead) <= size and (s := next(pending, None)) is not None:
+                        # a reference-free model's repeated HR reuses rows: its inputs are made only if needed
+                        repeat = not lm.model.spec.uses_ref and (
+                            s.hr in hrs or (lm.name, job.dataset, s.hr, job.protocol) in self._no_ref_rows)
+                        hrs.add(s.hr)
+                        ahead.append((s, _Later(self.prepare, lm, ds, variant, s, protocol) if repeat
+                                      else prefetch.submit(self.prepare, lm, ds, variant, s, protocol)))
+                    if not ahead:
+                        break
+                    group = [ahead.popleft()]
+                    while ahead and len(group) < size and _same_shapes(group[0][1], ahead[0][1]):
+                        group.append(ahead.popleft())
+                    for s, rows in self.group_rows(lm, job, group):
+                        base = {**base_all, "split": s.split, "level": int(s.level), "image": s.sample_id}
+                        self.store.add([{**base, **r} for r in rows])
                     self.store.maybe_flush()
+                    bar.update(len(group))
             self.store.flush()
         return self.store.merge(current={name: fp for name, (_, fp) in self._datasets.items()})
 
@@ -302,20 +328,45 @@ class Evaluator:
             new_ref = [new_ref, *(read_rgb(ds.path(rel))[0] for _, rel in others)]
         return hr_eval, lr, protocol.prepare_ref(new_ref, scale)
 
-    def sample_rows(self, lm: LoadedModel, job: Job, s, prepared) -> list[dict]:
+    def group_rows(self, lm: LoadedModel, job: Job, group: list[tuple[object, Future | _Later]]
+                   ) -> list[tuple[object, list[dict]]]:
+        """Rows of a group of same-size images: one batched forward when there are several to run
+        (a reference-free model's repeated HR reuses its rows); if the batch fails, one at a time."""
+        todo, seen = [], set()
+        for s, f in group:  # a reference-free model runs each HR once
+            memo = (lm.name, job.dataset, s.hr, job.protocol)
+            if lm.model.spec.uses_ref or (memo not in self._no_ref_rows and memo not in seen):
+                todo.append((s, f))
+                seen.add(memo)
+        if len(todo) < 2:
+            return [(s, self.sample_rows(lm, job, s, f)) for s, f in group]
+        try:
+            prepared = [f.result() for _, f in todo]
+            if lm.name not in self._warm:
+                warm_up(lm.model, prepared[0][1], prepared[0][2], self.cfg.device, self.cfg.precision)
+                self._warm.add(lm.name)
+            sr, seconds = run_model(lm.model, [p[1] for p in prepared], [p[2] for p in prepared],
+                                    self.cfg.device, self.cfg.precision)
+        except Exception:  # noqa: BLE001 - each image then fails (or succeeds) on its own
+            return [(s, self.sample_rows(lm, job, s, f)) for s, f in group]
+        forwards = {id(s): (sr[i:i + 1], seconds / len(todo), len(todo)) for i, (s, _) in enumerate(todo)}
+        return [(s, self.sample_rows(lm, job, s, f, forwards.get(id(s)))) for s, f in group]
+
+    def sample_rows(self, lm: LoadedModel, job: Job, s, prepared, forward=None) -> list[dict]:
         """All rows for one image, reusing a reference-free model's rows for the same HR."""
         uses_ref = lm.model.spec.uses_ref
         memo = (lm.name, job.dataset, s.hr, job.protocol)
         if not uses_ref and memo in self._no_ref_rows:
             return self._no_ref_rows[memo]
-        rows = self.evaluate_sample(lm, job, s, prepared)
+        rows = self.evaluate_sample(lm, job, s, prepared, forward)
         if not uses_ref and all(r["status"] != "failed" for r in rows):
             self._no_ref_rows[memo] = rows
         return rows
 
-    def evaluate_sample(self, lm: LoadedModel, job: Job, s, prepared) -> list[dict]:
-        """Run and score one image from its prepared inputs (a future from :meth:`prepare`); on
-        failure, one failed row per metric with the reason."""
+    def evaluate_sample(self, lm: LoadedModel, job: Job, s, prepared, forward=None) -> list[dict]:
+        """Run and score one image from its prepared inputs (a future from :meth:`prepare`), or score
+        ``forward`` = (sr, seconds, batch size) from a batched run; on failure, one failed row per
+        metric with the reason."""
         suite, scale = self.cfg.suite, lm.model.spec.scale
         protocol = self.job_protocol(job)
         drift = self.drift if job.protocol is None else []  # drift rows re-score the suite protocol's outputs
@@ -325,14 +376,14 @@ class Evaluator:
                 sr_q = read_rgb(lm.precomputed / f"{s.sample_id}.png")[0].astype(np.float64)
                 return score_quantised(sr_q, hr_eval, protocol, list(suite.metrics), self.available,
                                        self.cfg.device, scale)
-            if lm.name not in self._warm:  # the first call pays one-off set-up costs: not timed
-                run_model(lm.model, lr, ref, self.cfg.device, self.cfg.precision)
+            if forward is None and lm.name not in self._warm:  # the first call's one-off costs: not timed
+                warm_up(lm.model, lr, ref, self.cfg.device, self.cfg.precision)
                 self._warm.add(lm.name)
-            sr, seconds = run_model(lm.model, lr, ref, self.cfg.device, self.cfg.precision)
+            sr, seconds, batch = forward or (*run_model(lm.model, lr, ref, self.cfg.device, self.cfg.precision), 1)
             if not torch.isfinite(sr).all():
                 raise FloatingPointError("model output contains NaN or Inf")
             self.out.timings.append({"model": lm.name, "dataset": job.dataset, "variant": job.variant,
-                                     "image": s.sample_id, "forward_s": seconds})
+                                     "image": s.sample_id, "forward_s": seconds, "batch": batch})
             if self.cfg.save_sr and job.protocol is None:  # the suite protocol's outputs only
                 self.save_sr(sr, lm.name, job, s.sample_id)
             return score_rows(sr, hr_eval, protocol, drift, list(suite.metrics), self.available,
@@ -350,6 +401,32 @@ class Evaluator:
         q = self.protocol.quantise(sr[0].permute(1, 2, 0).float().cpu().numpy())
         folder = sr_folder(self.cfg.run_dir, model, job.dataset, job.variant)
         write_png(folder / f"{sample_id}.png", np.clip(np.rint(q), 0, 255).astype(np.uint8))
+
+
+class _Later:
+    """A :meth:`Evaluator.prepare` call made only when its result is asked for (like a Future)."""
+
+    def __init__(self, fn, *args):
+        self._call = Future()
+        self._fn, self._args = fn, args
+
+    def result(self):
+        if not self._call.done():
+            try:
+                self._call.set_result(self._fn(*self._args))
+            except Exception as exc:  # noqa: BLE001 - raised again by result(), as a Future does
+                self._call.set_exception(exc)
+        return self._call.result()
+
+
+def _same_shapes(a: Future | _Later, b: Future | _Later) -> bool:
+    """Whether two prepared inputs (futures of :meth:`Evaluator.prepare`) can share a batch."""
+    if not isinstance(a, Future) or not isinstance(b, Future):
+        return False
+    if a.exception() is not None or b.exception() is not None:
+        return False
+    (_, lr_a, ref_a), (_, lr_b, ref_b) = a.result(), b.result()
+    return ref_a is not None and ref_b is not None and lr_a.shape == lr_b.shape and ref_a.shape == ref_b.shape
 
 
 def sr_folder(run_dir: Path, model: str, dataset: str, variant: str) -> Path:

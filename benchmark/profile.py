@@ -4,22 +4,28 @@ FLOPs come from ``torch.utils.flop_counter.FlopCounterMode`` (2 FLOPs per multip
 formula for ``torchvision::deform_conv2d``, which it does not count: the convolution's
 multiply-adds at the sampled positions (the bilinear sampling itself is not counted, as for the
 other ops FlopCounterMode skips: interpolation, softmax, element-wise). GMACs = GFLOPs / 2.
-Runtime: warm-up runs, device sync around each run, median and spread over N runs.
+Runtime: warm-up runs, then N timed runs (CUDA events on a GPU, ``perf_counter`` on the CPU: see
+``runtime_timer``), median and spread. Peak memory is the forward's own extra memory, measured
+differently per device and labelled so (``peak_memory_measure``): on a GPU the allocator's peak of
+tensor memory above what was allocated before the runs; on the CPU the growth of the resident set
+high-water mark over one forward in a fresh process (tensors plus allocator and library overhead).
 """
 from __future__ import annotations
 
 import multiprocessing as mp
 import resource
 import statistics
-import time
 from dataclasses import asdict, dataclass
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode, register_flop_formula
 
-from .device import peak_memory_bytes, reset_peak_memory, synchronize
+from .device import ForwardTimer, peak_memory_bytes, reset_peak_memory
 
 FLOP_UNIT = "FLOPs (2 per multiply-add, FlopCounterMode convention)"
+CUDA_PEAK = "cuda: torch.cuda.max_memory_allocated above the allocation before the runs (tensors)"
+CPU_PEAK = "cpu: VmHWM growth over one forward in a fresh process (resident set, incl. allocator overhead)"
+CPU_PEAK_FALLBACK = "cpu: ru_maxrss growth over one forward in a fresh process (resident set)"
 
 
 _registered = False
@@ -58,6 +64,8 @@ class Profile:
     peak_memory_mb: float | None
     device: str
     flop_unit: str = FLOP_UNIT
+    runtime_timer: str = ""  # cuda-event | perf_counter
+    peak_memory_measure: str = ""  # how peak_memory_mb was measured (differs between CPU and GPU)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -81,12 +89,10 @@ def time_forward(model: torch.nn.Module, lr: torch.Tensor, ref: torch.Tensor, de
     times = []
     with torch.no_grad():
         for i in range(warmup + runs):
-            synchronize(device)
-            t0 = time.perf_counter()
-            model(lr, ref)
-            synchronize(device)
+            with ForwardTimer(device) as timer:
+                model(lr, ref)
             if i >= warmup:
-                times.append(time.perf_counter() - t0)
+                times.append(timer.seconds)
     return times
 
 
@@ -110,22 +116,22 @@ def _cpu_peak_child(name: str, kwargs: dict, lr_shape, ref_shape, queue) -> None
         before = _rss_kib("VmRSS")
         with torch.no_grad():
             model(lr, ref)
-        queue.put((_rss_kib("VmHWM") - before) / 1024.0)
+        queue.put(((_rss_kib("VmHWM") - before) / 1024.0, CPU_PEAK))
     except OSError:  # elsewhere: the monotonic peak of the whole process
         before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         with torch.no_grad():
             model(lr, ref)
-        queue.put((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024.0)
+        queue.put(((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024.0, CPU_PEAK_FALLBACK))
 
 
-def cpu_peak_memory_mb(name: str, kwargs: dict, lr_shape, ref_shape) -> float | None:
-    """Extra resident memory (MB) of one forward, measured in a fresh process."""
+def cpu_peak_memory_mb(name: str, kwargs: dict, lr_shape, ref_shape) -> tuple[float | None, str]:
+    """Extra resident memory (MB) of one forward, measured in a fresh process, and how it was measured."""
     ctx = mp.get_context("spawn")
     queue = ctx.Queue()
     proc = ctx.Process(target=_cpu_peak_child, args=(name, kwargs, lr_shape, ref_shape, queue))
     proc.start()
     proc.join()
-    return queue.get() if proc.exitcode == 0 and not queue.empty() else None
+    return queue.get() if proc.exitcode == 0 and not queue.empty() else (None, "")
 
 
 def profile_model(name: str, device: torch.device, lr_hw=(128, 128), ref_hw=(512, 512), warmup: int = 1,
@@ -140,14 +146,15 @@ def profile_model(name: str, device: torch.device, lr_hw=(128, 128), ref_hw=(512
     total, trainable = count_params(model)
     flops = count_flops(model, lr, ref)
     reset_peak_memory(device)
+    before = torch.cuda.memory_allocated(device) if device.type == "cuda" else 0
     times = time_forward(model, lr, ref, device, warmup=warmup, runs=runs)
+    peak, measure = None, ""
     if device.type == "cuda":
-        peak = peak_memory_bytes(device) / 2**20
+        peak, measure = (peak_memory_bytes(device) - before) / 2**20, CUDA_PEAK
     elif measure_memory:
-        peak = cpu_peak_memory_mb(name, model_kwargs, tuple(lr.shape), tuple(ref.shape))
-    else:
-        peak = None
+        peak, measure = cpu_peak_memory_mb(name, model_kwargs, tuple(lr.shape), tuple(ref.shape))
     return Profile(model=name, lr_size=f"{lr_hw[0]}x{lr_hw[1]}", ref_size=f"{ref_hw[0]}x{ref_hw[1]}",
                    params_total=total, params_trainable=trainable, gflops=flops / 1e9, gmacs=flops / 2e9,
                    runtime_median_s=statistics.median(times), runtime_min_s=min(times), runtime_max_s=max(times),
-                   runs=runs, peak_memory_mb=peak, device=device.type)
+                   runs=runs, peak_memory_mb=peak, device=device.type, peak_memory_measure=measure,
+                   runtime_timer=ForwardTimer(device).kind)

@@ -22,16 +22,13 @@ import sys
 import time
 from pathlib import Path
 
-import pandas as pd
-import torch
-
 from core import provenance
 from core.files import atomic_write_json
 
 from . import dataset_registry
-from .device import DeviceError, describe, select_device, set_precision
-from .results import atomic_to_parquet
-from .suite import SuiteError, available_suites, jobs, load_suite
+from .suite import SuiteError, available_suites, jobs, load_suite, suite_description
+
+# torch, pandas and the model files are imported where a run needs them: --help and --list-* stay fast
 
 ADHOC = {"name": "custom", "models": ["bicubic"], "datasets": ["demo"], "split": "test", "levels": "all",
          "variants": ["clean"], "protocol": "refsr-standard", "drift_protocols": [],
@@ -45,7 +42,7 @@ def _csv(value: str | None) -> list[str] | None:
 
 def build_parser() -> argparse.ArgumentParser:
     from builders.variants import variant_usage
-    from models import list_models
+    from models import get_spec, list_models
 
     from .metrics import metrics_help
 
@@ -83,12 +80,23 @@ def build_parser() -> argparse.ArgumentParser:
                         "convolutions); tf32; bf16/fp16 = forward under autocast. Recorded in every row (dtype)")
     h.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: all cores)")
     h.add_argument("--jobs", type=int, default=None, help="processes for building a missing demo dataset")
+    h.add_argument("--batch-size", type=int, default=1, metavar="B",
+                   help="up to B same-size images per forward for models that allow it (spec batchable: "
+                        f"{', '.join(n for n in list_models() if get_spec(n).batchable)}); rows equal batch 1's, "
+                        "timings are per image (batch time / B)")
     h.add_argument("--no-profile", action="store_true", help="skip the runtime/FLOPs/params/memory profiles")
     h.add_argument("--shard", default=None, metavar="K/N",
                    help="score only shard K of N (0-based; images assigned by a stable hash). Run every shard "
                         "with the same --out; each merges what is there when it ends (under a lock), so the last "
                         "one leaves the complete results. Without --shard, torchrun's RANK/WORLD_SIZE or a Slurm "
                         "array's SLURM_ARRAY_TASK_ID/SLURM_ARRAY_TASK_COUNT are used when set")
+    h.add_argument("--launcher", default="none", choices=["none", "slurm", "local"],
+                   help="slurm: submit --shards shards as a Slurm job array through submitit (each task runs this "
+                        "command with --shard K/N), wait, then publish once; local: the same with submitit's local "
+                        "executor (processes on this machine). Needs `pip install submitit`")
+    h.add_argument("--shards", type=int, default=2, help="number of array tasks for --launcher (default 2)")
+    h.add_argument("--slurm", metavar="KEY=VALUE,...",
+                   help="submitit parameters for --launcher, e.g. slurm_partition=gpu,gpus_per_node=1,timeout_min=240")
     o = p.add_argument_group("output")
     o.add_argument("--out", help="run folder (default: runs/<suite>); an existing one is resumed")
     o.add_argument("--fresh", action="store_true", help="discard an existing run folder's results first")
@@ -314,6 +322,8 @@ def shard_from_launcher(text: str | None, env=os.environ) -> tuple[int, int]:
 
 def launcher_device(name: str, env=os.environ) -> str:
     """``auto`` under torchrun on a GPU machine means this rank's GPU (``LOCAL_RANK``)."""
+    import torch
+
     if name == "auto" and "LOCAL_RANK" in env and torch.cuda.is_available():
         return f"cuda:{int(env['LOCAL_RANK']) % torch.cuda.device_count()}"
     return name
@@ -336,8 +346,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.list_suites:
         for name in available_suites():
-            s = load_suite(name)
-            print(f"{name:<12} {s.description}")
+            print(f"{name:<12} {suite_description(name)}")
         return 0
     if args.list_datasets:
         for name, e in dataset_registry.known().items():
@@ -390,15 +399,46 @@ def main(argv: list[str] | None = None) -> int:
             if m not in dict(external):
                 print(f"weights {m}: {weights_status(m)}")
         return 0
+    if args.launcher != "none":
+        return launch_shards(suite, args, sys.argv[1:] if argv is None else argv)
     return execute(suite, args, weights, external, shard)
+
+
+def launch_shards(suite, args, argv: list[str]) -> int:
+    """``--launcher``: the shards as a submitit array, then the leaderboard from the merged results."""
+    from .launch import launch, parse_options
+
+    if args.shards < 1:
+        print(f"error: --shards {args.shards}: give at least 1", file=sys.stderr)
+        return 2
+    run_dir = Path(args.out or Path("runs") / suite.name)
+    if args.fresh and run_dir.exists():
+        import shutil
+
+        shutil.rmtree(run_dir)
+    try:
+        launch([a for a in argv if a != "--fresh"], run_dir, args.shards, args.launcher, parse_options(args.slurm))
+    except (RuntimeError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if not args.no_publish:
+        from .publish import publish
+
+        print(f"leaderboard: {publish(run_dir, args.leaderboards)}")
+    print(f"results: {run_dir / 'results.parquet'}")
+    return 0
 
 
 def execute(suite, args, weights: dict | None = None, external: list | None = None,
             shard: tuple[int, int] = (0, 1)) -> int:
+    import pandas as pd
+    import torch
+
+    from .device import DeviceError, describe, select_device, set_precision
+    from .evaluation import Evaluator, RunConfig, wrap_model
     from .profile import profile_model
     from .publish import publish
-    from .results import ResultStore
-    from .evaluation import Evaluator, RunConfig, wrap_model
+    from .results import ResultStore, atomic_to_parquet
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -420,7 +460,7 @@ def execute(suite, args, weights: dict | None = None, external: list | None = No
     info = {"suite": suite.as_dict(), "protocol": proto.as_dict(), "protocol_hash": proto.hash,
             "git_sha": provenance.git_sha(), "versions": provenance.versions(), "machine": provenance.machine(),
             "device": describe(device), "precision": args.precision, "precision_flags": flags,
-            "command": sys.argv, "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+            "batch_size": args.batch_size, "command": sys.argv, "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
     info["shard"] = list(shard)
     prev = run_dir / "run.json"
     if prev.is_file() and json.loads(prev.read_text()).get("suite") != json.loads(json.dumps(info["suite"])):
@@ -434,7 +474,8 @@ def execute(suite, args, weights: dict | None = None, external: list | None = No
     for name in suite.datasets:  # build the demo (or fail clearly) before the model loop
         dataset_registry.open_dataset(dataset_registry.resolve(name), jobs=args.jobs or 2)
     cfg = RunConfig(suite=suite, device=device, run_dir=run_dir, shard=shard,
-                    weights=weights or {}, save_sr=args.save_sr, precision=args.precision)
+                    weights=weights or {}, save_sr=args.save_sr, precision=args.precision,
+                    batch_size=args.batch_size)
     models = {name: wrap_model(obj, device, name=name) for name, obj in external or []}
     evaluator = Evaluator(cfg, ResultStore(run_dir), models=models)
     t0 = time.perf_counter()

@@ -69,6 +69,11 @@ def available_suites() -> list[str]:
     return sorted(p.stem for p in SUITE_DIR.glob("*.yaml"))
 
 
+def suite_description(name: str) -> str:
+    """A built-in suite's description, read without validating it (for ``--list-suites``)."""
+    return str((yaml.safe_load((SUITE_DIR / f"{name}.yaml").read_text()) or {}).get("description", ""))
+
+
 def load_suite(name_or_path: str, **overrides) -> Suite:
     """Load a built-in suite by name or a YAML file; ``overrides`` replace fields (from the CLI)."""
     path = Path(name_or_path)

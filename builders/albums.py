@@ -15,14 +15,15 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
-
-import pandas as pd
+from typing import TYPE_CHECKING, Callable
 
 from .images import list_images
 from .report import BuildReport
 from .retrieval import candidate_pairs
 from .sift import ImageRecord, PairScore, SiftParams, read_images, score_pairs, thumbnail_psnr
+
+if TYPE_CHECKING:  # imported where the pair table is made, so the CLIs' --help stays fast
+    import pandas as pd
 
 #: thumbnail PSNR (dB) from which two images of an album count as copies of one photo: distinct
 #: views in the Oxford, Lund, Sacré-Cœur and VLFeat albums reach at most 36.4 dB (Oxford bikes, two
@@ -213,4 +214,6 @@ def pairs_table(albums: list[Album]) -> pd.DataFrame:
              "keypoints_b": s.keypoints_b, "matches": s.matches, "inliers": s.inliers, "score": s.score}
             for al in albums for (i, j), s in sorted(al.pairs.items())]
     cols = ["album", "a", "b", "keypoints_a", "keypoints_b", "matches", "inliers", "score"]
+    import pandas as pd
+
     return pd.DataFrame(rows, columns=cols).astype({c: "int64" for c in cols[3:]})

@@ -12,9 +12,12 @@ import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pandas as pd
 import yaml
+
+if TYPE_CHECKING:  # pandas is imported when a manifest is read, not when dataset names are listed
+    import pandas as pd
 
 MANIFEST = "manifest.parquet"
 SPEC = "spec.yaml"
@@ -86,6 +89,8 @@ class Dataset:
             raise DatasetError(f"{root} is not a dataset: no {MANIFEST} (build one with builders.build "
                                f"or import one with builders.import)")
         spec = yaml.safe_load((root / SPEC).read_text()) if (root / SPEC).is_file() else {}
+        import pandas as pd
+
         df = normalise_manifest(pd.read_parquet(root / MANIFEST))
         for col in ("hr", "ref"):
             for rel in df[col]:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
-import torch
 
 from .sift import Features
 
@@ -28,6 +27,8 @@ def root_sift(desc: np.ndarray) -> np.ndarray:
 
 
 def _nearest_word(x: np.ndarray, words: np.ndarray) -> np.ndarray:
+    import torch
+
     xt, wt = torch.from_numpy(x), torch.from_numpy(words)
     return (xt @ wt.T - 0.5 * (wt * wt).sum(1)).argmax(1).numpy()
 

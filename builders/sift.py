@@ -23,16 +23,18 @@ import zipfile
 from dataclasses import asdict, dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Callable, Iterable, Iterator, Sequence
 
 import cv2
 import numpy as np
-import torch
 
 from core.files import atomic_write_bytes
 
 from .config import option
 from .images import BadImage, read_rgb
+
+if TYPE_CHECKING:  # imported where matching runs, so the builders' --help stays torch-free
+    import torch
 
 GEOMETRIES = ("homography", "fundamental", "none")
 ESTIMATORS = ("usac", "ransac")
@@ -101,6 +103,8 @@ class Features:
         as int8, and per descriptor d the terms that turn a dot product of shifted descriptors into a
         squared distance, ``256 sum(d-128) - |d|^2`` (int32, as one row) and
         ``|d|^2 - 256 sum(d-128) - 2 * 128^3`` (int64)."""
+        import torch
+
         d = self.desc.astype(np.int64)
         norm2, total = (d * d).sum(1), (d - 128).sum(1)
         return (torch.from_numpy((d - 128).astype(np.int8)),
@@ -222,6 +226,8 @@ def ratio_matches(fa: Features, fb: Features, ratio: float) -> np.ndarray:
     the per-descriptor terms added in the same pass, each row's best and second-best squared
     distances are one argmax and one max along the row.
     """
+    import torch
+
     if len(fa) < 2 or len(fb) < 2:
         return np.zeros((0, 2), np.int64)
     a, _, a_term = fa.for_matching
@@ -336,6 +342,8 @@ _LOADED: dict[int, Features] = {}
 
 
 def _worker_init(state):
+    import torch
+
     cv2.setNumThreads(1)   # one OpenCV / torch thread per process: the pool already uses every core
     torch.set_num_threads(1)
     global _STATE

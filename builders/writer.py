@@ -31,11 +31,9 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
-import pyarrow as pa
-import pyarrow.parquet as pq
 import yaml
 
 from core.files import link_or_copy
@@ -44,6 +42,10 @@ from core.provenance import versions
 from .images import read_rgb, write_png
 from .manifest import METADATA, SPEC, DatasetError, normalise_manifest, safe_path, write_manifest
 from .report import BuildReport
+
+if TYPE_CHECKING:  # imported where a manifest is made, so the CLIs' --help stays fast
+    import pandas as pd
+    import pyarrow as pa
 
 KINDS = ("recipe", "import", "variant")
 
@@ -218,6 +220,9 @@ def imagefolder_metadata(df: pd.DataFrame) -> dict[str, pa.Table]:
     makers'), and every manifest column goes out under one schema: a missing reference or LR image,
     or a value a split does not have (test rows have no crop boxes), is null.
     """
+    import pandas as pd
+    import pyarrow as pa
+
     df = df.copy()
     for col, name in IMAGE_COLUMNS.items():
         paths = df[col].fillna("").astype(str) if col in df.columns else pd.Series("", index=df.index)
@@ -237,6 +242,8 @@ def imagefolder_metadata(df: pd.DataFrame) -> dict[str, pa.Table]:
 
 def write_dataset_files(folder: Path, manifest: pd.DataFrame, spec: dict) -> None:
     """Write manifest, spec and imagefolder metadata into ``folder`` (a :class:`DatasetFolder`)."""
+    import pyarrow.parquet as pq
+
     write_manifest(manifest, folder)
     (folder / SPEC).write_text(yaml.safe_dump(spec, sort_keys=True, allow_unicode=True))
     for split, table in imagefolder_metadata(normalise_manifest(manifest)).items():
@@ -297,6 +304,8 @@ def write_dataset(out: str | os.PathLike, rows: Iterable[Row], spec: dict, repor
         for f in fields:
             report.samples[(f["split"], int(f["level"]))] += 1
         cols = list(columns) if columns is not None else list(dict.fromkeys(k for f in fields for k in f))
+        import pandas as pd
+
         manifest = pd.DataFrame(fields, columns=cols)
         if isinstance(columns, dict):
             manifest = manifest.astype({c: t for c, t in columns.items() if t is not None})

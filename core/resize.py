@@ -18,10 +18,13 @@
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 from PIL import Image
+
+if TYPE_CHECKING:  # the tensor functions import torch themselves: builders use the numpy ones only
+    import torch
 
 
 def pil_bicubic(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -107,6 +110,8 @@ def imresize_tensor(x: torch.Tensor, scale: float, antialias: bool = True) -> to
     """MATLAB bicubic resize of a float ``(B, C, H, W)`` tensor by ``scale``, on its own device."""
     if x.ndim != 4 or not x.is_floating_point():
         raise ValueError(f"imresize_tensor takes a float (B, C, H, W) tensor, got {x.dtype} {tuple(x.shape)}")
+    import torch
+
     h, w = x.shape[-2:]
     rows = torch.from_numpy(resize_matrix(h, math.ceil(h * scale), scale, antialias)).to(x)
     cols = torch.from_numpy(resize_matrix(w, math.ceil(w * scale), scale, antialias)).to(x)
@@ -148,6 +153,8 @@ def pil_bicubic_weights(in_size: int, out_size: int) -> np.ndarray:
 
 def _pil_bicubic_coeffs(in_size: int, out_size: int) -> torch.Tensor:
     """PIL's fixed-point (22-bit) bicubic resampling matrix (out_size, in_size), float64."""
+    import torch
+
     v = pil_bicubic_weights(in_size, out_size) * (1 << 22)
     return torch.from_numpy(np.where(v >= 0, np.floor(v + 0.5), np.ceil(v - 0.5)))
 
@@ -162,7 +169,7 @@ def pil_bicubic_tensor(img: torch.Tensor, size: tuple[int, int]) -> torch.Tensor
     one = float(1 << 21)
 
     def apply(t: torch.Tensor, mat: torch.Tensor) -> torch.Tensor:
-        return torch.floor((t @ mat.t().to(t.device) + one) / (1 << 22)).clamp(0, 255)
+        return (t @ mat.t().to(t.device) + one).div(1 << 22).floor().clamp(0, 255)
 
     if out_w != x.shape[-1]:
         x = apply(x, _pil_bicubic_coeffs(x.shape[-1], out_w))

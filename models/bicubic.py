@@ -13,7 +13,7 @@ from core.resize import imresize_tensor
 from .base import ModelSpec, RefSRModel
 from .registry import register_model
 
-SPEC = ModelSpec(name="bicubic", scale=4, uses_ref=False, paper="(SISR baseline)", licence="MIT",
+SPEC = ModelSpec(name="bicubic", scale=4, uses_ref=False, batchable=True, paper="(SISR baseline)", licence="MIT",
                  notes="MATLAB-style bicubic x4 (imresize), clamped to [0,1]")
 
 

@@ -13,8 +13,11 @@ import re
 from collections.abc import Mapping
 from pathlib import Path
 
-import torch
-from torch import nn
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # torch is imported where a file is read, so listing weights does not load it
+    import torch
+    from torch import nn
 
 WRAPPER_KEYS = ("params_ema", "params", "state_dict", "model", "net", "generator")
 
@@ -28,6 +31,8 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint not found: {path}")
+    import torch
+
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # truncated, empty, not a torch file, or a pickle that is not plain weights
@@ -52,6 +57,8 @@ def unwrap(obj: object) -> dict[str, torch.Tensor]:
 
 
 def _is_tensor_dict(obj: Mapping) -> bool:
+    import torch
+
     return len(obj) > 0 and all(isinstance(v, torch.Tensor) for v in obj.values())
 
 

@@ -17,13 +17,11 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import torch
-
 from core.download import (DownloadError, GdownMissing, download, drive_kind, import_gdown, install_checked,
                            is_direct_file_url, part_path)
 from core.files import locked
 
-from .base import CheckpointFile
+from .spec import CheckpointFile
 from .checkpoint import CheckpointError, describe_mismatch
 from .registry import create_model, full_name, get_spec, split_name
 from .weights import _record, file_sha256, official_path, recorded_hashes
@@ -85,6 +83,8 @@ def check_file(model, role: str, path: str | os.PathLike) -> str:
 
 
 def _meta_model(full: str):
+    import torch  # here, so listings that only read sources stay torch-free
+
     with torch.device("meta"):
         return create_model(full)
 

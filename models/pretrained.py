@@ -16,9 +16,12 @@ import tarfile
 import tempfile
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
+
+if TYPE_CHECKING:  # imported where weights are built, so --help stays fast
+    import torch
 
 from core.paths import weights_dir
 
@@ -68,6 +71,8 @@ def backbone_state_dict(net: str) -> dict[str, torch.Tensor]:
     """State dict for ``torchvision.models.<net>().features`` (keys like ``'0.weight'``)."""
     if net not in CONV_INDICES:
         raise KeyError(f"unknown backbone {net!r}; choose from {sorted(CONV_INDICES)}")
+    import torch
+
     flax = _read_ckpt(net)[_FLAX_ROOT[net]]
     sd = {}
     for i, idx in enumerate(CONV_INDICES[net]):

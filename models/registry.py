@@ -2,16 +2,23 @@
 
 A model is one file with a :func:`register_model`-decorated factory (timm style) plus one test.
 Names may carry a weight tag: ``create_model("ttsr.rec")`` builds TTSR for the ``rec`` weights.
+Specs are known without importing the model files (the registry index, see :mod:`core.registry`);
+``create_model`` imports only the one model's file.
 """
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import lru_cache
+from typing import TYPE_CHECKING
 
 from core.registry import Registry
 
-from .base import ModelSpec, RefSRModel
+from .spec import ModelSpec
 
-MODELS = Registry("model", __package__)
+if TYPE_CHECKING:
+    from .base import RefSRModel
+
+MODELS = Registry("model", __package__, brief=lambda entry: entry.info["spec"].as_dict())
 
 
 def register_model(spec: ModelSpec, aliases: dict[str, str] | None = None
@@ -50,8 +57,15 @@ def list_models(pattern: str | None = None, tags: bool = False) -> list[str]:
 
 
 def get_spec(name: str) -> ModelSpec:
-    """The spec of ``name`` (a tag or an alias in the name is allowed)."""
-    return MODELS.info(MODELS.target(name).partition(".")[0])["spec"]
+    """The spec of ``name`` (a tag or an alias in the name is allowed); from the index while the
+    model's file is not imported."""
+    arch = MODELS.canonical(MODELS.target(name).partition(".")[0])
+    return MODELS.info(arch)["spec"] if MODELS.loaded(arch) else _indexed_spec(arch)
+
+
+@lru_cache(maxsize=None)
+def _indexed_spec(arch: str) -> ModelSpec:
+    return ModelSpec.from_dict(MODELS.brief(arch))
 
 
 def create_model(name: str, pretrained: bool = False, checkpoint_path: str | dict | None = None,

@@ -18,7 +18,7 @@ from .base import ModelSpec, RefSRModel
 from .registry import register_model
 
 SPEC = ModelSpec(
-    name="texture_transfer", scale=4, uses_ref=True, paper="(ours: training-free RefSR baseline)",
+    name="texture_transfer", scale=4, uses_ref=True, batchable=True, paper="(ours: training-free RefSR baseline)",
     licence="MIT",
     test_kwargs={"ref_scales": (1.0,), "ref_angles": (), "chunk": 64},
     notes="Our own training-free method, not a published model: sub-pixel patch matching of the LR "

@@ -17,13 +17,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from core.files import atomic_write_json
 from core.paths import weights_dir
 
-from .base import RefSRModel
 from .checkpoint import CheckpointError, load_into
 from .registry import full_name, get_spec, split_name
+
+if TYPE_CHECKING:
+    from torch import nn
 
 RECORD = "official_sha256.json"
 
@@ -192,7 +195,7 @@ def _is_official_place(path: Path) -> bool:
         return False
 
 
-def load_weights(model: RefSRModel, files: Mapping[str, str | os.PathLike]) -> None:
+def load_weights(model: nn.Module, files: Mapping[str, str | os.PathLike]) -> None:
     """Load a file per role: read (``weights_only=True``), filter official keys, strict load."""
     modules = model.checkpoint_modules()
     unknown = sorted(set(files) - set(modules))

@@ -13,12 +13,14 @@ from __future__ import annotations
 import inspect
 import os
 from functools import lru_cache
-
-import torch
+from typing import TYPE_CHECKING
 
 from core.paths import weights_dir
 
 from ._base import METRICS, Metric, MetricInfo, MetricUnavailable, default_device, register_metric
+
+if TYPE_CHECKING:
+    import torch
 
 
 def list_metrics(pattern: str | None = None) -> list[str]:
@@ -51,6 +53,8 @@ def create_metric(name: str, device: str | torch.device | None = None, **overrid
 
 def get_metric(name: str, device: str | torch.device | None = None, **options) -> Metric:
     """A shared (cached) instance, so networks are built once per device and options."""
+    import torch
+
     dev = str(torch.device(device) if device is not None else default_device())
     # keyed by the weights folders too: availability depends on them ($REFSR_WEIGHTS, $REFSR_IQA_WEIGHTS)
     folders = (str(weights_dir()), os.environ.get("REFSR_IQA_WEIGHTS", ""))
@@ -69,7 +73,8 @@ def availability(names, device: str | torch.device | None = None) -> dict[str, t
 
 def metrics_help() -> str:
     """One line per metric for ``--help``."""
-    return "; ".join(f"{n} {metric_info(n).arrow} ({metric_info(n).summary})" for n in list_metrics())
+    briefs = {n: METRICS.brief(n) for n in list_metrics()}  # from the index: no metric module imported
+    return "; ".join(f"{n} {'↑' if b['higher_is_better'] else '↓'} ({b['summary']})" for n, b in briefs.items())
 
 
 __all__ = ["METRICS", "Metric", "MetricInfo", "MetricUnavailable", "availability", "create_metric",

@@ -8,13 +8,22 @@ the Y conversion; metrics only compute.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
-
-import torch
+from dataclasses import dataclass, field, fields
+from typing import TYPE_CHECKING
 
 from core.registry import Registry
 
-METRICS = Registry("metric", "benchmark.metrics")
+if TYPE_CHECKING:  # torch is imported when a metric is built or run, not when metrics are listed
+    import torch
+
+
+def _brief(entry) -> dict:
+    """A metric's facts without its class (what ``--help`` and the registry index hold)."""
+    info = entry.info["info"]
+    return {f.name: getattr(info, f.name) for f in fields(info) if f.name != "cls"}
+
+
+METRICS = Registry("metric", "benchmark.metrics", brief=_brief)
 
 
 @dataclass(frozen=True)
@@ -47,6 +56,8 @@ class MetricUnavailable(RuntimeError):
 
 def default_device() -> torch.device:
     """The GPU when there is one, else the CPU."""
+    import torch
+
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
@@ -60,6 +71,8 @@ class Metric(ABC):
     # ``higher_is_better``/``needs_reference`` are overwritten from the registration (``MetricInfo``)
 
     def __init__(self, name: str | None = None, device: str | torch.device | None = None):
+        import torch
+
         self.name = name or self.name
         if self.name in METRICS:  # the registered facts are the truth for a registered metric
             info = METRICS.info(self.name)["info"]
@@ -71,6 +84,8 @@ class Metric(ABC):
         return True, ""
 
     def __call__(self, sr: torch.Tensor, hr: torch.Tensor | None = None) -> torch.Tensor:
+        import torch
+
         ok, reason = self.available()
         if not ok:
             raise MetricUnavailable(f"{self.name}: {reason}")

@@ -9,15 +9,17 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from core.registry import Registry
 
-from ._base import Scan
-from ._engine import ImportReport, import_scan
+if TYPE_CHECKING:  # the engine (pandas, OpenCV) is imported when a layout is imported, not listed
+    from ._base import Scan
+    from ._engine import ImportReport
 
-__all__ = ["LAYOUTS", "register_layout", "list_layouts", "get_layout", "import_layout", "ImportReport"]
+__all__ = ["LAYOUTS", "register_layout", "list_layouts", "get_layout", "import_layout"]
 
-LAYOUTS = Registry("layout", __name__)
+LAYOUTS = Registry("layout", __name__, brief=lambda entry: dict(entry.info))
 
 
 def register_layout(name: str, version: str = "1.0") -> Callable:
@@ -36,6 +38,8 @@ def get_layout(name: str) -> Callable[[Path], Scan]:
 
 def import_layout(layout: str, src: str | Path, out: str | Path, **kw) -> ImportReport:
     """Scan ``src`` as ``layout`` and write the dataset at ``out`` (options: see ``import_scan``)."""
+    from ._engine import import_scan
+
     src = Path(src)
     if not src.exists():
         raise FileNotFoundError(f"source {src} does not exist")

@@ -11,4 +11,4 @@ from __future__ import annotations
 
 from core.registry import Registry
 
-RECIPES = Registry("recipe", __name__)
+RECIPES = Registry("recipe", __name__, brief=lambda entry: {"summary": entry.info["summary"]})

@@ -17,7 +17,7 @@ from ._base import Variant, VariantError, VariantInput, variant_rng
 __all__ = ["VARIANTS", "Variant", "VariantError", "VariantInput", "variant_rng", "get_variant", "list_variants",
            "variant_usage", "register_variant", "baseline_variant", "fallback_variant", "is_baseline"]
 
-VARIANTS = Registry("variant", __name__)
+VARIANTS = Registry("variant", __name__, brief=lambda entry: dict(entry.info))
 
 
 def register_variant(name: str, usage: str, baseline: bool = False, fallback: bool = False,
@@ -46,11 +46,11 @@ def list_variants(pattern: str | None = None) -> list[str]:
 
 def variant_usage() -> list[str]:
     """The syntax of every variant, e.g. ``shuffle:N[:zero]``."""
-    return [VARIANTS.info(n)["usage"] for n in VARIANTS.list()]
+    return [VARIANTS.brief(n)["usage"] for n in VARIANTS.list()]
 
 
 def _flagged(flag: str) -> str:
-    found = [n for n in VARIANTS.list() if VARIANTS.info(n)[flag]]
+    found = [n for n in VARIANTS.list() if VARIANTS.brief(n)[flag]]
     if len(found) != 1:
         raise RuntimeError(f"exactly one variant must be registered with {flag}=True, found {found}")
     return found[0]
