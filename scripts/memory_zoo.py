@@ -9,7 +9,8 @@ plus the forward's peak: VmHWM after a reset), the forward's own extra peak over
 before it, and the forward's time. A forward that exceeds ``--timeout`` is killed and its row gives
 the peak reached so far (a lower bound, marked ``>=``). ``--fit`` measures four small sizes per
 model besides ``--sizes`` and prints the :class:`models.base.MemoryCost` fitted to them all (the numbers each model
-file declares). Weights do not change memory, so models are built with random weights.
+file declares). ``--fit-table FILE`` fits again from a table printed earlier. Weights do not change memory, so
+models are built with random weights.
 """
 from __future__ import annotations
 
@@ -96,16 +97,34 @@ def measure(name: str, size: str, kwargs: dict, timeout: float) -> dict:
 
 
 def fit(rows: list[dict]) -> tuple[float, ...]:
-    """Least squares of extra bytes = base + a*LR px + b*Ref px + c*LR px*Ref px over the measured sizes."""
+    """Non-negative least squares of the forward's extra bytes = base + a*LR px + b*Ref px + c*LR px*Ref px
+    over the measured sizes, each weighted by 1/its value (relative error), so small sizes count too."""
     import numpy as np
+    from scipy.optimize import nnls
 
     design, target = [], []
     for r in rows:
         (lh, lw), (rh, rw) = (tuple(int(v) for v in p.split("x")) for p in r["size"].split("/"))
-        design.append([1.0, lh * lw, rh * rw, lh * lw * rh * rw])
-        target.append(r["extra_mib"] * 2 ** 20)
-    coef = np.linalg.lstsq(np.array(design), np.array(target), rcond=None)[0]
-    return tuple(float(max(c, 0.0)) for c in coef)
+        y = r["extra_mib"] * 2 ** 20
+        design.append(np.array([1.0, lh * lw, rh * rw, lh * lw * rh * rw]) / y)
+        target.append(1.0)
+    return tuple(float(c) for c in nnls(np.array(design), np.array(target))[0])
+
+
+def parse_table(text: str) -> dict[str, list[dict]]:
+    """Complete rows of a table this script printed, by model (to fit again without measuring)."""
+    out: dict[str, list[dict]] = {}
+    for line in text.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) == 5 and "/" in cells[1] and cells[3][:1].isdigit():
+            out.setdefault(cells[0], []).append({"size": cells[1], "extra_mib": float(cells[3].replace(",", ""))})
+    return out
+
+
+def cost_text(coef: tuple[float, ...]) -> str:
+    base, per_lr, per_ref, per_pair = coef
+    return (f"MemoryCost(base_mib={base / 2 ** 20:.0f}, per_lr_px={per_lr:.0f}, per_ref_px={per_ref:.0f}, "
+            f"per_lr_ref_px={per_pair:.3g})")
 
 
 def main() -> int:
@@ -121,9 +140,14 @@ def main() -> int:
     p.add_argument("--timeout", type=float, default=900.0, help="seconds per forward before it is killed")
     p.add_argument("--kwargs", action="append", default=[], metavar="MODEL=JSON",
                    help="constructor arguments for one model, e.g. def='{\"steps\": 2}'")
+    p.add_argument("--fit-table", metavar="FILE", help="print the MemoryCost fitted to a table this script printed")
     p.add_argument("--fit", action="store_true",
                    help=f"also measure {FIT_SIZES} and print the MemoryCost fitted to every measured size")
     args = p.parse_args()
+    if args.fit_table:
+        for name, rows in parse_table(Path(args.fit_table).read_text()).items():
+            print(f"{name}: {cost_text(fit(rows))}")
+        return 0
     kwargs = {k: json.loads(v) for k, _, v in (item.partition("=") for item in args.kwargs)}
     sizes = ((FIT_SIZES + "," if args.fit else "") + args.sizes).split(",")
     print("| model | LR / Ref | peak RSS (MiB) | forward extra (MiB) | forward (s) |")
@@ -140,9 +164,7 @@ def main() -> int:
                   f"{ge}{r['seconds']:.1f}{'' if r['complete'] else ' (killed)'} |", flush=True)
             rows.append(r)
         if args.fit and len(rows) == len(sizes):
-            base, per_lr, per_ref, per_pair = fit(rows)
-            print(f"  {name}: MemoryCost(base_mib={base / 2 ** 20:.0f}, per_lr_px={per_lr:.0f}, "
-                  f"per_ref_px={per_ref:.0f}, per_lr_ref_px={per_pair:.3g})", flush=True)
+            print(f"  {name}: {cost_text(fit(rows))}", flush=True)
     return 0
 
 
