@@ -346,6 +346,9 @@ def main(argv: list[str] | None = None) -> int:
         weights = parse_weights(args.weights, suite.models)
         external = load_model_modules(args.model_module)
         shard = shard_from_launcher(args.shard)
+        if args.fresh and shard[1] > 1:
+            raise ValueError("--fresh with shards: each shard would delete the rows of the others; empty the run "
+                             "folder once before starting them")
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -48,6 +48,7 @@ def test_a_selection_that_matches_nothing_is_an_error_and_a_partial_one_warns(ti
     (["--levels", "one"], "--levels 'one': give level numbers"),
     (["--shard", "2/2", "--dry-run"], "shards count from 0"),
     (["--shard", "x"], "--shard takes K/N"),
+    (["--shard", "1/2", "--fresh"], "--fresh with shards"),
     (["--device", "tpu"], "--device 'tpu'"),
     (["--models", "ttsr.nope"], "no weight tag 'nope'"),
     (["--models", "bicubik"], "did you mean bicubic"),

@@ -107,3 +107,37 @@ def test_bomb_header_zero_byte_checkpoint_and_4000x3000_reference_each_cost_only
     assert notes["bicubic"] == ""
     assert notes["texture_transfer"] == "reference resized from 4000x3000 to 320x240 (texture_transfer max_ref_side 320)"
     assert (df[df["image"] == "a~b"]["reason"] == "").all()
+
+
+class _NotWeights:
+    """A pickled object: ``weights_only=True`` refuses to build it (nothing of it runs)."""
+
+
+@pytest.mark.parametrize("kind", ["zero-byte", "truncated", "pickle"])
+def test_unreadable_checkpoints_name_the_file_and_never_suggest_unsafe_loading(tmp_path, kind):
+    from models.checkpoint import CheckpointError, read_state_dict
+
+    path = tmp_path / f"{kind}.pt"
+    torch.save({"w": torch.zeros(64, 64)} if kind == "truncated" else {"obj": _NotWeights()}, path)
+    if kind == "zero-byte":
+        path.write_bytes(b"")
+    elif kind == "truncated":
+        path.write_bytes(path.read_bytes()[:200])
+    with pytest.raises(CheckpointError) as e:
+        read_state_dict(path)
+    assert str(path) in str(e.value) and "weights_only=False" not in str(e.value)
+
+
+def test_outputs_follow_the_umask(tmp_path):
+    import os
+
+    old = os.umask(0o022)
+    try:
+        ds = make_tiny_dataset(tmp_path / "ds", groups=1, levels=1)
+        assert run.main(["--models", "bicubic", "--datasets", str(ds), "--metrics", "psnr_y",
+                         "--out", str(tmp_path / "r"), "--no-profile"]) == 0
+    finally:
+        os.umask(old)
+    files = [p for root in (ds, tmp_path / "r") for p in root.rglob("*") if p.is_file() and not p.name.startswith(".")]
+    assert any(p.name == "results.parquet" for p in files) and any(p.name == "manifest.parquet" for p in files)
+    assert {oct(p.stat().st_mode & 0o777) for p in files} == {"0o644"}
