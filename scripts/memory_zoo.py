@@ -6,7 +6,7 @@
 Prints a Markdown table: the peak resident memory of a process running the model (this process's
 resident memory with the zoo imported, plus what building the model and inputs added in the child,
 plus the forward's peak: VmHWM after a reset), the forward's own extra peak over what was resident
-before it, and the forward's time. A forward that exceeds ``--timeout`` is killed and its row gives
+before it, and the forward's time. Sizes are padded up to the model's multiples, as the harness pads. A forward that exceeds ``--timeout`` is killed and its row gives
 the peak reached so far (a lower bound, marked ``>=``). ``--fit`` measures four small sizes per
 model besides ``--sizes`` and prints the :class:`models.base.MemoryCost` fitted to them all (the numbers each model
 file declares). ``--fit-table FILE`` fits again from a table printed earlier. Weights do not change memory, so
@@ -45,7 +45,8 @@ def child(name: str, lr_hw: tuple[int, int], ref_hw: tuple[int, int], kwargs: di
 
     at_fork = _kib("self", "VmRSS")
     model = create_model(name, **kwargs).eval()
-    lr, ref = torch.rand(1, 3, *lr_hw), torch.rand(1, 3, *ref_hw)
+    up = lambda hw, m: tuple(-(-v // m) * m for v in hw)  # noqa: E731 - padded as the harness pads
+    lr, ref = torch.rand(1, 3, *up(lr_hw, model.spec.lr_multiple)), torch.rand(1, 3, *up(ref_hw, model.spec.ref_multiple))
     with open("/proc/self/clear_refs", "w") as f:  # Linux: VmHWM restarts from the current RSS
         f.write("5")
     before = _kib("self", "VmRSS")
@@ -111,20 +112,39 @@ def fit(rows: list[dict]) -> tuple[float, ...]:
     return tuple(float(c) for c in nnls(np.array(design), np.array(target))[0])
 
 
+def resident(rows: list[dict]) -> float:
+    """MiB a process running the model holds before a forward (the largest measured)."""
+    return max(r["peak_mib"] - r["extra_mib"] for r in rows)
+
+
 def parse_table(text: str) -> dict[str, list[dict]]:
     """Complete rows of a table this script printed, by model (to fit again without measuring)."""
     out: dict[str, list[dict]] = {}
     for line in text.splitlines():
         cells = [c.strip() for c in line.strip().strip("|").split("|")]
         if len(cells) == 5 and "/" in cells[1] and cells[3][:1].isdigit():
-            out.setdefault(cells[0], []).append({"size": cells[1], "extra_mib": float(cells[3].replace(",", ""))})
+            peak, extra = (float(cells[k].replace(",", "")) for k in (2, 3))
+            out.setdefault(cells[0], []).append({"size": cells[1], "extra_mib": extra, "peak_mib": peak})
     return out
 
 
-def cost_text(coef: tuple[float, ...]) -> str:
+def max_ref_side(coef: tuple[float, ...], resident_mib: float, budget_gib: float = 8.0, lr: int = 125,
+                 cap: int = 2048) -> int:
+    """The longest square reference side (a multiple of 64, at most ``cap``) whose forward on an
+    ``lr`` x ``lr`` LR keeps the process (``resident_mib`` before the forward) within ``budget_gib``."""
+    base, per_lr, per_ref, per_pair = coef
+    side = cap
+    while side > 64 and (resident_mib * 2 ** 20 + base + per_lr * lr * lr + (per_ref + per_pair * lr * lr) * side * side
+                         > budget_gib * 2 ** 30):
+        side -= 64
+    return side
+
+
+def cost_text(coef: tuple[float, ...], resident_mib: float) -> str:
     base, per_lr, per_ref, per_pair = coef
     return (f"MemoryCost(base_mib={base / 2 ** 20:.0f}, per_lr_px={per_lr:.0f}, per_ref_px={per_ref:.0f}, "
-            f"per_lr_ref_px={per_pair:.3g})")
+            f"per_lr_ref_px={per_pair:.3g}); max_ref_side {max_ref_side(coef, resident_mib)} "
+            f"(8 GiB at LR 125x125, a WR-SR input; at most 2048)")
 
 
 def main() -> int:
@@ -146,7 +166,7 @@ def main() -> int:
     args = p.parse_args()
     if args.fit_table:
         for name, rows in parse_table(Path(args.fit_table).read_text()).items():
-            print(f"{name}: {cost_text(fit(rows))}")
+            print(f"{name}: {cost_text(fit(rows), resident(rows))}")
         return 0
     kwargs = {k: json.loads(v) for k, _, v in (item.partition("=") for item in args.kwargs)}
     sizes = ((FIT_SIZES + "," if args.fit else "") + args.sizes).split(",")
@@ -164,7 +184,7 @@ def main() -> int:
                   f"{ge}{r['seconds']:.1f}{'' if r['complete'] else ' (killed)'} |", flush=True)
             rows.append(r)
         if args.fit and len(rows) == len(sizes):
-            print(f"  {name}: {cost_text(fit(rows))}", flush=True)
+            print(f"  {name}: {cost_text(fit(rows), resident(rows))}", flush=True)
     return 0
 
 

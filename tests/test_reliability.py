@@ -141,3 +141,16 @@ def test_outputs_follow_the_umask(tmp_path):
     files = [p for root in (ds, tmp_path / "r") for p in root.rglob("*") if p.is_file() and not p.name.startswith(".")]
     assert any(p.name == "results.parquet" for p in files) and any(p.name == "manifest.parquet" for p in files)
     assert {oct(p.stat().st_mode & 0o777) for p in files} == {"0o644"}
+
+
+def test_a_20000_squared_header_is_refused_before_decoding(tmp_path):
+    from builders.images import BadImage, read_rgb
+
+    path = tmp_path / "big.png"
+    bomb_png(path)
+    data = bytearray(path.read_bytes())  # the same 74 bytes claiming 20000x20000 (400 MP)
+    data[16:24] = struct.pack(">II", 20_000, 20_000)
+    data[29:33] = struct.pack(">I", zlib.crc32(bytes(data[12:29])))
+    path.write_bytes(bytes(data))
+    with pytest.raises(BadImage, match="too-many-pixels .*400000000 pixels"):
+        read_rgb(path)
