@@ -89,3 +89,18 @@ def test_run_output_folder_is_checked_before_work(tmp_path, capsys):
     assert "--out: cannot write" in _err(capsys)
     assert run.main(["--models", "bicubic", "--datasets", str(ds), "--out", "/sys/refsr-run"]) == 2
     assert "/sys is not writable" in _err(capsys)
+
+
+def test_a_zero_byte_file_never_hides_the_real_image_of_the_same_name(tmp_path, capsys):
+    import numpy as np
+    from PIL import Image
+
+    from builders.manifest import Dataset
+
+    src = tmp_path / "src"
+    src.mkdir()
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(src / "photo.png")
+    (src / "photo.jpg").write_bytes(b"")  # sorts first: it used to take the name and drop the PNG
+    assert import_main(["--layout", "folder", "--src", str(src), "--out", str(tmp_path / "o")]) == 0
+    assert "empty-file=1" in capsys.readouterr().out
+    assert list(Dataset.open(tmp_path / "o").manifest["hr"]) == ["photo.png"]
