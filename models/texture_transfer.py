@@ -20,7 +20,7 @@ from .registry import register_model
 SPEC = ModelSpec(
     name="texture_transfer", scale=4, uses_ref=True, paper="(ours: training-free RefSR baseline)",
     licence="MIT",
-    max_ref_side=2048,  # memory allows more; time grows with LR x reference pixels (README, Memory at full size)
+    max_ref_side=2560,  # memory allows more; time grows with LR x reference pixels (docs/reliability.md)
     memory=MemoryCost(base_mib=93, per_lr_px=24098, per_ref_px=106),  # scripts/memory_zoo.py --fit
     test_kwargs={"ref_scales": (1.0,), "ref_angles": (), "chunk": 64},
     notes="Our own training-free method, not a published model: sub-pixel patch matching of the LR "
