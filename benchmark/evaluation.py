@@ -116,6 +116,14 @@ def read_sample(ds: Dataset, s) -> tuple[np.ndarray, np.ndarray | None]:
     return hr, ref
 
 
+def dataset_lr(ds: Dataset, s, protocol) -> np.ndarray | None:
+    """The sample's own LR file when the protocol asks for it (``lr.kernel: dataset``), else None."""
+    rel = getattr(s, "lr", None)
+    if protocol.lr.kernel != "dataset" or not isinstance(rel, str) or not rel:
+        return None
+    return read_rgb(ds.path(rel))[0]
+
+
 def make_variant_input(ds: Dataset, s, variant, hr_eval: np.ndarray, ref, lr: np.ndarray, scale: int) -> VariantInput:
     refs = ()
     if variant.uses_group_refs:
@@ -300,7 +308,7 @@ class Evaluator:
         """Stages before the model: read, make (HR as scored, LR), apply the variant, prepare the reference."""
         scale = lm.model.spec.scale
         hr, ref = read_sample(ds, s)
-        hr_eval, lr = self.protocol.make_pair(hr, scale)
+        hr_eval, lr = self.protocol.make_pair(hr, scale, dataset_lr(ds, s, self.protocol))
         if lm.precomputed is not None:
             return hr_eval, lr, None
         inp = make_variant_input(ds, s, variant, hr_eval, ref, lr, scale)

@@ -46,7 +46,7 @@ PRESET_DIR = Path(__file__).parent / "protocols"
 DEFAULT_PROTOCOL = "refsr-standard"
 DEFAULT_METRICS = ("psnr_y", "ssim_y", "psnr_rgb")
 SCALE = "scale"
-_LR_KERNELS = ("pil-bicubic", "matlab-bicubic")
+_LR_KERNELS = ("pil-bicubic", "matlab-bicubic", "dataset")
 _PAD_MODES = {"replicate": "edge", "zero": "constant"}
 
 
@@ -64,7 +64,8 @@ class HRPolicy:
 
 @dataclass(frozen=True)
 class LRPolicy:
-    kernel: str          # "pil-bicubic" or "matlab-bicubic" (antialiased imresize)
+    kernel: str          # "pil-bicubic", "matlab-bicubic" (antialiased imresize), or "dataset":
+                         # the dataset's own LR files (manifest column ``lr``), used as they are
 
 
 @dataclass(frozen=True)
@@ -133,8 +134,12 @@ class Protocol:
         return scale if b == SCALE else int(b)
 
     # ---------------------------------------------------------------- inputs
-    def make_pair(self, hr: np.ndarray, scale: int) -> tuple[np.ndarray, np.ndarray]:
-        """``(hr_eval, lr)``: the HR as it will be scored and the uint8 LR input of the model."""
+    def make_pair(self, hr: np.ndarray, scale: int, given_lr: np.ndarray | None = None
+                  ) -> tuple[np.ndarray, np.ndarray]:
+        """``(hr_eval, lr)``: the HR as it will be scored and the uint8 LR input of the model.
+
+        Under ``lr.kernel: dataset`` the LR is ``given_lr`` (the dataset's file), which must be
+        exactly the prepared HR's size divided by the scale; other kernels ignore it."""
         _check_image(hr, "hr")
         _check_scale(scale)
         multiple = scale if self.hr.multiple == SCALE else int(self.hr.multiple)
@@ -151,6 +156,16 @@ class Protocol:
             source = _pad_centre(hr, multiple, self.hr.pad_mode)
             hr_eval = source if self.hr.score_region == "padded" else np.ascontiguousarray(hr)
         lh, lw = source.shape[0] // scale, source.shape[1] // scale
+        if self.lr.kernel == "dataset":
+            if given_lr is None:
+                raise ValueError(f"protocol {self.name} takes the dataset's LR files (lr.kernel: dataset), "
+                                 "but this sample has none (manifest column 'lr')")
+            _check_image(given_lr, "lr")
+            if given_lr.shape[:2] != (lh, lw):
+                raise ValueError(f"protocol {self.name}: the dataset's LR is {given_lr.shape[1]}x{given_lr.shape[0]}"
+                                 f" but the HR as scored ({source.shape[1]}x{source.shape[0]}) needs "
+                                 f"{lw}x{lh} at x{scale}")
+            return hr_eval, np.ascontiguousarray(given_lr)
         if self.lr.kernel == "pil-bicubic":
             lr = pil_bicubic(source, (lh, lw))
         else:

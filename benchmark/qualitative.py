@@ -48,7 +48,9 @@ def qualitative_figure(run_dir: Path, df: pd.DataFrame, protocol, variant: str =
         ds = dataset_registry.open_dataset(dataset_registry.resolve(dataset))
         manifest = ds.manifest.set_index("sample_id")
         for image in order.index[:per_dataset]:
-            hr_eval, lr = protocol.make_pair(read_rgb(ds.path(manifest.loc[image, "hr"]))[0], 4)
+            row = manifest.loc[image]
+            given = read_rgb(ds.path(row["lr"]))[0] if protocol.lr.kernel == "dataset" else None
+            hr_eval, lr = protocol.make_pair(read_rgb(ds.path(row["hr"]))[0], 4, given)
             outs = [read_rgb(sr_folder(run_dir, m, dataset, variant) / f"{image}.png")[0] for m in models]
             h = min(o.shape[0] for o in [hr_eval, *outs])
             w = min(o.shape[1] for o in [hr_eval, *outs])

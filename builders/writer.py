@@ -254,6 +254,10 @@ def write_dataset(out: str | os.PathLike, rows: Iterable[Row], spec: dict, repor
                 digests[v.rel] = hashlib.sha256(safe_path(tmp, v.rel).read_bytes()).hexdigest()
             return digests[v.rel][: v.n]
 
+        if not fields:  # an empty dataset is always a mistake (wrong layout, wrong folder): nothing is kept
+            skipped = ", ".join(f"{k}={v}" for k, v in sorted(report.skipped.items())) or "none"
+            raise DatasetError(f"no samples to write to {out}: every input was skipped (skipped: {skipped}); "
+                               "check the source folder and the layout or recipe options")
         fields = [{k: resolve(v) for k, v in f.items()} for f in fields]
         for f in fields:
             report.samples[(f["split"], int(f["level"]))] += 1

@@ -19,13 +19,18 @@ def test_unrelated_photos_form_no_group_and_say_why(tmp_path):
 
 
 def test_the_threshold_is_an_option_recorded_in_the_spec(tmp_path):
-    make_album(tmp_path / "albums" / "real", seed=3)
-    report = cufed5.build(tmp_path / "albums", tmp_path / "out", {"levels": {"n": 4}, "min_l1_score": 10 ** 6},
-                          seed=0, jobs=1)
-    assert not report.samples and report.skipped["hr-no-related-reference"] == 6
-    from builders.manifest import Dataset
+    import pytest
 
-    assert Dataset.open(tmp_path / "out").spec["config"]["min_l1_score"] == 10 ** 6
+    from builders.manifest import Dataset, DatasetError
+
+    make_album(tmp_path / "albums" / "real", seed=3)
+    with pytest.raises(DatasetError, match="no samples to write .*hr-no-related-reference=6"):
+        cufed5.build(tmp_path / "albums", tmp_path / "out", {"levels": {"n": 4}, "min_l1_score": 10 ** 6},
+                     seed=0, jobs=1)
+    assert not (tmp_path / "out").exists()  # an empty dataset is never left behind
+    report = cufed5.build(tmp_path / "albums", tmp_path / "out", {"levels": {"n": 4}, "min_l1_score": 7},
+                          seed=0, jobs=1)
+    assert report.samples and Dataset.open(tmp_path / "out").spec["config"]["min_l1_score"] == 7
 
 
 def test_bad_album_inputs_are_refused_or_counted(tmp_path):

@@ -228,6 +228,16 @@ def test_import_cli_prints_report_and_refuses_to_overwrite(tmp_path, capsys):
                             "--overwrite", "--jobs", "2"]) == 0
 
 
+def test_wrong_layout_writes_nothing_and_exits_2(tmp_path, capsys):
+    src = tmp_path / "photos"
+    for name in ("a.png", "b.png"):
+        img(src / name)
+    assert import_cli.main(["--layout", "cufed5", "--src", str(src), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert "no samples to write" in err and "unrecognised-name=2" in err and "layout" in err
+    assert not (tmp_path / "o").exists()
+
+
 def test_import_cli_runs_as_module(tmp_path):
     src = tmp_path / "w"
     img(src / "input/1.png", seed=1)

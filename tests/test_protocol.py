@@ -15,6 +15,7 @@ from core.resize import imresize, pil_bicubic
 #: Pinned so that any change to a preset is deliberate: results carry these hashes.
 PRESET_HASHES = {
     "basicsr": "e723183dbe7cfb76110c3042e337e7041a53c349e861149324552bfbcc9c8c71",
+    "dataset-lr": "ac3e0381350fb469d38ffc67097ec7169d11d0e2e6021c9870ca65647a290899",
     "masa": "9b229b5b53c0a7bf5ff9ca4b3af3a6d226bbe53872c84c9244809482a40ac1d7",
     "refsr-standard": "1845af88c40a097aaf3ec38c0d04c3a62a07911e954e7dd38630797236320889",
     "ttsr": "5d6b8a39ffdbc4080b8286cccf199bece35cc81adf08dcf90eb0859b1524c90c",

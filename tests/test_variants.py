@@ -246,8 +246,9 @@ def test_variant_cli_stitch_and_lr_on_a_folder(cufed, tmp_path):
     report = derive_variant(tmp_path / "urban", "lr", tmp_path / "urban_lr")
     m = Dataset.open(tmp_path / "urban_lr").manifest
     assert list(m["level"]) == [1] and m["ref"][0] == "variant_refs/x.png" and report.samples[("test", 1)] == 1
-    report = derive_variant(tmp_path / "urban", "luma", tmp_path / "urban_luma")
-    assert report.skipped["no-reference"] == 1 and len(Dataset.open(tmp_path / "urban_luma").manifest) == 0
+    with pytest.raises(DatasetError, match=r"no samples to write .*no-reference=1"):
+        derive_variant(tmp_path / "urban", "luma", tmp_path / "urban_luma")
+    assert not (tmp_path / "urban_luma").exists()
 
 
 def test_variant_cli_refuses_chains_and_escaping_paths(cufed, tmp_path, capsys):
