@@ -183,8 +183,9 @@ def main() -> int:
             ge = "" if r["complete"] else ">= "
             print(f"| {name} | {size} | {ge}{r['peak_mib']:,.0f} | {ge}{r['extra_mib']:,.0f} | "
                   f"{ge}{r['seconds']:.1f}{'' if r['complete'] else ' (killed)'} |", flush=True)
-            rows.append(r)
-        if args.fit and len(rows) == len(sizes):
+            if r["complete"]:  # a killed forward's peak is only a lower bound: not fitted
+                rows.append(r)
+        if args.fit and len(rows) >= 4:
             print(f"  {name}: {cost_text(fit(rows), resident(rows))}", flush=True)
     return 0
 
