@@ -59,8 +59,8 @@ def test_build_output_and_inputs_are_checked_before_the_sift_scan(tmp_path, caps
 def test_import_refuses_empty_and_file_sources_and_unwritable_outputs(tmp_path, capsys):
     (tmp_path / "empty").mkdir()
     (tmp_path / "a.png").write_bytes(b"x")
-    for argv, message in ((["--layout", "folder", "--src", str(tmp_path / "empty")], "nothing to import from"),
-                          (["--layout", "cufed5", "--src", str(tmp_path / "empty")], "nothing to import from"),
+    for argv, message in ((["--layout", "folder", "--src", str(tmp_path / "empty")], "no samples to write"),
+                          (["--layout", "cufed5", "--src", str(tmp_path / "empty")], "no samples to write"),
                           (["--layout", "folder", "--src", str(tmp_path / "a.png")], "is a file; the folder layout"),
                           (["--layout", "folder", "--src", str(tmp_path / "empty"), "--jobs", "0"], "--jobs 0"),
                           (["--layout", "folder", "--src", str(tmp_path / "empty"), "--out", "/sys/refsr-ds"],

@@ -7,7 +7,6 @@ new file. A scanner maps a source folder to planned samples and skipped inputs; 
 """
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
@@ -45,8 +44,4 @@ def import_layout(layout: str, src: str | Path, out: str | Path, **kw) -> Import
         raise ValueError(f"source {src} is a file; the {layout} layout reads a folder")
     check_target(out, kw.get("overwrite", False))  # before scanning: a run that cannot be written never starts
     scan = get_layout(layout)(src.resolve())
-    if not scan.samples:
-        skipped = Counter(s.reason for s in scan.skipped)
-        raise ValueError(f"nothing to import from {src} as {layout}: no usable sample"
-                         + (f" (skipped: {', '.join(f'{r} {n}' for r, n in sorted(skipped.items()))})" if skipped else ""))
     return import_scan(scan, layout, Path(out), version=LAYOUTS.info(layout)["version"], **kw)
