@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .base import CheckpointFile, ModelSpec, RefSRModel, WeightTag
+from .base import CheckpointFile, MemoryCost, ModelSpec, RefSRModel, WeightTag
 from .c2_matching_parts import (ContrasExtractorSep, RestorationNet, VGGFeatureExtractor, index_to_flow,
                                 patch_match_index, run_on_common_canvas, shifted_offsets,
                                 torchvision_vgg_to_official, upscale_flow)
@@ -27,6 +27,8 @@ SPEC = ModelSpec(
     scale=4,
     lr_multiple=1,
     ref_multiple=4,  # the official test pipeline mod-crops the reference to a multiple of 4
+    max_ref_side=1152,
+    memory=MemoryCost(base_mib=36, per_lr_px=80287, per_ref_px=4767),  # scripts/memory_zoo.py --fit
     num_refs=1,
     paper="Jiang, Chan, Wang, Loy, Liu. Robust Reference-based Super-Resolution via C2-Matching. "
           "CVPR 2021",

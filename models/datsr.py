@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 
-from .base import CheckpointFile, ModelSpec, RefSRModel, WeightTag
+from .base import CheckpointFile, MemoryCost, ModelSpec, RefSRModel, WeightTag
 from .c2_matching_parts import ContrasExtractorSep, run_on_common_canvas, torchvision_vgg_to_official
 from .datsr_parts import FlowSimCorrespondence, SwinUnetv3RestorationNet, drop_swin_buffers
 from .registry import register_model
@@ -31,7 +31,8 @@ SPEC = ModelSpec(
     scale=4,
     lr_multiple=1,  # forward pads to the multiple of 8 the Swin windows need, and crops back
     ref_multiple=1,  # forward mod-crops the reference to 32 as the official test does
-    max_ref_side=None,
+    max_ref_side=1472,
+    memory=MemoryCost(base_mib=64, per_lr_px=217429, per_ref_px=1875),  # scripts/memory_zoo.py --fit
     num_refs=1,
     paper="Cao, Liang, Zhang, Li, Zhang, Wang, Van Gool. Reference-based Image Super-Resolution with "
           "Deformable Attention Transformer. ECCV 2022",

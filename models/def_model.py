@@ -32,7 +32,7 @@ from torch import nn
 
 from core.resize import pil_bicubic_weights, resize_matrix
 
-from .base import CheckpointFile, ModelSpec, RefSRModel, WeightTag
+from .base import CheckpointFile, MemoryCost, ModelSpec, RefSRModel, WeightTag
 from .c2_matching_parts import DynamicAggregation, upscale_flow
 from .guided_diffusion_unet import GUIDED_256_UNCOND, GUIDED_256_UNCOND_URL, GuidedDiffusionUNet
 from .registry import register_model
@@ -103,6 +103,10 @@ SPEC = ModelSpec(
     scale=4,
     lr_multiple=1,
     ref_multiple=4,
+    # not fitted (one CPU forward takes hours): TTSR's fitted cost for its TTSR-like net_g plus 2 GiB for the
+    # UNet on one 256x256 window at a time; the side keeps 8 GiB with the 2.2 GB denoiser resident
+    max_ref_side=1856,
+    memory=MemoryCost(base_mib=2048, per_lr_px=65358, per_ref_px=664),
     num_refs=1,
     paper="Wang, Xiong, Tang, Yuan. Detail-Enhancing Framework for Reference-Based Image "
           "Super-Resolution (arXiv:2405.00431, 2024)",
