@@ -103,10 +103,10 @@ SPEC = ModelSpec(
     scale=4,
     lr_multiple=1,
     ref_multiple=4,
-    # not fitted (one CPU forward takes hours): TTSR's fitted cost for its TTSR-like net_g plus 2 GiB for the
-    # UNet on one 256x256 window at a time; the side keeps 8 GiB with the 2.2 GB denoiser resident
-    max_ref_side=1856,
-    memory=MemoryCost(base_mib=2048, per_lr_px=65358, per_ref_px=664),
+    # the denoiser runs one 256x256 window at a time: 926 MiB at LR 32x32 and 64x64 alike (steps=2; the
+    # peak does not depend on the step count), plus TTSR's fitted cost for the TTSR-like net_g
+    max_ref_side=2304,
+    memory=MemoryCost(base_mib=926, per_lr_px=69530, per_ref_px=706),  # scripts/memory_zoo.py
     num_refs=1,
     paper="Wang, Xiong, Tang, Yuan. Detail-Enhancing Framework for Reference-Based Image "
           "Super-Resolution (arXiv:2405.00431, 2024)",

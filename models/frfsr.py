@@ -78,8 +78,8 @@ SPEC = ModelSpec(
     scale=4,
     lr_multiple=1,
     ref_multiple=4,  # the official test mod-crops the reference to a multiple of the scale
-    max_ref_side=1152,
-    memory=MemoryCost(base_mib=60, per_lr_px=74843, per_ref_px=5097),  # scripts/memory_zoo.py --fit
+    max_ref_side=960,
+    memory=MemoryCost(base_mib=79, per_lr_px=97661, per_ref_px=6651),  # scripts/memory_zoo.py --fit
     num_refs=1,
     paper="Mei, Yang, Li, Huang, Zhang, Lio. A Feature Reuse Framework with Texture-adaptive "
           "Aggregation for Reference-based Super-Resolution. arXiv 2306.01500 (2023)",

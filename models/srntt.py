@@ -54,7 +54,7 @@ SPEC = ModelSpec(
     lr_multiple=1,
     ref_multiple=4,  # the official test crops the reference to a multiple of 4 (also done inside)
     max_ref_side=2560,
-    memory=MemoryCost(base_mib=38, per_lr_px=43963, per_ref_px=486),  # scripts/memory_zoo.py --fit
+    memory=MemoryCost(base_mib=45, per_lr_px=52122, per_ref_px=576),  # scripts/memory_zoo.py --fit
     num_refs=1,
     paper="Zhang, Wang, Lin, Qi. Image Super-Resolution by Neural Texture Transfer. CVPR 2019",
     official_repo=_REPO,

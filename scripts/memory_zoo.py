@@ -99,7 +99,9 @@ def measure(name: str, size: str, kwargs: dict, timeout: float) -> dict:
 
 def fit(rows: list[dict]) -> tuple[float, ...]:
     """Non-negative least squares of the forward's extra bytes = base + a*LR px + b*Ref px + c*LR px*Ref px
-    over the measured sizes, each weighted by 1/its value (relative error), so small sizes count too."""
+    over the measured sizes, each weighted by 1/its value (relative error), so small sizes count too;
+    then scaled up so that none of the larger half of the measured forwards is above its estimate (the
+    guard must not under-estimate the sizes it is for; small forwards are dominated by fixed costs)."""
     import numpy as np
     from scipy.optimize import nnls
 
@@ -109,7 +111,9 @@ def fit(rows: list[dict]) -> tuple[float, ...]:
         y = r["extra_mib"] * 2 ** 20
         design.append(np.array([1.0, lh * lw, rh * rw, lh * lw * rh * rw]) / y)
         target.append(1.0)
-    return tuple(float(c) for c in nnls(np.array(design), np.array(target))[0])
+    coef = nnls(np.array(design), np.array(target))[0]
+    ratios = sorted(zip([r["extra_mib"] for r in rows], np.array(design) @ coef))[len(rows) // 2:]
+    return tuple(float(c) * max(1.0, 1.0 / min(float(q) for _, q in ratios)) for c in coef)
 
 
 def resident(rows: list[dict]) -> float:
