@@ -107,3 +107,19 @@ def describe(device: torch.device) -> str:
     if device.type == "cuda":
         return f"cuda:{torch.cuda.get_device_name(device)}"
     return f"cpu ({torch.get_num_threads()} threads)"
+
+
+def available_memory(device: torch.device | str) -> int | None:
+    """Bytes a forward can still allocate: free GPU memory, or the kernel's MemAvailable on a CPU
+    (None where neither can be read)."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return int(torch.cuda.mem_get_info(device)[0])
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None

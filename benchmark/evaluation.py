@@ -3,11 +3,12 @@
 Each image goes through small stages, each a function of its own:
 read (:func:`read_sample`) → make inputs (the protocol's ``make_pair``) → apply the variant
 (:func:`builders.variants.variant_reference`, shared with ``builders.variant``) → fit the size to the
-model's spec (:func:`fit_size`) → run (:func:`run_model`) → score under the run's protocol and every
-drift protocol (:func:`score_rows`). Failures (exceptions, NaN, out of memory) become rows with a
-reason and the run goes on. Rows are flushed after every image, so an interrupted run resumes
-where it stopped. Nothing is ever scored with random weights: a model whose files are missing or
-unreadable is "not scored" with the reason.
+model's spec (:func:`fit_reference`: reference size limit and memory guard, then :func:`fit_size`) →
+run (:func:`run_model`) → score under the run's protocol and every drift protocol (:func:`score_rows`).
+Failures (exceptions, NaN, out of memory, an input over the model's memory estimate, refused before
+allocating) become rows with a reason and the run goes on. Rows are flushed after every image, so an
+interrupted run resumes where it stopped. Nothing is ever scored with random weights: a model whose
+files are missing or unreadable is "not scored" with the reason.
 """
 from __future__ import annotations
 
@@ -30,12 +31,13 @@ from builders.manifest import Dataset
 from builders.variants import (VARIANTS, VariantInput, get_variant, group_reference_paths, is_baseline,
                                variant_reference)
 from core import provenance
+from core.resize import pil_bicubic
 from models import ModelSpec, RefSRModel, create_model
 from models.checkpoint import CheckpointError
 from models.weights import ResolvedWeights, load_weights, resolve_weights
 
 from . import dataset_registry
-from .device import ForwardTimer, autocast, describe
+from .device import ForwardTimer, autocast, available_memory, describe
 from .metrics import availability, metric_info
 from .protocol import Protocol, load_protocol
 from .results import PROVENANCE_KEY, ResultStore
@@ -139,11 +141,38 @@ def _pad_to(x: torch.Tensor, multiple: int) -> torch.Tensor:
     return F.pad(x, (0, pw, 0, ph), mode="replicate") if ph or pw else x
 
 
+class InputTooLarge(MemoryError):
+    """An input the model's spec refuses (reference over its limit, or over the memory limit)."""
+
+
+def fit_reference(spec: ModelSpec, lr: np.ndarray, ref: np.ndarray, max_memory_gib: float | None = None,
+                  device: torch.device | str = "cpu") -> tuple[np.ndarray, str]:
+    """The spec's reference limit and the memory guard, applied before anything is allocated for
+    the forward. A reference longer than ``max_ref_side`` is downsized (PIL bicubic) and the returned
+    note says so, or refused (``oversize_ref: fail``); an input whose estimated forward memory
+    (``spec.memory``) exceeds ``max_memory_gib`` (default: what the device has available) is refused."""
+    note = ""
+    h, w = ref.shape[:2]
+    if spec.max_ref_side and max(h, w) > spec.max_ref_side:
+        if spec.oversize_ref == "fail":
+            raise InputTooLarge(f"reference {w}x{h} is over {spec.name}'s max_ref_side {spec.max_ref_side} "
+                                f"(oversize_ref: fail)")
+        s = spec.max_ref_side / max(h, w)
+        size = (min(spec.max_ref_side, max(1, round(h * s))), min(spec.max_ref_side, max(1, round(w * s))))
+        ref = pil_bicubic(ref, size)
+        note = f"reference resized from {w}x{h} to {size[1]}x{size[0]} ({spec.name} max_ref_side {spec.max_ref_side})"
+    if spec.memory is not None:
+        need = spec.memory.estimate(lr.shape[:2], ref.shape[:2])
+        limit = max_memory_gib * 2 ** 30 if max_memory_gib is not None else available_memory(device)
+        if limit is not None and need > limit:
+            raise InputTooLarge(f"{spec.name} would need ~{need / 2 ** 30:.1f} GiB for LR {lr.shape[1]}x{lr.shape[0]} / "
+                                f"Ref {ref.shape[1]}x{ref.shape[0]}, limit {limit / 2 ** 30:.1f} GiB; set --max-memory")
+    return ref, note
+
+
 def fit_size(spec, lr_t: torch.Tensor, ref_t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """The spec's size policy: limit the reference side, pad LR and reference to their multiples."""
-    if spec.max_ref_side and max(ref_t.shape[-2:]) > spec.max_ref_side:
-        s = spec.max_ref_side / max(ref_t.shape[-2:])
-        ref_t = F.interpolate(ref_t, scale_factor=s, mode="bicubic", align_corners=False, antialias=True).clamp(0, 1)
+    """The spec's size policy: pad LR and reference to their multiples (the reference limit is
+    :func:`fit_reference`'s, applied before)."""
     return _pad_to(lr_t, spec.lr_multiple), _pad_to(ref_t, spec.ref_multiple)
 
 
@@ -216,6 +245,7 @@ class RunConfig:
     weights: dict[str, object] = field(default_factory=dict)  # model name -> user weight files
     save_sr: bool = False  # write every SR output (uint8 PNG after quantisation) under run_dir/sr/
     batch_size: int = 1  # same-size images per forward, for models whose spec says ``batchable``
+    max_memory_gib: float | None = None  # memory guard's limit per forward (None: what the device has free)
 
 
 @dataclass
@@ -342,6 +372,9 @@ class Evaluator:
             return [(s, self.sample_rows(lm, job, s, f)) for s, f in group]
         try:
             prepared = [f.result() for _, f in todo]
+            for hr_eval, lr, ref in prepared:  # a reference to downsize or an input over the memory guard:
+                if fit_reference(lm.model.spec, lr, ref, self.cfg.max_memory_gib, self.cfg.device)[1]:
+                    raise InputTooLarge("handled image by image")  # each image then says so in its rows
             if lm.name not in self._warm:
                 warm_up(lm.model, prepared[0][1], prepared[0][2], self.cfg.device, self.cfg.precision)
                 self._warm.add(lm.name)
@@ -376,6 +409,8 @@ class Evaluator:
                 sr_q = read_rgb(lm.precomputed / f"{s.sample_id}.png")[0].astype(np.float64)
                 return score_quantised(sr_q, hr_eval, protocol, list(suite.metrics), self.available,
                                        self.cfg.device, scale)
+            ref, note = fit_reference(lm.model.spec, lr, ref, self.cfg.max_memory_gib, self.cfg.device) \
+                if forward is None else (ref, "")
             if forward is None and lm.name not in self._warm:  # the first call's one-off costs: not timed
                 warm_up(lm.model, lr, ref, self.cfg.device, self.cfg.precision)
                 self._warm.add(lm.name)
@@ -386,8 +421,9 @@ class Evaluator:
                                      "image": s.sample_id, "forward_s": seconds, "batch": batch})
             if self.cfg.save_sr and job.protocol is None:  # the suite protocol's outputs only
                 self.save_sr(sr, lm.name, job, s.sample_id)
-            return score_rows(sr, hr_eval, protocol, drift, list(suite.metrics), self.available,
+            rows = score_rows(sr, hr_eval, protocol, drift, list(suite.metrics), self.available,
                               self.cfg.device, scale)
+            return [{**r, "reason": note} if note and r["status"] == "ok" else r for r in rows]
         except Exception as exc:  # recorded, not fatal: one bad image must not stop a benchmark
             if isinstance(exc, torch.cuda.OutOfMemoryError):
                 torch.cuda.empty_cache()
@@ -449,9 +485,7 @@ def in_shard(key: str, index: int, count: int) -> bool:
 
 def select_samples(ds: Dataset, suite: Suite, clean: bool = True) -> pd.DataFrame:
     """The samples a job scores: the suite's split, levels (variant levels for non-clean jobs) and limit."""
-    df = ds.samples(split=suite.split)
-    if df.empty:  # e.g. a plain folder import has only one split
-        df = ds.samples()
+    df = ds.samples(split=suite.split)  # never another split's samples (run.selection_checks warns)
     levels = suite.levels if clean else suite.variant_levels
     if levels is not None and (df["level"] > 0).any():
         df = df[df["level"].isin(levels)]

@@ -23,10 +23,10 @@ import time
 from pathlib import Path
 
 from core import provenance
-from core.files import atomic_write_json
+from core.files import atomic_write_json, output_problem
 
 from . import dataset_registry
-from .suite import SuiteError, available_suites, jobs, load_suite, suite_description
+from .suite import SuiteError, available_suites, jobs, load_suite, profile_sizes, suite_description
 
 # torch, pandas and the model files are imported where a run needs them: --help and --list-* stay fast
 
@@ -84,6 +84,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="up to B same-size images per forward for models that allow it (spec batchable: "
                         f"{', '.join(n for n in list_models() if get_spec(n).batchable)}); rows equal batch 1's, "
                         "timings are per image (batch time / B)")
+    h.add_argument("--max-memory", type=float, default=None, metavar="GIB",
+                   help="memory guard: an image whose forward a model's cost model puts above GIB is a failed row "
+                        "('would need ~X GiB') instead of an out-of-memory kill (default: the memory free when "
+                        "it runs; references over a model's max_ref_side are downsized first, noted in the rows)")
     h.add_argument("--no-profile", action="store_true", help="skip the runtime/FLOPs/params/memory profiles")
     h.add_argument("--shard", default=None, metavar="K/N",
                    help="score only shard K of N (0-based; images assigned by a stable hash). Run every shard "
@@ -234,20 +238,27 @@ def dataset_problems(suite) -> list[str]:
     return problems
 
 
-def level_warnings(suite) -> list[str]:
-    """Requested levels that match no sample of a (present) dataset: a run would score nothing there."""
-    out = []
-    if suite.levels is None:
-        return out
+def selection_checks(suite) -> tuple[list[str], list[str]]:
+    """(errors, warnings) about the suite's split and levels on the present datasets: a selection that
+    matches nothing in one dataset is a warning; one that matches nothing in any is an error (a run
+    would score nothing and exit 0)."""
+    errors, warnings, present = [], [], 0
     for name in suite.datasets:
         entry = dataset_registry.resolve(name)
         if not entry.present:
             continue
-        have = set(dataset_registry.open_dataset(entry).levels)
-        if have - {0} and not set(suite.levels) & have:
-            out.append(f"warning: levels {list(suite.levels)} match no sample of {name} (its levels: "
-                       f"{sorted(have)}); nothing of it will be scored")
-    return out
+        present += 1
+        ds = dataset_registry.open_dataset(entry)
+        splits = sorted(ds.manifest["split"].unique())
+        if suite.split not in splits:
+            warnings.append(f"split {suite.split!r} matches no sample of {name} (its splits: {', '.join(splits)})")
+            continue
+        have = set(ds.samples(split=suite.split)["level"])
+        if suite.levels is not None and have - {0} and not set(suite.levels) & have:
+            warnings.append(f"levels {list(suite.levels)} match no sample of {name} (its levels: {sorted(have)})")
+    if present and len(warnings) == present:
+        errors, warnings = [f"nothing to score: {w}" for w in warnings], []
+    return errors, [f"warning: {w}; nothing of it will be scored" for w in warnings]
 
 
 def download_for(suite, weights: dict | None = None, log=print) -> int:
@@ -353,6 +364,12 @@ def main(argv: list[str] | None = None) -> int:
             state = "present" if e.present else ("built on first use" if e.build else "absent")
             print(f"{name:<10} {state:<19} {e.path}")
         return 0
+    for option, value, ok in (("--threads", args.threads, lambda v: v >= 1), ("--jobs", args.jobs, lambda v: v >= 1),
+                              ("--max-memory", args.max_memory, lambda v: v > 0)):
+        if value is not None and not ok(value):
+            print(f"error: {option} {value}: must be {'> 0 (GiB)' if option == '--max-memory' else '>= 1'}",
+                  file=sys.stderr)
+            return 2
     if not (args.suite or args.models or args.datasets):
         args.suite = "demo"
     try:
@@ -364,14 +381,18 @@ def main(argv: list[str] | None = None) -> int:
         weights = parse_weights(args.weights, suite.models)
         external = load_model_modules(args.model_module)
         shard = shard_from_launcher(args.shard)
+        if args.fresh and shard[1] > 1:
+            raise ValueError("--fresh with shards: each shard would delete the rows of the others; empty the run "
+                             "folder once before starting them")
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     problems = dataset_problems(suite)
-    if problems:
-        print("error: " + "\n\nerror: ".join(problems), file=sys.stderr)
+    errors, warnings = selection_checks(suite) if not problems else ([], [])
+    if problems or errors:
+        print("error: " + "\n\nerror: ".join(problems + errors), file=sys.stderr)
         return 2
-    for warning in level_warnings(suite):
+    for warning in warnings:
         print(warning, file=sys.stderr)
     for absent, used in (suite.stand_in or {}).items():
         if used in suite.datasets and absent not in suite.datasets:
@@ -449,6 +470,10 @@ def execute(suite, args, weights: dict | None = None, external: list | None = No
         return 2
     flags = set_precision(args.precision)
     run_dir = Path(args.out or Path("runs") / suite.name)
+    problem = output_problem(run_dir)
+    if problem:
+        print(f"error: --out: {problem}", file=sys.stderr)
+        return 2
     if args.fresh and run_dir.exists():
         import shutil
 
@@ -475,7 +500,7 @@ def execute(suite, args, weights: dict | None = None, external: list | None = No
         dataset_registry.open_dataset(dataset_registry.resolve(name), jobs=args.jobs or 2)
     cfg = RunConfig(suite=suite, device=device, run_dir=run_dir, shard=shard,
                     weights=weights or {}, save_sr=args.save_sr, precision=args.precision,
-                    batch_size=args.batch_size)
+                    batch_size=args.batch_size, max_memory_gib=args.max_memory)
     models = {name: wrap_model(obj, device, name=name) for name, obj in external or []}
     evaluator = Evaluator(cfg, ResultStore(run_dir), models=models)
     t0 = time.perf_counter()
@@ -492,10 +517,11 @@ def execute(suite, args, weights: dict | None = None, external: list | None = No
     profiles = []
     if suite.profile and not args.no_profile and shard[0] == 0:  # profiled once, by shard 0
         runnable = [m for m in suite.models if m not in res.unavailable_models and m not in models]
-        for name in runnable:
-            print(f"profiling {name} at LR {suite.profile['lr']} / Ref {suite.profile['ref']} …")
-            profiles.append(profile_model(name, device, tuple(suite.profile["lr"]), tuple(suite.profile["ref"]),
-                                          warmup=suite.profile.get("warmup", 1), runs=suite.profile.get("runs", 3)).as_dict())
+        for size in profile_sizes(suite.profile):
+            for name in runnable:
+                print(f"profiling {name} at LR {size['lr']} / Ref {size['ref']} …")
+                profiles.append(profile_model(name, device, tuple(size["lr"]), tuple(size["ref"]),
+                                              warmup=size.get("warmup", 1), runs=size.get("runs", 3)).as_dict())
         atomic_to_parquet(pd.DataFrame(profiles), run_dir / "profiles.parquet")
     info.update({"finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "eval_wall_s": wall,
                  "forward_s_this_session": float(sum(t["forward_s"] for t in res.timings)),

@@ -165,17 +165,55 @@ def validate(raw: dict, source: str = "<suite>") -> Suite:
             raise SuiteError(f"{source}: unknown metric {m!r}" + (f"; did you mean {', '.join(close)}?" if close else ""))
 
     def _levels(value, name):
-        return None if value in (None, "all") else tuple(int(x) for x in _as_tuple(value, name))
+        if value in (None, "all"):
+            return None
+        out = _as_tuple(value, name)
+        if not out or not all(_is_int(x, 1) for x in out):
+            raise SuiteError(f"{source}: suite field {name!r} must be 'all' or a list of level numbers >= 1 "
+                             f"(1 = most similar), got {value!r}")
+        return tuple(int(x) for x in out)
 
     levels_t = _levels(raw.get("levels", "all"), "levels")
     variant_levels = _levels(raw.get("variant_levels"), "variant_levels")
+    split = raw.get("split", "test")
+    if not isinstance(split, str) or not split.strip():
+        raise SuiteError(f"{source}: suite field 'split' must be a split name such as test or train, got {split!r}")
+    for name, low in (("version", 1), ("seed", 0), ("limit", 1)):
+        if raw.get(name) is not None and not _is_int(raw[name], low):
+            raise SuiteError(f"{source}: suite field {name!r} must be an integer >= {low}"
+                             f"{' (or null: every group)' if name == 'limit' else ''}, got {raw[name]!r}")
     return Suite(name=str(raw["name"]), version=int(raw.get("version", 1)),
                  description=str(raw.get("description", "")), models=models, datasets=datasets,
-                 split=str(raw.get("split", "test")), levels=levels_t, variant_levels=variant_levels or levels_t,
+                 split=split, levels=levels_t, variant_levels=variant_levels or levels_t,
                  variants=variant_names,
                  protocol=str(proto), drift_protocols=drift, metrics=metric_names,
-                 seed=int(raw.get("seed", 0)), limit=raw.get("limit"), profile=raw.get("profile"),
+                 seed=int(raw.get("seed", 0)), limit=raw.get("limit"), profile=_profile(raw.get("profile"), source),
                  paper_protocols=paper, stand_in=stand_in)
+
+
+def _is_int(value, low: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= low
+
+
+def profile_sizes(profile) -> list[dict]:
+    """A suite's ``profile`` as a list of input sizes: one mapping or a list of them."""
+    if profile is None:
+        return []
+    return [profile] if isinstance(profile, dict) else list(profile)
+
+
+def _profile(value, source: str):
+    """``profile: {lr: [h, w], ref: [h, w], warmup: n, runs: n}`` or a list of such sizes (one profile row
+    per model and size), range-checked."""
+    for p in profile_sizes(value) if isinstance(value, (dict, list)) or value is None else [value]:
+        ok = (isinstance(p, dict) and set(p) <= {"lr", "ref", "warmup", "runs"} and {"lr", "ref"} <= set(p)
+              and all(isinstance(p[k], (list, tuple)) and len(p[k]) == 2 and all(_is_int(v, 1) for v in p[k])
+                      for k in ("lr", "ref"))
+              and _is_int(p.get("warmup", 0), 0) and _is_int(p.get("runs", 1), 1))
+        if not ok:
+            raise SuiteError(f"{source}: suite field 'profile' must be null, {{lr: [h, w], ref: [h, w], warmup: n >= 0, "
+                             f"runs: n >= 1}} or a list of those, got {p!r}")
+    return value
 
 
 def jobs(suite: Suite) -> list[Job]:

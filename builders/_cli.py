@@ -17,3 +17,12 @@ def report_or_error(work: Callable) -> int:
         return 2
     print(report.format())
     return 0
+
+
+def at_least(args, **minimums: int) -> None:
+    """Range-check integer options before any work, e.g. ``at_least(args, jobs=1, seed=0)``: a value
+    below its minimum is a ValueError naming the option (printed by :func:`report_or_error`)."""
+    for name, low in minimums.items():
+        value = getattr(args, name)
+        if value is not None and value < low:
+            raise ValueError(f"--{name.replace('_', '-')} {value}: must be >= {low}")

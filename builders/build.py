@@ -17,7 +17,7 @@ import sys
 import yaml
 from tqdm import tqdm
 
-from ._cli import report_or_error
+from ._cli import at_least, report_or_error
 from .config import add_config_options, given_options
 from .recipes import RECIPES
 from .shards import parse_shard
@@ -93,11 +93,12 @@ def _bar(it, total, desc):
 def main(argv=None) -> int:
     args = parse_args(argv)
     build = RECIPES.get(args.recipe)
-    return report_or_error(lambda: build(args.albums, args.out, config_dict(args), seed=args.seed,
-                                         jobs=max(1, args.jobs), overwrite=args.overwrite, cache_dir=args.cache,
-                                         progress=None if args.quiet else _bar,
-                                         shard=parse_shard(args.shard) if args.shard else None,
-                                         merge_shards=args.merge_shards))
+    return report_or_error(lambda: at_least(args, jobs=1, seed=0) or
+                           build(args.albums, args.out, config_dict(args), seed=args.seed, jobs=args.jobs,
+                                 overwrite=args.overwrite, cache_dir=args.cache,
+                                 progress=None if args.quiet else _bar,
+                                 shard=parse_shard(args.shard) if args.shard else None,
+                                 merge_shards=args.merge_shards))
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ import argparse
 import sys
 
 from builders.importers import import_layout, list_layouts
-from builders._cli import report_or_error
+from builders._cli import at_least, report_or_error
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -26,9 +26,10 @@ def main(argv: list[str] | None = None) -> int:
                     help="keep at most N references per HR, drawn with --seed (0 = all)")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
-    return report_or_error(lambda: import_layout(args.layout, args.src, args.out, jobs=args.jobs,
-                                                 overwrite=args.overwrite, link=not args.copy,
-                                                 min_size=args.min_size, max_refs=args.max_refs, seed=args.seed))
+    return report_or_error(lambda: at_least(args, jobs=1, min_size=1, max_refs=0, seed=0) or
+                           import_layout(args.layout, args.src, args.out, jobs=args.jobs,
+                                         overwrite=args.overwrite, link=not args.copy,
+                                         min_size=args.min_size, max_refs=args.max_refs, seed=args.seed))
 
 
 if __name__ == "__main__":

@@ -73,5 +73,8 @@ class BuildReport:
             lines.append("  converted inputs: " + ", ".join(f"{k}={v}" for k, v in d["converted"].items()))
         if d["skipped"]:
             lines.append("  skipped: " + ", ".join(f"{k}={v}" for k, v in d["skipped"].items()))
+            named = d["skipped_inputs"]
+            more = f", and {len(named) - 10} more (spec.yaml: report.skipped_inputs)" if len(named) > 10 else ""
+            lines.append("  skipped inputs: " + ", ".join(f"{x['input']} ({x['reason']})" for x in named[:10]) + more)
         lines.append("  time: " + ", ".join(f"{k} {v:.1f}s" for k, v in d["seconds"].items()))
         return "\n".join(lines)

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from builders.images import BadImage, read_rgb
 from builders.manifest import Dataset, DatasetError
-from builders._cli import report_or_error
+from builders._cli import at_least, report_or_error
 from builders.report import BuildReport
 from builders.writer import Array, Digest, Row, Source, check_target, make_spec, ordered_map, write_dataset
 from builders.variants import (Variant, VariantError, VariantInput, get_variant, group_reference_paths,
@@ -58,6 +58,8 @@ def transform_row(ds: Dataset, v: Variant, row: dict, seed: int, scale: int, loa
         new, record = variant_reference(v, inp, seed)
     except BadImage as e:
         return None, f"input-{e.reason}"
+    except FileNotFoundError:  # e.g. an HR deleted from the clean dataset: one sample, not the variant
+        return None, "input-missing-file"
     except VariantError as e:
         return None, e.reason
     if v.uses_group_refs:
@@ -131,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--copy", action="store_true", help="copy HR files instead of hard-linking them")
     ap.add_argument("--scale", type=int, default=None, help="SR scale for the lr variant (default: spec's, else 4)")
     args = ap.parse_args(argv)
-    return report_or_error(lambda: derive_variant(args.dataset, args.variant, args.out, seed=args.seed,
+    return report_or_error(lambda: at_least(args, jobs=1, scale=1, seed=0) or derive_variant(args.dataset, args.variant, args.out, seed=args.seed,
                                                   jobs=args.jobs, overwrite=args.overwrite, link=not args.copy,
                                                   scale=args.scale))
 

@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import yaml
 
-from core.files import link_or_copy
+from core.files import link_or_copy, output_problem
 from core.provenance import versions
 
 from .images import read_rgb, write_png
@@ -106,9 +106,13 @@ def make_spec(*, name: str, kind: str, created_by: str, version: str, config: di
 
 
 def check_target(out: str | os.PathLike, overwrite: bool) -> None:
-    """Refuse to start work whose result could not be written (``out`` exists, no ``overwrite``)."""
+    """Refuse to start work whose result could not be written: ``out`` exists (no ``overwrite``), or
+    where it goes is not a writable folder with free space (:func:`core.files.output_problem`)."""
     if Path(out).exists() and not overwrite:
         raise DatasetError(f"{out} exists; pass --overwrite to replace it")
+    problem = output_problem(out)
+    if problem:
+        raise DatasetError(problem)
 
 
 class DatasetFolder:

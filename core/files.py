@@ -82,3 +82,30 @@ def locked(path: str | os.PathLike):
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def min_free_bytes() -> int:
+    """Free space a build or run needs where it writes before it starts (``$REFSR_MIN_FREE_MB``, default 256)."""
+    return int(os.environ.get("REFSR_MIN_FREE_MB", "256")) * 2 ** 20
+
+
+def output_problem(out: str | os.PathLike) -> str:
+    """Why ``out`` (a folder to create or fill) cannot be written, or "": its nearest existing folder
+    must be a folder, writable (a real probe file, so it also holds for root and read-only mounts),
+    with at least :func:`min_free_bytes` free. Checked before any work, not after it."""
+    out = Path(out).absolute()
+    place = out if out.exists() else out.parent
+    while not place.exists():
+        place = place.parent
+    if not place.is_dir():
+        return f"cannot write {out}: {place} is a file, not a folder"
+    try:
+        with tempfile.TemporaryFile(dir=place):
+            pass
+    except OSError as exc:
+        return f"cannot write {out}: {place} is not writable ({exc.strerror or exc})"
+    free, need = shutil.disk_usage(place).free, min_free_bytes()
+    if free < need:
+        return (f"cannot write {out}: only {free / 2 ** 20:.0f} MiB free on {place} (at least {need / 2 ** 20:.0f} MiB "
+                f"needed; $REFSR_MIN_FREE_MB)")
+    return ""

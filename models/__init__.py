@@ -1,8 +1,8 @@
 """RefSR model zoo: one interface (``forward(lr, ref) -> sr``), a registry, safe checkpoint loading."""
 from .registry import MODELS, create_model, get_spec, list_models, register_model
-from .spec import CheckpointFile, ModelSpec, WeightTag
+from .spec import CheckpointFile, MemoryCost, ModelSpec, WeightTag
 
-__all__ = ["CheckpointFile", "MODELS", "ModelSpec", "RefSRModel", "WeightTag", "create_model", "get_spec",
+__all__ = ["CheckpointFile", "MODELS", "MemoryCost", "ModelSpec", "RefSRModel", "WeightTag", "create_model", "get_spec",
            "list_models", "register_model"]
 
 

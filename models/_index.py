@@ -4,11 +4,16 @@
                                    'licence': 'MIT',
                                    'lr_multiple': 1,
                                    'max_ref_side': None,
+                                   'memory': {'base_mib': 11,
+                                              'per_lr_px': 467,
+                                              'per_lr_ref_px': 0.0,
+                                              'per_ref_px': 1},
                                    'name': 'bicubic',
                                    'notes': 'MATLAB-style bicubic x4 (imresize), clamped to [0,1]',
                                    'num_refs': 1,
                                    'official_commit': '',
                                    'official_repo': '',
+                                   'oversize_ref': 'resize',
                                    'paper': '(SISR baseline)',
                                    'ref_multiple': 1,
                                    'scale': 4,
@@ -19,7 +24,11 @@
              'c2_matching': {'brief': {'batchable': False,
                                        'licence': 'Apache-2.0 (LICENSE file; the README says MIT)',
                                        'lr_multiple': 1,
-                                       'max_ref_side': None,
+                                       'max_ref_side': 1000,
+                                       'memory': {'base_mib': 40,
+                                                  'per_lr_px': 101122,
+                                                  'per_lr_ref_px': 0.00889,
+                                                  'per_ref_px': 7475},
                                        'name': 'c2_matching',
                                        'notes': 'net_g: c2_matching_restoration_mse.pth (PSNR model) or '
                                                 'c2_matching_restoration.pth (GAN model), both from the '
@@ -33,6 +42,7 @@
                                        'num_refs': 1,
                                        'official_commit': '6d60149e',
                                        'official_repo': 'https://github.com/yumingj/C2-Matching',
+                                       'oversize_ref': 'resize',
                                        'paper': 'Jiang, Chan, Wang, Loy, Liu. Robust Reference-based '
                                                 'Super-Resolution via C2-Matching. CVPR 2021',
                                        'ref_multiple': 4,
@@ -80,7 +90,11 @@
                                  'licence': 'CC-BY-NC-4.0 (README; portions from C2-Matching MIT and BasicSR '
                                             'Apache-2.0)',
                                  'lr_multiple': 1,
-                                 'max_ref_side': None,
+                                 'max_ref_side': 768,
+                                 'memory': {'base_mib': 161,
+                                            'per_lr_px': 196124,
+                                            'per_lr_ref_px': 0.447,
+                                            'per_ref_px': 0.0},
                                  'name': 'datsr',
                                  'notes': 'Weights: restoration_mse.pth / restoration_gan.pth and '
                                           "feature_extraction.pth from the authors' GitHub Releases page "
@@ -109,6 +123,7 @@
                                  'num_refs': 1,
                                  'official_commit': '32240b58',
                                  'official_repo': 'https://github.com/caojiezhang/DATSR',
+                                 'oversize_ref': 'resize',
                                  'paper': 'Cao, Liang, Zhang, Li, Zhang, Wang, Van Gool. Reference-based '
                                           'Image Super-Resolution with Deformable Attention Transformer. '
                                           'ECCV 2022',
@@ -161,7 +176,11 @@
              'def': {'brief': {'batchable': False,
                                'licence': 'no official code; denoiser weights: openai/guided-diffusion (MIT)',
                                'lr_multiple': 1,
-                               'max_ref_side': None,
+                               'max_ref_side': 2304,
+                               'memory': {'base_mib': 926,
+                                          'per_lr_px': 69530,
+                                          'per_lr_ref_px': 0.0,
+                                          'per_ref_px': 706},
                                'name': 'def',
                                'notes': 'No official code, no published DEF weights: only the denoiser '
                                         '(256x256_diffusion_uncond.pt, openai/guided-diffusion, MIT) is '
@@ -228,6 +247,7 @@
                                'num_refs': 1,
                                'official_commit': '',
                                'official_repo': '',
+                               'oversize_ref': 'resize',
                                'paper': 'Wang, Xiong, Tang, Yuan. Detail-Enhancing Framework for '
                                         'Reference-Based Image Super-Resolution (arXiv:2405.00431, 2024)',
                                'ref_multiple': 4,
@@ -271,7 +291,11 @@
              'frfsr': {'brief': {'batchable': False,
                                  'licence': 'MIT',
                                  'lr_multiple': 1,
-                                 'max_ref_side': None,
+                                 'max_ref_side': 960,
+                                 'memory': {'base_mib': 79,
+                                            'per_lr_px': 97661,
+                                            'per_lr_ref_px': 0.0,
+                                            'per_ref_px': 6651},
                                  'name': 'frfsr',
                                  'notes': 'NO CHECKPOINT IS PUBLISHED: the official README links no weights '
                                           'and the repository has no options/*.yml. The file names are '
@@ -321,6 +345,7 @@
                                  'num_refs': 1,
                                  'official_commit': '72122649',
                                  'official_repo': 'https://github.com/Yi-Yang355/FRFSR',
+                                 'oversize_ref': 'resize',
                                  'paper': 'Mei, Yang, Li, Huang, Zhang, Lio. A Feature Reuse Framework with '
                                           'Texture-adaptive Aggregation for Reference-based '
                                           'Super-Resolution. arXiv 2306.01500 (2023)',
@@ -385,7 +410,11 @@
                                 'licence': 'none stated (no LICENSE file and no licence text in the official '
                                            'repository)',
                                 'lr_multiple': 8,
-                                'max_ref_side': None,
+                                'max_ref_side': 2560,
+                                'memory': {'base_mib': 42,
+                                           'per_lr_px': 54723,
+                                           'per_lr_ref_px': 0.0,
+                                           'per_ref_px': 721},
                                 'name': 'masa',
                                 'notes': 'LR sides must be multiples of 8 (the official test pads HR to 32) '
                                          'and at least 16; the reference is padded to 16 by the official '
@@ -397,6 +426,7 @@
                                 'num_refs': 1,
                                 'official_commit': '80d1bd8a',
                                 'official_repo': 'https://github.com/dvlab-research/MASA-SR',
+                                'oversize_ref': 'resize',
                                 'paper': 'MASA-SR: Matching Acceleration and Spatial Adaptation for '
                                          'Reference-Based Image Super-Resolution (Lu, Li, Tao, Lu, Jia; CVPR '
                                          '2021; arXiv:2106.02299)',
@@ -425,7 +455,11 @@
              'srntt': {'brief': {'batchable': False,
                                  'licence': 'none stated (the repository has no LICENSE file)',
                                  'lr_multiple': 1,
-                                 'max_ref_side': None,
+                                 'max_ref_side': 2560,
+                                 'memory': {'base_mib': 45,
+                                            'per_lr_px': 52122,
+                                            'per_lr_ref_px': 0.0,
+                                            'per_ref_px': 576},
                                  'name': 'srntt',
                                  'notes': 'texture_transfer: srntt.npz (all losses) or srntt_init.npz '
                                           "(reconstruction loss only, 'SRNTT-l2'); both ship in the official "
@@ -447,6 +481,7 @@
                                  'num_refs': 1,
                                  'official_commit': '93b9b34011742694b8b04ef570894edd193c03ed',
                                  'official_repo': 'https://github.com/ZZUTK/SRNTT',
+                                 'oversize_ref': 'resize',
                                  'paper': 'Zhang, Wang, Lin, Qi. Image Super-Resolution by Neural Texture '
                                           'Transfer. CVPR 2019',
                                  'ref_multiple': 4,
@@ -494,7 +529,11 @@
                                  'licence': 'no licence file in the repository (all rights reserved by '
                                             'default)',
                                  'lr_multiple': 1,
-                                 'max_ref_side': None,
+                                 'max_ref_side': 512,
+                                 'memory': {'base_mib': 89,
+                                            'per_lr_px': 0.0,
+                                            'per_lr_ref_px': 0.0,
+                                            'per_ref_px': 26700},
                                  'name': 'ssmtf',
                                  'notes': 'Official test (RefCUFEDDataset, phase test): HR and reference '
                                           'mod-cropped top-left to multiples of 16 (scale*4; C2-Matching '
@@ -533,6 +572,7 @@
                                  'num_refs': 1,
                                  'official_commit': '432a7494',
                                  'official_repo': 'https://github.com/edbca/SSMTF',
+                                 'oversize_ref': 'resize',
                                  'paper': 'Multi-Scale Texture Fusion for Reference-based Image '
                                           'Super-Resolution: New Dataset and Solution (DRefSR dataset, '
                                           'SSMTF). IJCV 2025',
@@ -588,7 +628,11 @@
              'texture_transfer': {'brief': {'batchable': True,
                                             'licence': 'MIT',
                                             'lr_multiple': 1,
-                                            'max_ref_side': None,
+                                            'max_ref_side': 2560,
+                                            'memory': {'base_mib': 121,
+                                                       'per_lr_px': 31342,
+                                                       'per_lr_ref_px': 0.0,
+                                                       'per_ref_px': 138},
                                             'name': 'texture_transfer',
                                             'notes': 'Our own training-free method, not a published model: '
                                                      'sub-pixel patch matching of the LR against the '
@@ -599,6 +643,7 @@
                                             'num_refs': 1,
                                             'official_commit': '',
                                             'official_repo': '',
+                                            'oversize_ref': 'resize',
                                             'paper': '(ours: training-free RefSR baseline)',
                                             'ref_multiple': 1,
                                             'scale': 4,
@@ -611,7 +656,11 @@
              'ttsr': {'brief': {'batchable': False,
                                 'licence': 'MIT',
                                 'lr_multiple': 1,
-                                'max_ref_side': None,
+                                'max_ref_side': 2560,
+                                'memory': {'base_mib': 42,
+                                           'per_lr_px': 69530,
+                                           'per_lr_ref_px': 0.0,
+                                           'per_ref_px': 706},
                                 'name': 'ttsr',
                                 'notes': 'Inputs follow the official test code: Ref cropped to a multiple of '
                                          '4, LR_sr = PIL bicubic x4 of the 8-bit LR, Ref_sr = PIL bicubic '
@@ -622,6 +671,7 @@
                                 'num_refs': 1,
                                 'official_commit': '550e4c9e525b5860083a00c5f936e4bfe2428da2',
                                 'official_repo': 'https://github.com/researchmm/TTSR',
+                                'oversize_ref': 'resize',
                                 'paper': 'Yang, Yang, Fu, Lu, Guo. Learning Texture Transformer Network for '
                                          'Image Super-Resolution. CVPR 2020 (arXiv:2006.04139)',
                                 'ref_multiple': 4,

@@ -17,7 +17,7 @@ import os
 import torch
 from torch import nn
 
-from .spec import CheckpointFile, ModelSpec, WeightTag  # noqa: F401 - the names model files import from here
+from .spec import CheckpointFile, MemoryCost, ModelSpec, WeightTag  # noqa: F401 - the names model files import from here
 
 
 class RefSRModel(nn.Module):

@@ -10,10 +10,11 @@ import torch.nn.functional as F
 
 from core.resize import imresize_tensor
 
-from .base import ModelSpec, RefSRModel
+from .base import MemoryCost, ModelSpec, RefSRModel
 from .registry import register_model
 
 SPEC = ModelSpec(name="bicubic", scale=4, uses_ref=False, batchable=True, paper="(SISR baseline)", licence="MIT",
+                 memory=MemoryCost(base_mib=11, per_lr_px=467, per_ref_px=1),  # memory_zoo.py --fit
                  notes="MATLAB-style bicubic x4 (imresize), clamped to [0,1]")
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .base import CheckpointFile, ModelSpec, RefSRModel, WeightTag
+from .base import CheckpointFile, MemoryCost, ModelSpec, RefSRModel, WeightTag
 from .c2_matching_parts import (ContrasExtractorSep, RestorationNet, VGGFeatureExtractor, index_to_flow,
                                 patch_match_index, run_on_common_canvas, shifted_offsets,
                                 torchvision_vgg_to_official, upscale_flow)
@@ -27,6 +27,10 @@ SPEC = ModelSpec(
     scale=4,
     lr_multiple=1,
     ref_multiple=4,  # the official test pipeline mod-crops the reference to a multiple of 4
+    # WR-SR: LR 125x125 with Ref 1000x1000 measured at 7,840 MiB peak (docs/reliability.md); the cost model
+    # (scripts/memory_zoo.py --fit) is conservative there: 8.6 GiB extra estimated, 6.9 GiB measured
+    max_ref_side=1000,
+    memory=MemoryCost(base_mib=40, per_lr_px=101122, per_ref_px=7475, per_lr_ref_px=0.00889),
     num_refs=1,
     paper="Jiang, Chan, Wang, Loy, Liu. Robust Reference-based Super-Resolution via C2-Matching. "
           "CVPR 2021",

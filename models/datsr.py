@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 
-from .base import CheckpointFile, ModelSpec, RefSRModel, WeightTag
+from .base import CheckpointFile, MemoryCost, ModelSpec, RefSRModel, WeightTag
 from .c2_matching_parts import ContrasExtractorSep, run_on_common_canvas, torchvision_vgg_to_official
 from .datsr_parts import FlowSimCorrespondence, SwinUnetv3RestorationNet, drop_swin_buffers
 from .registry import register_model
@@ -31,7 +31,10 @@ SPEC = ModelSpec(
     scale=4,
     lr_multiple=1,  # forward pads to the multiple of 8 the Swin windows need, and crops back
     ref_multiple=1,  # forward mod-crops the reference to 32 as the official test does
-    max_ref_side=None,
+    # LR 125x125 / Ref 1000x1000 went past 10,216 MiB and was killed after 30 min (docs/reliability.md): the
+    # cost (scripts/memory_zoo.py --fit, that lower bound included) has an LR x Ref term and allows 768 at 8 GiB
+    max_ref_side=768,
+    memory=MemoryCost(base_mib=161, per_lr_px=196124, per_lr_ref_px=0.447),
     num_refs=1,
     paper="Cao, Liang, Zhang, Li, Zhang, Wang, Van Gool. Reference-based Image Super-Resolution with "
           "Deformable Attention Transformer. ECCV 2022",

@@ -32,7 +32,7 @@ from torch import nn
 
 from core.resize import pil_bicubic_weights, resize_matrix
 
-from .base import CheckpointFile, ModelSpec, RefSRModel, WeightTag
+from .base import CheckpointFile, MemoryCost, ModelSpec, RefSRModel, WeightTag
 from .c2_matching_parts import DynamicAggregation, upscale_flow
 from .guided_diffusion_unet import GUIDED_256_UNCOND, GUIDED_256_UNCOND_URL, GuidedDiffusionUNet
 from .registry import register_model
@@ -103,6 +103,10 @@ SPEC = ModelSpec(
     scale=4,
     lr_multiple=1,
     ref_multiple=4,
+    # the denoiser runs one 256x256 window at a time: 926 MiB at LR 32x32 and 64x64 alike (steps=2; the
+    # peak does not depend on the step count), plus TTSR's fitted cost for the TTSR-like net_g
+    max_ref_side=2304,
+    memory=MemoryCost(base_mib=926, per_lr_px=69530, per_ref_px=706),  # scripts/memory_zoo.py
     num_refs=1,
     paper="Wang, Xiong, Tang, Yuan. Detail-Enhancing Framework for Reference-Based Image "
           "Super-Resolution (arXiv:2405.00431, 2024)",

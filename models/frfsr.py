@@ -21,7 +21,7 @@ from torch import nn
 
 from core.resize import pil_bicubic_tensor
 
-from .base import CheckpointFile, ModelSpec, RefSRModel, WeightTag
+from .base import CheckpointFile, MemoryCost, ModelSpec, RefSRModel, WeightTag
 from .c2_matching_parts import (ContrasExtractorSep, VGGFeatureExtractor, index_to_flow, patch_match_index,
                                 shifted_offsets, torchvision_vgg_to_official, upscale_flow)
 from .checkpoint import CheckpointError, unwrap
@@ -78,7 +78,8 @@ SPEC = ModelSpec(
     scale=4,
     lr_multiple=1,
     ref_multiple=4,  # the official test mod-crops the reference to a multiple of the scale
-    max_ref_side=None,
+    max_ref_side=960,
+    memory=MemoryCost(base_mib=79, per_lr_px=97661, per_ref_px=6651),  # scripts/memory_zoo.py --fit
     num_refs=1,
     paper="Mei, Yang, Li, Huang, Zhang, Lio. A Feature Reuse Framework with Texture-adaptive "
           "Aggregation for Reference-based Super-Resolution. arXiv 2306.01500 (2023)",

@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .base import CheckpointFile, ModelSpec, RefSRModel, WeightTag
+from .base import CheckpointFile, MemoryCost, ModelSpec, RefSRModel, WeightTag
 from .registry import register_model
 from core.resize import pil_bicubic_tensor
 
@@ -33,6 +33,8 @@ _COMMON = dict(
     lr_multiple=8,
     ref_multiple=16,
     num_refs=1,
+    max_ref_side=2560,  # the official multi-reference test stacks five 512x512 references (fits 8 GiB)
+    memory=MemoryCost(base_mib=42, per_lr_px=54723, per_ref_px=721),  # scripts/memory_zoo.py --fit
     paper="MASA-SR: Matching Acceleration and Spatial Adaptation for Reference-Based Image "
           "Super-Resolution (Lu, Li, Tao, Lu, Jia; CVPR 2021; arXiv:2106.02299)",
     official_repo="https://github.com/dvlab-research/MASA-SR",

@@ -32,6 +32,24 @@ class WeightTag:
 
 
 @dataclass(frozen=True)
+class MemoryCost:
+    """Extra memory of one forward, linear in the input sizes: ``base + a*LR px + b*Ref px + c*LR px*Ref px``
+    (bytes; the product term is for models holding a full LR x reference correlation). Fitted to
+    forwards measured on the CPU by ``scripts/memory_zoo.py --fit``, so the harness can refuse an input
+    before allocating it rather than be killed for running out of memory."""
+
+    base_mib: float = 0.0
+    per_lr_px: float = 0.0
+    per_ref_px: float = 0.0
+    per_lr_ref_px: float = 0.0
+
+    def estimate(self, lr_hw: tuple[int, int], ref_hw: tuple[int, int]) -> float:
+        """Bytes one forward on a batch of one is expected to allocate on top of what is resident."""
+        lr, ref = lr_hw[0] * lr_hw[1], ref_hw[0] * ref_hw[1]
+        return self.base_mib * 2 ** 20 + self.per_lr_px * lr + self.per_ref_px * ref + self.per_lr_ref_px * lr * ref
+
+
+@dataclass(frozen=True)
 class ModelSpec:
     """Metadata the harness, the registry and the docs need about a model."""
 
@@ -39,7 +57,12 @@ class ModelSpec:
     scale: int = 4
     lr_multiple: int = 1  # LR height/width must be a multiple of this (harness pads)
     ref_multiple: int = 1  # reference height/width must be a multiple of this
-    max_ref_side: int | None = None  # harness downsizes longer references
+    #: longest reference side the model is run on (what its forward affords on 8 GiB at WR-SR sizes);
+    #: a longer reference is downsized by the harness (``oversize_ref="resize"``, noted in its rows)
+    #: or the image is a failed row (``"fail"``)
+    max_ref_side: int | None = None
+    oversize_ref: str = "resize"
+    memory: MemoryCost | None = None  # the forward's cost model, for the harness's memory guard
     num_refs: int = 1
     uses_ref: bool = True
     batchable: bool = False  # each batch item is computed on its own: a batch of same-size inputs gives batch-1 results
@@ -50,6 +73,10 @@ class ModelSpec:
     tags: tuple[WeightTag, ...] = ()  # first = default; empty for parameter-free models
     test_kwargs: dict[str, Any] = field(default_factory=dict)  # tiny config for unit tests
     notes: str = ""
+
+    def __post_init__(self):
+        if self.oversize_ref not in ("resize", "fail"):
+            raise ValueError(f"{self.name}: oversize_ref must be 'resize' or 'fail', got {self.oversize_ref!r}")
 
     def tag(self, name: str = "") -> WeightTag | None:
         """The weight set called ``name`` ("" = default); None for a model without weights."""
@@ -74,4 +101,5 @@ class ModelSpec:
         """The inverse of :meth:`as_dict` (the registry index stores specs this way)."""
         tags = tuple(WeightTag(t["name"], tuple(CheckpointFile(**f) for f in t["files"]), t["description"])
                      for t in d["tags"])
-        return cls(**{**d, "tags": tags})
+        memory = MemoryCost(**d["memory"]) if d.get("memory") is not None else None
+        return cls(**{**d, "tags": tags, "memory": memory})

@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .base import CheckpointFile, ModelSpec, RefSRModel, WeightTag
+from .base import CheckpointFile, MemoryCost, ModelSpec, RefSRModel, WeightTag
 from core.resize import pil_bicubic_tensor
 from .checkpoint import CheckpointError, read_state_dict
 from .pretrained import NumpyOnlyUnpickler
@@ -53,6 +53,8 @@ SPEC = ModelSpec(
     scale=4,
     lr_multiple=1,
     ref_multiple=4,  # the official test crops the reference to a multiple of 4 (also done inside)
+    max_ref_side=2560,
+    memory=MemoryCost(base_mib=45, per_lr_px=52122, per_ref_px=576),  # scripts/memory_zoo.py --fit
     num_refs=1,
     paper="Zhang, Wang, Lin, Qi. Image Super-Resolution by Neural Texture Transfer. CVPR 2019",
     official_repo=_REPO,

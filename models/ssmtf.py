@@ -22,7 +22,7 @@ from torchvision.ops import DeformConv2d
 
 
 from . import selective_scan as scan_ops
-from .base import CheckpointFile, ModelSpec, RefSRModel, WeightTag
+from .base import CheckpointFile, MemoryCost, ModelSpec, RefSRModel, WeightTag
 from .c2_matching import C2Matching, _MapNet
 from .c2_matching_parts import (ContentExtractor, ContrasExtractorSep, run_on_common_canvas,
                                 torchvision_vgg_to_official)
@@ -73,6 +73,10 @@ SPEC = ModelSpec(
     scale=4,
     lr_multiple=1,
     ref_multiple=16,  # the official test mod-crops the reference (and HR) to multiples of 16
+    # from LR 32x32 / Ref 128x128 (506 MiB) and a lower bound at 64x64 / 256x256 (>= 1,756 MiB, killed at
+    # 15 min), all growth put on the reference: scripts/memory_zoo.py, docs/reliability.md
+    max_ref_side=512,
+    memory=MemoryCost(base_mib=89, per_ref_px=26700),
     num_refs=1,
     paper="Multi-Scale Texture Fusion for Reference-based Image Super-Resolution: New Dataset and "
           "Solution (DRefSR dataset, SSMTF). IJCV 2025",

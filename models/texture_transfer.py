@@ -14,12 +14,14 @@ import math
 import torch
 import torch.nn.functional as F
 
-from .base import ModelSpec, RefSRModel
+from .base import MemoryCost, ModelSpec, RefSRModel
 from .registry import register_model
 
 SPEC = ModelSpec(
     name="texture_transfer", scale=4, uses_ref=True, batchable=True, paper="(ours: training-free RefSR baseline)",
     licence="MIT",
+    max_ref_side=2560,  # memory allows more; time grows with LR x reference pixels (docs/reliability.md)
+    memory=MemoryCost(base_mib=121, per_lr_px=31342, per_ref_px=138),  # scripts/memory_zoo.py --fit
     test_kwargs={"ref_scales": (1.0,), "ref_angles": (), "chunk": 64},
     notes="Our own training-free method, not a published model: sub-pixel patch matching of the LR "
           "against the down-sampled reference (scaled/rotated copies), confidence-weighted transfer "

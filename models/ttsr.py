@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .base import CheckpointFile, ModelSpec, RefSRModel, WeightTag
+from .base import CheckpointFile, MemoryCost, ModelSpec, RefSRModel, WeightTag
 from .registry import register_model
 from core.resize import pil_bicubic_tensor
 
@@ -33,6 +33,7 @@ _WEIGHTS_URL = ("https://github.com/researchmm/TTSR#model (OneDrive https://1drv
 _DRIVE = "https://drive.google.com/drive/folders/1CTm-r3hSbdYVCySuQ27GsrqXhhVOS-qh"  # holds TTSR.pt, TTSR-rec.pt
 _COMMON = dict(
     scale=4, lr_multiple=1, ref_multiple=4, num_refs=1,
+    max_ref_side=2560, memory=MemoryCost(base_mib=42, per_lr_px=69530, per_ref_px=706),  # scripts/memory_zoo.py --fit
     paper="Yang, Yang, Fu, Lu, Guo. Learning Texture Transformer Network for Image Super-Resolution. "
           "CVPR 2020 (arXiv:2006.04139)",
     official_repo="https://github.com/researchmm/TTSR",

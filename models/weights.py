@@ -205,8 +205,9 @@ def load_weights(model: nn.Module, files: Mapping[str, str | os.PathLike]) -> No
         try:
             sd = model.checkpoint_filter(role, model.read_checkpoint(role, path))
             load_into(modules[role], sd)
-        except CheckpointError as exc:
-            raise CheckpointError(f"{path} (role {role!r}): {exc}") from None
+        except CheckpointError as exc:  # the file named once: the reader's message may already name it
+            text = str(exc).replace(str(path), "the file")
+            raise CheckpointError(f"{path} (role {role!r}): {text}") from None
 
 
 def weights_status(name: str) -> str:

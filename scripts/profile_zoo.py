@@ -1,6 +1,6 @@
-"""Profile every model in the zoo at LR 128×128 with Ref 512×512 and print a Markdown table.
+"""Profile every model in the zoo at LR 128×128 with Ref 512×512 (or --lr/--ref) and print a Markdown table.
 
-    .venv/bin/python scripts/profile_zoo.py [--models a,b] [--runs 3] [--device cpu]
+    .venv/bin/python scripts/profile_zoo.py [--models a,b] [--runs 3] [--device cpu] [--lr 256x256 --ref 1024x1024]
 
 Params, FLOPs and runtime do not depend on the weights, so models are built with random weights
 here (timing only: nothing in this table is a quality score). Published figures are from the
@@ -27,13 +27,17 @@ def main() -> int:
     p.add_argument("--models", default=",".join(list_models()))
     p.add_argument("--runs", type=int, default=3)
     p.add_argument("--device", default="cpu")
+    p.add_argument("--lr", default="128x128", help="LR height x width (the full suite also profiles 256x256)")
+    p.add_argument("--ref", default="512x512", help="reference height x width (the full suite also profiles 1024x1024)")
     args = p.parse_args()
+    lr_hw, ref_hw = (tuple(int(v) for v in s.split("x")) for s in (args.lr, args.ref))
     device = select_device(args.device)
+    print(f"LR {args.lr} / Ref {args.ref}; published figures are at LR 128x128 / Ref 512x512")
     print("| model | params (ours) | params (published) | GFLOPs (ours, 2/MAC) | GMACs (ours) | GFLOPs (published) "
           "| CPU runtime median (s) | peak extra memory (MB) |")
     print("|---|---|---|---|---|---|---|---|")
     for name in args.models.split(","):
-        prof = profile_model(name, device, (128, 128), (512, 512), warmup=1, runs=args.runs)
+        prof = profile_model(name, device, lr_hw, ref_hw, warmup=1, runs=args.runs)
         pub = PUBLISHED.get(name)
         mem = f"{prof.peak_memory_mb:.0f}" if prof.peak_memory_mb is not None else "n/a"
         print(f"| {name} | {prof.params_total:,} | {f'{pub[0]} M' if pub else '-'} | {prof.gflops:,.2f} | "

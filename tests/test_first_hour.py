@@ -29,19 +29,35 @@ def test_model_without_weights_publishes_an_empty_valid_leaderboard(tiny, tmp_pa
     assert pd.read_parquet(tmp_path / "r" / "results.parquet").empty
 
 
-def test_levels_that_match_nothing_warn(tiny, tmp_path, capsys):
-    code, _, err = _run(capsys, "--models", "bicubic", "--datasets", str(tiny), "--levels", "7",
-                        "--out", str(tmp_path / "r"), "--no-profile", "--no-publish")
-    assert code == 0 and "warning: levels [7] match no sample" in err and "[1, 2]" in err
+def test_a_selection_that_matches_nothing_is_an_error_and_a_partial_one_warns(tiny, tmp_path, capsys):
+    base = ["--models", "bicubic", "--out", str(tmp_path / "r"), "--no-profile", "--no-publish"]
+    code, _, err = _run(capsys, *base, "--datasets", str(tiny), "--levels", "7,9")
+    assert code == 2 and "nothing to score: levels [7, 9] match no sample" in err and "[1, 2]" in err
+    assert not (tmp_path / "r").exists()
+    suite = tmp_path / "s.yaml"  # split: tets used to fall back to every split
+    suite.write_text(f"name: s\nmodels: [bicubic]\ndatasets: [{tiny}]\nsplit: tets\n")
+    code, _, err = _run(capsys, "--suite", str(suite), "--out", str(tmp_path / "r"))
+    assert code == 2 and "split 'tets' matches no sample" in err and "its splits: test" in err
+    other = make_tiny_dataset(tmp_path / "other", groups=1, levels=3)
+    code, _, err = _run(capsys, *base, "--datasets", f"{tiny},{other}", "--levels", "3")
+    assert code == 0 and "warning: levels [3] match no sample of " + str(tiny) in err
+    assert set(pd.read_parquet(tmp_path / "r" / "results.parquet")["dataset"]) == {str(other)}
 
 
 @pytest.mark.parametrize("argv, message", [
     (["--levels", "one"], "--levels 'one': give level numbers"),
     (["--shard", "2/2", "--dry-run"], "shards count from 0"),
     (["--shard", "x"], "--shard takes K/N"),
+    (["--shard", "1/2", "--fresh"], "--fresh with shards"),
     (["--device", "tpu"], "--device 'tpu'"),
     (["--models", "ttsr.nope"], "no weight tag 'nope'"),
     (["--models", "bicubik"], "did you mean bicubic"),
+    (["--limit", "-1"], "'limit' must be an integer >= 1"),
+    (["--limit", "0"], "'limit' must be an integer >= 1"),
+    (["--levels", "0"], "'levels' must be 'all' or a list of level numbers >= 1"),
+    (["--seed", "-3"], "'seed' must be an integer >= 0"),
+    (["--threads", "0"], "--threads 0: must be >= 1"),
+    (["--max-memory", "0"], "--max-memory 0.0: must be > 0"),
 ])
 def test_bad_options_are_one_line_errors(tiny, tmp_path, capsys, argv, message):
     base = ["--models", "bicubic", "--datasets", str(tiny), "--out", str(tmp_path / "r")]

@@ -37,11 +37,27 @@ def test_robustness_suite_covers_the_frfsr_settings():
     ("protocol", "refsr-standrd", "refsr-standrd"),
     ("datasets", ["no_such_dataset"], "unknown dataset"),
     ("colour", "red", "unknown suite fields"),
+    ("limit", -1, "'limit' must be an integer >= 1"),
+    ("limit", 2.5, "'limit' must be an integer >= 1"),
+    ("levels", [7, "x"], "'levels' must be 'all' or a list of level numbers >= 1"),
+    ("variant_levels", [0], "'variant_levels' must be"),
+    ("split", ["test"], "'split' must be a split name"),
+    ("seed", -1, "'seed' must be an integer >= 0"),
+    ("profile", {"lr": [0, 128], "ref": [512, 512]}, "'profile' must be null"),
+    ("profile", [{"lr": [128, 128], "ref": [512, 512], "runs": 0}], "'profile' must be null"),
 ])
 def test_typos_fail_at_load_time(field, value, message):
     raw = {"name": "x", "models": ["bicubic"], "datasets": ["demo"], field: value}
     with pytest.raises((SuiteError, KeyError, ValueError), match=message):
         validate(raw)
+
+
+def test_profile_takes_several_sizes():
+    from benchmark.suite import profile_sizes
+
+    sizes = profile_sizes(load_suite("full").profile)
+    assert [(p["lr"], p["ref"]) for p in sizes] == [([128, 128], [512, 512]), ([256, 256], [1024, 1024])]
+    assert profile_sizes(load_suite("demo").profile) == [{"lr": [128, 128], "ref": [512, 512], "warmup": 1, "runs": 3}]
 
 
 def test_user_suite_file(tmp_path):

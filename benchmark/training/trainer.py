@@ -474,7 +474,7 @@ class Trainer:
 def evaluate_model(model, ds: Dataset, samples, protocol: str, scale: int, device, metrics: list[str]) -> dict:
     """Mean metrics of ``model`` on ``samples`` through the harness's own stages (protocol pair,
     reference preparation, size fitting, quantisation, scoring), plus bicubic's PSNR-Y for scale."""
-    from ..evaluation import read_sample, run_model
+    from ..evaluation import fit_reference, read_sample, run_model
     from ..metrics import availability
     from ..protocol import load_protocol
     from core.resize import pil_bicubic
@@ -488,7 +488,8 @@ def evaluate_model(model, ds: Dataset, samples, protocol: str, scale: int, devic
     for s in samples.itertuples(index=False):
         hr, ref = read_sample(ds, s)
         hr_eval, lr = p.make_pair(hr, scale)
-        sr, _ = run_model(model, lr, p.prepare_ref(ref, scale), device)
+        ref, _ = fit_reference(model.spec, lr, p.prepare_ref(ref, scale), device=device)
+        sr, _ = run_model(model, lr, ref, device)
         vals = p.score(p.quantise(sr[0].permute(1, 2, 0).cpu().numpy()), hr_eval, metrics=ok, device=device,
                        scale=scale)
         up = pil_bicubic(lr, (lr.shape[0] * scale, lr.shape[1] * scale)).astype(np.float64)

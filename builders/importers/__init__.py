@@ -11,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from builders.writer import check_target
 from core.registry import Registry
 
 if TYPE_CHECKING:  # the engine (pandas, OpenCV) is imported when a layout is imported, not listed
@@ -43,5 +44,8 @@ def import_layout(layout: str, src: str | Path, out: str | Path, **kw) -> Import
     src = Path(src)
     if not src.exists():
         raise FileNotFoundError(f"source {src} does not exist")
+    if src.is_file() and layout != "pairs":
+        raise ValueError(f"source {src} is a file; the {layout} layout reads a folder")
+    check_target(out, kw.get("overwrite", False))  # before scanning: a run that cannot be written never starts
     scan = get_layout(layout)(src.resolve())
     return import_scan(scan, layout, Path(out), version=LAYOUTS.info(layout)["version"], **kw)

@@ -22,6 +22,9 @@ def scan(src: Path) -> Scan:
             if not is_image(p):
                 out.skip("not-an-image", p)
                 continue
+            if p.stat().st_size == 0:  # counted here, so it never takes the name of a real image beside it
+                out.skip("empty-file", p)
+                continue
             key = stem_key(p.relative_to(src).as_posix())
             if key in seen:
                 out.skip("duplicate-name", p)
