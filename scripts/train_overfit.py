@@ -70,7 +70,7 @@ def main(argv=None) -> int:
         for name in args.models.split(","):
             kwargs = {} if args.full else json.loads(args.kwargs) if args.kwargs else get_spec(name).test_kwargs
             over = {"iterations": args.steps, "batch_size": 4, "crop_size": SIZE, "ref_size": SIZE,
-                    "validate_every": 0, "checkpoint_every": args.steps,
+                    "validate_every": 0, "checkpoint_every": args.steps, "schedule": {"type": "constant"},
                     "augment": {"hflip": 0, "vflip": 0, "rot90": 0, "swap": 0, "color_jitter": None,
                                 "shuffle_ref": None, "ref_independent": True, "geometric_from_epoch": 0}}
             if args.lr:

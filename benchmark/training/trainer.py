@@ -30,7 +30,6 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.distributed as dist
-import torch.nn.functional as F
 
 from builders.manifest import Dataset
 from core import provenance
@@ -40,11 +39,12 @@ from models.registry import split_name
 from models.weights import MissingWeights, file_sha256, load_weights, official_path
 
 from .adapters import TrainForward
+from .losses import Adversarial, build_loss, start_step
 from .data import StepBatchSampler, TrainCrops, make_loader, steps_per_epoch, train_table
 from .recipe import Recipe, load_recipe
 
 CKPT_FORMAT = "refsr-bench-train/1"
-LOG_FIELDS = ["step", "epoch", "kind", "loss", "l1", "mse", "lr", "grad_norm", "steps_per_s", "crops_per_s",
+LOG_FIELDS = ["step", "epoch", "kind", "loss", "l1", "mse", "perceptual", "texture", "adversarial", "d_loss", "lr", "grad_norm", "steps_per_s", "crops_per_s",
               "psnr_y", "ssim_y", "lpips", "bicubic_psnr_y", "elapsed_s"]
 
 
@@ -120,8 +120,12 @@ def lr_factor(schedule: dict, step: int, spe: int, base_lr: float) -> float:
     return float(schedule.get("gamma", 0.5)) ** (t // int(schedule["step_size"]))
 
 
-def _loss_fn(name: str):
-    return {"l1": F.l1_loss, "mse": F.mse_loss}[name]
+@dataclass
+class LossTerm:
+    name: str
+    module: torch.nn.Module
+    weight: float
+    start: int  # first step at which it counts
 
 
 def _rng_state() -> dict:
@@ -202,6 +206,15 @@ class Trainer:
         groups.insert(0, {"params": [p for _, p in rest], "lr": float(opt["lr"]), "base_lr": float(opt["lr"])})
         self.optimizer = torch.optim.Adam([g for g in groups if g["params"]], betas=tuple(opt["betas"]),
                                           eps=float(opt["eps"]), weight_decay=float(opt.get("weight_decay", 0)))
+        self.losses = [LossTerm(spec["type"], build_loss(spec, int(r["crop_size"])).to(self.dist.device),
+                                float(spec.get("weight", 1.0)), start_step(spec, self.spe)) for spec in r["losses"]]
+        self.d_groups = []
+        for term in self.losses:
+            if isinstance(term.module, Adversarial):
+                term.module.reduce_grads = _average_grads if self.dist.active else None
+                for g in term.module.optimizer.param_groups:
+                    g["base_lr"] = g["lr"]
+                    self.d_groups.append(g)
         self.scaler = torch.amp.GradScaler(self.dist.device.type, enabled=cfg.precision == "fp16")
         self.forward = TrainForward(self.model)
         if self.dist.active:
@@ -223,6 +236,8 @@ class Trainer:
         state = {"format": CKPT_FORMAT, "run_id": self.run_id, "step": self.step, "config_key": self.config_key,
                  "model": {k: v.detach().cpu() for k, v in self.model.state_dict().items()},
                  "optimizer": self.optimizer.state_dict(), "scaler": self.scaler.state_dict(),
+                 "losses": {str(i): t.module.train_state() for i, t in enumerate(self.losses)
+                            if hasattr(t.module, "train_state")},
                  "rng": _rng_state(), "world_size": self.dist.world, "saved": time.time()}
         atomic_write_with(self.ckpt_path, lambda tmp: torch.save(state, tmp))
 
@@ -240,6 +255,9 @@ class Trainer:
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scaler.load_state_dict(state["scaler"])
+        for i, t in enumerate(self.losses):
+            if hasattr(t.module, "load_train_state"):
+                t.module.load_train_state(state["losses"][str(i)])
         _set_rng_state(state["rng"])
         self.step, self.run_id = int(state["step"]), state["run_id"]
         return True
@@ -377,7 +395,6 @@ class Trainer:
                                    self.dist.rank, self.dist.world)
         workers = cfg.workers if cfg.workers is not None else (4 if device.type == "cuda" else 0)
         loader = make_loader(crops, sampler, workers, pin_memory=device.type == "cuda")
-        losses = [(spec["type"], float(spec.get("weight", 1.0))) for spec in r["losses"]]
         clip = r["grad_clip"]
         every_ckpt = int(r["checkpoint_every"])
         every_val = int(r["validate_every"] or 0)
@@ -400,13 +417,20 @@ class Trainer:
             lr_t = batch["lr"].to(device, non_blocking=True)
             ref_t = batch["ref"].to(device, non_blocking=True)
             hr_t = batch["hr"].to(device, non_blocking=True)
-            for g in self.optimizer.param_groups:
+            for g in self.optimizer.param_groups + self.d_groups:  # D follows the same schedule (C2-Matching)
                 g["lr"] = g["base_lr"] * lr_factor(r["schedule"], self.step, self.spe, g["base_lr"])
             self.optimizer.zero_grad(set_to_none=True)
+            active = [t for t in self.losses if self.step >= t.start]
+            needs = tuple(sorted({n for t in active for n in t.module.needs}))
             with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
-                sr = self.forward(lr_t, ref_t)
+                sr, aux = self.forward(lr_t, ref_t, needs)
             sr = sr.float()
-            parts = {name: w * _loss_fn(name)(sr, hr_t) for name, w in losses}
+            parts, logged = {}, {}
+            for t in active:  # discriminators first: the generator is scored by the updated one
+                if isinstance(t.module, Adversarial):
+                    logged["d_loss"] = t.module.discriminator_step(sr, hr_t)
+            for t in active:
+                parts[t.name] = parts.get(t.name, 0.0) + t.weight * t.module(sr, hr_t, aux)
             loss = sum(parts.values())
             if not torch.isfinite(loss):
                 raise FloatingPointError(f"loss is {loss.item()} at step {self.step}")
@@ -419,7 +443,7 @@ class Trainer:
             self.scaler.update()
             self.step += 1
             n_log += 1
-            for k, v in {"loss": loss, **parts}.items():
+            for k, v in {"loss": loss, **parts, **logged}.items():
                 acc[k] = acc.get(k, 0.0) + float(v.detach())
             if bar is not None:
                 bar.update(1)
@@ -469,6 +493,15 @@ class Trainer:
             self._log_rows([{"step": self.step, "epoch": self.step // self.spe, "kind": "val", **vals,
                              "elapsed_s": time.perf_counter() - t_start}])
         return vals
+
+
+def _average_grads(module: torch.nn.Module) -> None:
+    """Mean of a module's gradients over the torchrun processes (the discriminator is not DDP-wrapped)."""
+    world = dist.get_world_size()
+    for p in module.parameters():
+        if p.grad is not None:
+            dist.all_reduce(p.grad)
+            p.grad /= world
 
 
 def evaluate_model(model, ds: Dataset, samples, protocol: str, scale: int, device, metrics: list[str]) -> dict:
