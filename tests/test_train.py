@@ -208,3 +208,32 @@ def test_multi_role_model_trains_one_role_and_keeps_the_official_others(dataset,
         assert all(torch.equal(a[k], b[k]) for k in a)
     moved = [not torch.equal(v, official.net_g.state_dict()[k]) for k, v in model.net_g.state_dict().items()]
     assert any(moved)
+
+
+def test_gan_recipe_trains_checkpoints_and_resumes_its_discriminator(dataset, tmp_path):
+    """Full TTSR recipe minus the VGG loss (no ImageNet file in tests): L1 + texture + WGAN-GP. A run stopped
+    after its first step and started again ends bitwise equal to an uninterrupted one, discriminator included."""
+    tiny = get_spec("ttsr").test_kwargs
+    over = {**FAST, "iterations": 3, "batch_size": 2, "checkpoint_every": 1,
+            "losses": [{"type": "l1", "weight": 2.0}, {"type": "texture", "weight": 1e-2},
+                       {"type": "adversarial", "weight": 1e-3, "after": {"iterations": 1}, "gan": "wgan",
+                        "gp_weight": 10.0, "d_steps": 2, "input_range": [-1, 1], "discriminator": {"type": "ttsr"},
+                        "d_optimizer": {"lr": 1e-4, "betas": [0.0, 0.9]}}]}
+    kw = dict(overrides=over, model_kwargs=tiny, device="cpu", progress=False, val_limit=1, log_every=1)
+    whole, cut = tmp_path / "whole", tmp_path / "cut"
+    res = train("ttsr", dataset, whole, **kw)
+    first = train("ttsr", dataset, cut, time_limit=1e-9, **kw)  # stops (checkpoint + export) after step 1
+    assert first["step"] == 1 and first["stopped_early"]
+    again = train("ttsr", dataset, cut, **kw)
+    assert again["resumed"] and again["step"] == res["step"] == 3
+    a, b = (torch.load(d / "TTSR.pt", weights_only=True) for d in (whole, cut))
+    assert set(a) == set(create_model("ttsr", **tiny).state_dict()) - {k for k in a if k.startswith("LTE_copy.")}
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    ca, cb = (torch.load(d / "checkpoints" / "last.pt", weights_only=True)["losses"]["2"] for d in (whole, cut))
+    assert all(torch.equal(v, cb["net_d"][k]) for k, v in ca["net_d"].items())
+    assert int(ca["optimizer"]["state"][0]["step"]) == 2 * 2  # d_steps x the 2 steps after the first
+    log = (whole / "log.csv").read_text().splitlines()
+    head = log[0].split(",")
+    rows = [dict(zip(head, line.split(","))) for line in log[1:] if ",train," in line]
+    assert rows[0]["d_loss"] == "" and rows[0]["adversarial"] == "" and rows[1]["d_loss"] != ""
+    assert float(rows[1]["texture"]) > 0

@@ -156,7 +156,8 @@ class Adversarial(Loss):
     def _range(self, x: torch.Tensor) -> torch.Tensor:
         return x * (self.hi - self.lo) + self.lo
 
-    def discriminator_loss(self, fake: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
+    def discriminator_loss(self, fake: torch.Tensor, real: torch.Tensor,
+                           generator: torch.Generator | None = None) -> torch.Tensor:
         fake, real = self._range(fake), self._range(real)  # the penalty's gradient is taken in D's range
         d_real, d_fake = self.net_d(real), self.net_d(fake)
         if self.gan == "vanilla":
@@ -164,18 +165,21 @@ class Adversarial(Loss):
                     + F.binary_cross_entropy_with_logits(d_fake, torch.zeros_like(d_fake))) / 2
         loss = d_fake.mean() - d_real.mean()
         if self.gp_weight:
-            e = torch.rand(real.shape[0], 1, 1, 1, device=real.device, dtype=real.dtype)
+            e = torch.rand(real.shape[0], 1, 1, 1, device=real.device, dtype=real.dtype, generator=generator)
             hat = (e * real + (1 - e) * fake).requires_grad_(True)
             grad, = torch.autograd.grad(self.net_d(hat).sum(), hat, create_graph=True)
             loss = loss + self.gp_weight * (grad.flatten(1).norm(2, dim=1) - 1).pow(2).mean()
         return loss
 
-    def discriminator_step(self, fake: torch.Tensor, real: torch.Tensor) -> float:
+    def discriminator_step(self, fake: torch.Tensor, real: torch.Tensor, seed: int | None = None) -> float:
+        """``d_steps`` updates of D; ``seed`` draws the penalty's interpolation weights (the trainer keys
+        it by (run seed, step), so a resumed run draws what an uninterrupted one does)."""
         fake, real = fake.detach(), real.detach()
+        generator = None if seed is None else torch.Generator(real.device).manual_seed(seed)
         self.net_d.requires_grad_(True)
         for _ in range(self.d_steps):
             self.optimizer.zero_grad(set_to_none=True)
-            loss = self.discriminator_loss(fake, real)
+            loss = self.discriminator_loss(fake, real, generator)
             loss.backward()
             if self.reduce_grads is not None:
                 self.reduce_grads(self.net_d)

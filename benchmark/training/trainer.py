@@ -34,6 +34,7 @@ import torch.distributed as dist
 from builders.manifest import Dataset
 from core import provenance
 from core.files import atomic_write_json, atomic_write_with
+from core.seeding import keyed_rng
 from models import create_model, get_spec
 from models.registry import split_name
 from models.weights import MissingWeights, file_sha256, load_weights, official_path
@@ -208,13 +209,11 @@ class Trainer:
                                           eps=float(opt["eps"]), weight_decay=float(opt.get("weight_decay", 0)))
         self.losses = [LossTerm(spec["type"], build_loss(spec, int(r["crop_size"])).to(self.dist.device),
                                 float(spec.get("weight", 1.0)), start_step(spec, self.spe)) for spec in r["losses"]]
-        self.d_groups = []
         for term in self.losses:
             if isinstance(term.module, Adversarial):
                 term.module.reduce_grads = _average_grads if self.dist.active else None
                 for g in term.module.optimizer.param_groups:
                     g["base_lr"] = g["lr"]
-                    self.d_groups.append(g)
         self.scaler = torch.amp.GradScaler(self.dist.device.type, enabled=cfg.precision == "fp16")
         self.forward = TrainForward(self.model)
         if self.dist.active:
@@ -417,7 +416,8 @@ class Trainer:
             lr_t = batch["lr"].to(device, non_blocking=True)
             ref_t = batch["ref"].to(device, non_blocking=True)
             hr_t = batch["hr"].to(device, non_blocking=True)
-            for g in self.optimizer.param_groups + self.d_groups:  # D follows the same schedule (C2-Matching)
+            d_groups = [g for t in self.losses if isinstance(t.module, Adversarial) for g in t.module.optimizer.param_groups]
+            for g in self.optimizer.param_groups + d_groups:  # D follows the same schedule (C2-Matching)
                 g["lr"] = g["base_lr"] * lr_factor(r["schedule"], self.step, self.spe, g["base_lr"])
             self.optimizer.zero_grad(set_to_none=True)
             active = [t for t in self.losses if self.step >= t.start]
@@ -428,7 +428,8 @@ class Trainer:
             parts, logged = {}, {}
             for t in active:  # discriminators first: the generator is scored by the updated one
                 if isinstance(t.module, Adversarial):
-                    logged["d_loss"] = t.module.discriminator_step(sr, hr_t)
+                    seed = int(keyed_rng(cfg.seed, "gan", str(self.step), str(self.dist.rank)).integers(2 ** 62))
+                    logged["d_loss"] = t.module.discriminator_step(sr, hr_t, seed)
             for t in active:
                 parts[t.name] = parts.get(t.name, 0.0) + t.weight * t.module(sr, hr_t, aux)
             loss = sum(parts.values())
@@ -444,7 +445,7 @@ class Trainer:
             self.step += 1
             n_log += 1
             for k, v in {"loss": loss, **parts, **logged}.items():
-                acc[k] = acc.get(k, 0.0) + float(v.detach())
+                acc[k] = acc.get(k, 0.0) + float(v.detach() if torch.is_tensor(v) else v)
             if bar is not None:
                 bar.update(1)
                 bar.set_postfix(loss=f"{float(loss.detach()):.4f}")
