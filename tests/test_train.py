@@ -237,3 +237,4 @@ def test_gan_recipe_trains_checkpoints_and_resumes_its_discriminator(dataset, tm
     rows = [dict(zip(head, line.split(","))) for line in log[1:] if ",train," in line]
     assert rows[0]["d_loss"] == "" and rows[0]["adversarial"] == "" and rows[1]["d_loss"] != ""
     assert float(rows[1]["texture"]) > 0
+    assert (whole / "curves.png").is_file()  # every term drawn (the WGAN terms can be negative: symlog)

@@ -468,6 +468,7 @@ class Trainer:
                 self.dist.barrier()
             if self.dist.main and every_val and self.step % every_val == 0 and self.step < self.total:
                 self._validation_row(t_start)
+                plot_curves(self.out / "log.csv", self.out / "curves.png")  # the curves so far
                 self.forward.train()
             if timed_out:
                 stopped_early = self.step < self.total
@@ -549,10 +550,16 @@ def plot_curves(log_csv: Path, out_png: Path) -> None:
     df = pd.read_csv(log_csv)
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.5))
     tr = df[df["kind"] == "train"]
-    axes[0].plot(tr["step"], tr["loss"], label="train loss")
+    terms = [c for c in ("loss", "l1", "mse", "perceptual", "texture", "adversarial", "d_loss")
+             if c in tr and tr[c].notna().any()]
+    for c in terms if len(terms) > 2 else ["loss"]:  # one loss term: the total is that term
+        axes[0].plot(tr["step"], tr[c], label=c)
     axes[0].set_xlabel("step")
-    axes[0].set_ylabel("loss")
-    axes[0].set_yscale("log")
+    axes[0].set_ylabel("training loss (weighted terms)")
+    axes[0].set_yscale("symlog" if (tr[terms] <= 0).any().any() else "log", **({"linthresh": 1e-4} if
+                       (tr[terms] <= 0).any().any() else {}))
+    if len(terms) > 2:
+        axes[0].legend(fontsize=7)
     va = df[df["kind"] == "val"]
     if not va.empty and "psnr_y" in va:
         axes[1].plot(va["step"], va["psnr_y"], marker="o", label="model")
