@@ -39,20 +39,32 @@ def _ttsr(model, lr: torch.Tensor, ref: torch.Tensor, needs=()):
     return sr, {"texture": [(lv3, t3), (lv2, t2), (lv1, t1)]}
 
 
-def _c2_matching(model, lr: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
-    """C2-Matching stage 3 (RefRestorationModel): correspondences from the frozen contrastive extractor and
-    VGG (no gradient), ``net_g(img_in_lq, pre_offset, img_ref_feat)`` unclamped; HR and Ref crops of one size."""
+def _c2_correspondence(model, lr: torch.Tensor, ref: torch.Tensor):
+    """RefRestorationModel.optimize_parameters, first half: correspondences from the frozen contrastive
+    extractor and VGG (no gradient) on the PIL-bicubic-upsampled LR; HR and Ref crops of one size."""
     h, w = lr.shape[-2:]
     if tuple(ref.shape[-2:]) != (4 * h, 4 * w):
-        raise ValueError(f"C2-Matching trains on reference crops of the HR crop's size; got LR {h}x{w}, "
+        raise ValueError(f"{model.spec.name} trains on reference crops of the HR crop's size; got LR {h}x{w}, "
                          f"Ref {tuple(ref.shape[-2:])} (set ref_size = crop_size)")
     with torch.no_grad():
-        img_in_up = pil_bicubic_tensor(lr, (4 * h, 4 * w))
-        pre_offset, ref_feat = model.correspondence(model.extract_features(img_in_up, ref), ref)
-    return model.restore(lr, pre_offset, ref_feat)
+        return model.correspondence(model.extract_features(pil_bicubic_tensor(lr, (4 * h, 4 * w)), ref), ref)
 
 
-ADAPTERS: dict[str, Callable] = {"masa": _masa, "ttsr": _ttsr, "c2_matching": _c2_matching}
+def _c2_family(model, lr: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
+    """C2-Matching stage 3 and DATSR: ``net_g(img_in_lq, pre_offset, img_ref_feat)``, unclamped."""
+    return model.restore(lr, *_c2_correspondence(model, lr, ref))
+
+
+def _frfsr(model, lr: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
+    """FRFSR: as C2-Matching, plus the frozen RRDB's LR features (``sife``; its parameters are not optimised)."""
+    (offset, flow, _), ref_feat = _c2_correspondence(model, lr, ref)
+    with torch.no_grad():
+        sife = model.sife(lr)
+    return model.restore(lr, sife, offset, flow, ref_feat)
+
+
+ADAPTERS: dict[str, Callable] = {"masa": _masa, "ttsr": _ttsr, "c2_matching": _c2_family, "datsr": _c2_family,
+                                 "frfsr": _frfsr}
 EXTRAS = {"ttsr": ("texture",)}  # what each adapter can hand to the losses besides the image
 
 
