@@ -182,28 +182,30 @@ def test_schedule_matches_the_official_epoch_scheduler():
     assert lr_factor(load_recipe("ttsr.rec")["schedule"], 10 ** 6, spe, 1e-4) == 1.0
 
 
-def test_multi_role_model_trains_one_role_and_keeps_the_official_others(dataset, tmp_path, monkeypatch):
-    """C2-Matching stage 3: net_g trains; the extractor and VGG come from their official files, frozen."""
-    name = "c2_matching"
+@pytest.mark.parametrize("name", ["c2_matching", "datsr", "frfsr"])
+def test_multi_role_model_trains_one_role_and_keeps_the_official_others(dataset, tmp_path, monkeypatch, name):
+    """C2-Matching stage 3, DATSR, FRFSR: net_g trains; the extractor, VGG (and FRFSR's RRDB) come from their
+    official files, frozen."""
     tiny = get_spec(name).test_kwargs
     weights = tmp_path / "weights"
     monkeypatch.setenv("REFSR_WEIGHTS", str(weights))
     torch.manual_seed(1)
     official = create_model(name, **tiny)
     files = {c.role: c.filename for c in get_spec(name).tag("").files}
-    for role in ("extractor", "vgg19"):
+    frozen = [role for role in files if role != "net_g"]
+    for role in frozen:
         (weights / name).mkdir(parents=True, exist_ok=True)
         torch.save(official.checkpoint_modules()[role].state_dict(), weights / name / files[role])
     out = tmp_path / "run"
-    res = train(name, dataset, out, overrides={**FAST, "iterations": 2, "batch_size": 2}, model_kwargs=tiny,
-                progress=False, val_limit=1, device="cpu")
+    res = train(name, dataset, out, overrides={**FAST, "iterations": 1, "batch_size": 1}, model_kwargs=tiny,
+                progress=False, val_limit=0, device="cpu")
     assert set(res["weights"]["files"]) == {files["net_g"]}  # only the trained role is written
     resolved = resolve_weights(name, out)
     assert resolved.files["extractor"] == weights / name / files["extractor"]
     assert resolved.label.startswith(f"trained:{res['run_id']}@")
     model = create_model(name, **tiny)
     load_weights(model, resolved.files)
-    for role in ("extractor", "vgg19"):
+    for role in frozen:
         a, b = model.checkpoint_modules()[role].state_dict(), official.checkpoint_modules()[role].state_dict()
         assert all(torch.equal(a[k], b[k]) for k in a)
     moved = [not torch.equal(v, official.net_g.state_dict()[k]) for k, v in model.net_g.state_dict().items()]
