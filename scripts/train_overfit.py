@@ -8,7 +8,8 @@ real photos shipped in scikit-image (astronaut, chelsea, coffee, rocket), each w
 losses, optimiser and parameter groups, but its own learning rate (**1e-3** by default for every
 model: at the recipes' 1e-4, 200 Adam steps are too few for the -50 % bar) and a constant schedule
 (with 4 crops an epoch is one step, so an epoch-based schedule would run 200 epochs of decay).
-Losses that start late in a recipe (``after``) start at step 20 here. Passes when the
+Losses that start late in a recipe (``after``) start at step 20 here, and a recipe that starts from
+another's weights (``init_from``: MASA's GAN) starts from scratch. Passes when the
 reconstruction loss (the recipe's l1/mse term; for L1-only recipes the whole loss) drops by >= 50 %
 (mean of the first 10 steps vs the last 10) and the PSNR-Y on those crops (the harness's protocol
 code) ends above bicubic's. Small architectures (OVERFIT_KWARGS, else spec.test_kwargs) unless --full.
@@ -125,7 +126,7 @@ def main(argv=None) -> int:
             scale = args.lr / float(recipe["optimizer"]["lr"])  # parameter groups keep their ratios
             over = {"iterations": args.steps, "batch_size": 4, "crop_size": SIZE, "ref_size": SIZE,
                     "validate_every": 0, "checkpoint_every": args.steps, "schedule": {"type": "constant"},
-                    "optimizer.lr": args.lr,
+                    "optimizer.lr": args.lr, "init_from": None,
                     "optimizer.param_groups": [{**g, "lr": g["lr"] * scale} for g in recipe["optimizer"]["param_groups"]],
                     "losses": [{**spec, "after": {"iterations": LATE_START}} if spec.get("after") else spec
                                for spec in recipe["losses"]],

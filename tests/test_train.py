@@ -240,3 +240,18 @@ def test_gan_recipe_trains_checkpoints_and_resumes_its_discriminator(dataset, tm
     assert rows[0]["d_loss"] == "" and rows[0]["adversarial"] == "" and rows[1]["d_loss"] != ""
     assert float(rows[1]["texture"]) > 0
     assert (whole / "curves.png").is_file()  # every term drawn (the WGAN terms can be negative: symlog)
+
+
+def test_init_from_starts_the_trained_roles_from_another_runs_files(dataset, tmp_path):
+    """A stage built on another (MASA's GAN on MASA-rec): init_from loads the files before the first step."""
+    first = tmp_path / "rec"
+    train(MODEL, dataset, first, overrides={**FAST, "iterations": 1, "batch_size": 2}, model_kwargs=TINY,
+          progress=False, val_limit=0)
+    out = tmp_path / "next"
+    train(MODEL, dataset, out, overrides={**FAST, "iterations": 0, "init_from": {"model": MODEL, "weights": str(first)}},
+          model_kwargs=TINY, progress=False, val_limit=0, seed=5)
+    a, b = _weights(first), _weights(out)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    init = json.loads((out / "run.json").read_text())["init_from"]
+    assert init["label"].startswith("trained:") and init["files"]["net"]["path"] == str(first / "masa_rec.pth")
+    assert load_recipe("masa")["init_from"] == {"model": "masa.rec", "weights": "official"}

@@ -24,7 +24,7 @@ def _images(seed: int, shape=(2, 3, 16, 16)):
 
 def test_registry_lists_every_recipe_loss():
     assert {"l1", "mse", "perceptual", "texture", "adversarial"} <= set(LOSSES.list())
-    assert {"ttsr", "c2_matching"} <= set(DISCRIMINATORS.list())
+    assert {"ttsr", "c2_matching", "masa"} <= set(DISCRIMINATORS.list())
 
 
 @pytest.mark.parametrize("criterion", ["mse", "fro", "l1"])
@@ -109,6 +109,32 @@ def test_vanilla_gan_losses_equal_hand_computed_values():
     assert float(adv(fake, real)) == pytest.approx(float(softplus(-d(fake)).mean()), rel=1e-5)
 
 
+def test_relativistic_gan_losses_equal_hand_computed_values_and_official_gradients():
+    """MASA-SR's relativistic average GAN; the D loss's gradient flows through each term's own predictions."""
+    adv = Adversarial({"type": "masa"}, crop_size=32, gan="relativistic", bgr=True)
+    adv.net_d = LinearCritic((3, 8, 8))
+    fake, real = _images(6, (3, 3, 8, 8))
+    w = adv.net_d.w.detach().double()
+    d = lambda x: (x.double().flip(1) * w).flatten(1).sum(1) + 0.3  # noqa: E731  D sees BGR
+    softplus = lambda z: torch.log1p(torch.exp(z))  # noqa: E731
+    df, dr = d(fake), d(real)
+    want_d = float((softplus(-(dr - df.mean())).mean() + softplus(df - dr.mean()).mean()) / 2)
+    want_g = float((softplus(dr - df.mean()).mean() + softplus(-(df - dr.mean())).mean()) / 2)
+    loss = adv.discriminator_loss(fake, real)
+    assert float(loss.detach()) == pytest.approx(want_d, rel=1e-5)
+    assert float(adv(fake, real).detach()) == pytest.approx(want_g, rel=1e-5)
+    loss.backward()  # official: real term backward with mean D(fake) detached, then fake term with D(real) detached
+    wv = w.clone().requires_grad_(True)
+    f2, r2 = fake.double().flip(1), real.double().flip(1)
+    dfv, drv = (f2 * wv).flatten(1).sum(1) + 0.3, (r2 * wv).flatten(1).sum(1) + 0.3
+    ((softplus(-(drv - dfv.detach().mean())).mean() + softplus(dfv - drv.detach().mean()).mean()) / 2).backward()
+    assert torch.allclose(adv.net_d.w.grad.double(), wv.grad, rtol=1e-4, atol=1e-7)
+    wa = w.clone().requires_grad_(True)  # without the detaches the gradient differs: the check can fail
+    dfa, dra = (f2 * wa).flatten(1).sum(1) + 0.3, (r2 * wa).flatten(1).sum(1) + 0.3
+    ((softplus(-(dra - dfa.mean())).mean() + softplus(dfa - dra.mean()).mean()) / 2).backward()
+    assert float((adv.net_d.w.grad.double() - wa.grad).abs().max()) > 1e-3
+
+
 def test_discriminator_step_trains_only_the_discriminator_and_leaves_it_frozen_for_the_generator():
     torch.manual_seed(0)
     adv = build_loss({"type": "adversarial", "weight": 1e-3, "discriminator": {"type": "ttsr"}, "d_steps": 2,
@@ -141,6 +167,13 @@ def test_discriminators_have_the_official_structure():
     assert out.shape == (2, 1, 1, 1) and bool(((out > 0) & (out < 1)).all())
     with pytest.raises(ValueError, match="divisible by 32"):
         DISCRIMINATORS.create("ttsr", in_size=50)
+    masa = DISCRIMINATORS.create("masa", in_size=160, num_feat=64)
+    nf = 64
+    convs = (3 * 9 * nf + nf) + 16 * nf * nf + sum(9 * a * b + 16 * b * b for a, b in
+                                                   ((nf, 2 * nf), (2 * nf, 4 * nf), (4 * nf, 8 * nf), (8 * nf, 8 * nf)))
+    bns = 2 * (nf + 2 * (2 * nf + 4 * nf + 8 * nf + 8 * nf))
+    assert sum(p.numel() for p in masa.parameters()) == convs + bns + (8 * nf * 25 * 100 + 100) + 101
+    assert masa(torch.rand(2, 3, 160, 160)).shape == (2, 1)
 
 
 def test_start_step_of_late_losses():

@@ -62,3 +62,30 @@ class ImageDiscriminator(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.blocks(x))
+
+
+@DISCRIMINATORS.register("masa", source="dvlab-research/MASA-SR @80d1bd8 models/losses.py VGGStyleDiscriminator160")
+class VGGStyleDiscriminator(nn.Module):
+    """MASA-SR (ESRGAN's VGG-style D): conv3x3 + LReLU, then [conv4x4 s2, BN, LReLU] and five more stages of
+    [conv3x3, BN, LReLU, conv4x4 s2, BN, LReLU] (widths nf x 1, 2, 4, 8, 8; convs after the first without
+    bias), linear (in_size/32)^2 x 8nf -> 100, LReLU, linear -> 1; LReLU 0.2; default initialisation.
+    ``in_size`` is the HR crop side (official: 160, asserted)."""
+
+    def __init__(self, in_size: int = 160, num_in_ch: int = 3, num_feat: int = 64):
+        super().__init__()
+        if in_size % 32:
+            raise ValueError(f"MASA's discriminator needs an input side divisible by 32, got {in_size}")
+
+        def cbl(cin, cout, k, s):
+            return [nn.Conv2d(cin, cout, k, s, 1, bias=False), nn.BatchNorm2d(cout), nn.LeakyReLU(0.2, True)]
+
+        nf = num_feat
+        layers = [nn.Conv2d(num_in_ch, nf, 3, 1, 1), nn.LeakyReLU(0.2, True), *cbl(nf, nf, 4, 2)]
+        for cin, cout in ((nf, 2 * nf), (2 * nf, 4 * nf), (4 * nf, 8 * nf), (8 * nf, 8 * nf)):
+            layers += cbl(cin, cout, 3, 1) + cbl(cout, cout, 4, 2)
+        self.features = nn.Sequential(*layers)
+        self.head = nn.Sequential(nn.Linear(8 * nf * (in_size // 32) ** 2, 100), nn.LeakyReLU(0.2, True),
+                                  nn.Linear(100, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x).flatten(1))

@@ -28,7 +28,8 @@ LOSSES = Registry("loss")
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 VGG19_FILE = "vgg19-dcbb9e9d.pth"  # torchvision's ImageNet VGG19 (the file C2-Matching/DATSR/FRFSR load)
-VGG19_RELU = {"relu1_1": 2, "relu2_1": 7, "relu3_1": 12, "relu4_1": 21, "relu5_1": 30}  # features[:n]
+#: torchvision ``vgg19().features[:n]`` ends at the layer (conv5_4: MASA-SR's perceptual layer, before its ReLU)
+VGG19_LAYERS = {"relu1_1": 2, "relu2_1": 7, "relu3_1": 12, "relu4_1": 21, "relu5_1": 30, "conv5_4": 35}
 
 
 class Loss(nn.Module):
@@ -64,10 +65,10 @@ def imagenet_vgg19(layer: str = "relu5_1", file: str | None = None) -> nn.Sequen
                              "https://download.pytorch.org/models/" + VGG19_FILE + "); looked in:\n"
                              + "\n".join(f"  {p}" for p in paths)
                              + "\nPlace it there (or give losses[].file); nothing is downloaded.")
-    net = torchvision.models.vgg19(weights=None).features[:VGG19_RELU[layer]]
+    net = torchvision.models.vgg19(weights=None).features[:VGG19_LAYERS[layer]]
     sd = read_state_dict(path)
     net.load_state_dict({k[len("features."):]: v for k, v in sd.items()
-                         if k.startswith("features.") and int(k.split(".")[1]) < VGG19_RELU[layer]})
+                         if k.startswith("features.") and int(k.split(".")[1]) < VGG19_LAYERS[layer]})
     return net.eval().requires_grad_(False)
 
 
@@ -76,13 +77,18 @@ def imagenet_vgg19(layer: str = "relu5_1", file: str | None = None) -> nn.Sequen
 class Perceptual(Loss):
     """Distance of ImageNet-VGG19 features (default relu5_1) of SR and HR; inputs ImageNet-normalised.
 
-    ``criterion``: ``mse`` (TTSR: mean squared difference) or ``fro`` (C2-Matching: Frobenius norm of
-    the whole batch's difference, not averaged). HR features carry no gradient.
+    ``criterion``: ``mse`` (TTSR: mean squared difference), ``fro`` (C2-Matching: Frobenius norm of
+    the whole batch's difference, not averaged) or ``l1`` (MASA-SR). ``bgr``: the VGG sees the channels
+    in BGR order, as MASA-SR's trainer feeds it (its images are BGR; the normalisation stays RGB's).
+    HR features carry no gradient.
     """
 
     def __init__(self, layer: str = "relu5_1", criterion: str = "mse", file: str | None = None,
-                 vgg: nn.Module | None = None):
+                 vgg: nn.Module | None = None, bgr: bool = False):
         super().__init__()
+        if layer not in VGG19_LAYERS:
+            raise ValueError(f"perceptual layer must be one of {sorted(VGG19_LAYERS)}, got {layer!r}")
+        self.bgr = bool(bgr)
         if criterion not in ("mse", "fro", "l1"):
             raise ValueError(f"perceptual criterion must be mse, fro or l1, got {criterion!r}")
         self.criterion = criterion
@@ -97,7 +103,7 @@ class Perceptual(Loss):
         return self
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.vgg((x - self.mean) / self.std)
+        return self.vgg(((x.flip(1) if self.bgr else x) - self.mean) / self.std)
 
     def forward(self, sr, hr, aux=None):
         f_sr = self.features(sr)
@@ -132,18 +138,22 @@ class Adversarial(Loss):
     ``gan: wgan`` - D loss mean D(fake) - mean D(real) + gp_weight x (||grad D(interp)||_2 - 1)^2
     (interp = e real + (1-e) fake, e ~ U(0,1) per sample); generator loss -mean D(fake).
     ``gan: vanilla`` - binary cross-entropy on the logits (real 1, fake 0; generator: fake -> 1).
+    ``gan: relativistic`` - MASA-SR's (ESRGAN's relativistic average GAN): D loss
+    (BCE(D(r) - mean D(f), 1) + BCE(D(f) - mean D(r), 0)) / 2, each term differentiated through its first
+    predictions only; generator the same with the labels swapped, D(r) held constant.
     ``d_steps`` D updates per step on the same batch (TTSR's GAN_k). ``input_range`` the range D
-    sees (TTSR works in [-1, 1]).
+    sees (TTSR works in [-1, 1]); ``bgr`` its channel order (MASA-SR).
     """
 
     def __init__(self, discriminator: dict, crop_size: int, gan: str = "wgan", gp_weight: float = 10.0,
-                 d_steps: int = 1, d_optimizer: dict | None = None, input_range=(0, 1)):
+                 d_steps: int = 1, d_optimizer: dict | None = None, input_range=(0, 1), bgr: bool = False):
         super().__init__()
-        if gan not in ("wgan", "vanilla"):
-            raise ValueError(f"adversarial gan must be wgan or vanilla, got {gan!r}")
+        if gan not in ("wgan", "vanilla", "relativistic"):
+            raise ValueError(f"adversarial gan must be wgan, vanilla or relativistic, got {gan!r}")
         d = dict(discriminator)
         kind = d.pop("type")
-        if kind == "ttsr" and "in_size" not in d:
+        self.bgr = bool(bgr)
+        if kind in ("ttsr", "masa") and "in_size" not in d:
             d["in_size"] = crop_size
         self.net_d = DISCRIMINATORS.create(kind, **d)
         o = {"lr": 1e-4, "betas": (0.9, 0.999), "eps": 1e-8, "weight_decay": 0.0, **(d_optimizer or {})}
@@ -154,15 +164,21 @@ class Adversarial(Loss):
         self.reduce_grads = None  # set by the trainer under DDP: averages D's gradients over processes
 
     def _range(self, x: torch.Tensor) -> torch.Tensor:
-        return x * (self.hi - self.lo) + self.lo
+        return (x.flip(1) if self.bgr else x) * (self.hi - self.lo) + self.lo
+
+    @staticmethod
+    def _bce(logits: torch.Tensor, label: float) -> torch.Tensor:
+        return F.binary_cross_entropy_with_logits(logits, torch.full_like(logits, label))
 
     def discriminator_loss(self, fake: torch.Tensor, real: torch.Tensor,
                            generator: torch.Generator | None = None) -> torch.Tensor:
         fake, real = self._range(fake), self._range(real)  # the penalty's gradient is taken in D's range
         d_real, d_fake = self.net_d(real), self.net_d(fake)
         if self.gan == "vanilla":
-            return (F.binary_cross_entropy_with_logits(d_real, torch.ones_like(d_real))
-                    + F.binary_cross_entropy_with_logits(d_fake, torch.zeros_like(d_fake))) / 2
+            return (self._bce(d_real, 1.0) + self._bce(d_fake, 0.0)) / 2
+        if self.gan == "relativistic":
+            # each term's gradient flows through its own predictions only (the official two backward passes)
+            return (self._bce(d_real - d_fake.detach().mean(), 1.0) + self._bce(d_fake - d_real.detach().mean(), 0.0)) / 2
         loss = d_fake.mean() - d_real.mean()
         if self.gp_weight:
             e = torch.rand(real.shape[0], 1, 1, 1, device=real.device, dtype=real.dtype, generator=generator)
@@ -190,7 +206,10 @@ class Adversarial(Loss):
     def forward(self, sr, hr, aux=None):
         d_fake = self.net_d(self._range(sr))
         if self.gan == "vanilla":
-            return F.binary_cross_entropy_with_logits(d_fake, torch.ones_like(d_fake))
+            return self._bce(d_fake, 1.0)
+        if self.gan == "relativistic":
+            d_real = self.net_d(self._range(hr)).detach()
+            return (self._bce(d_real - d_fake.mean(), 0.0) + self._bce(d_fake - d_real.mean(), 1.0)) / 2
         return -d_fake.mean()
 
     def train_state(self) -> dict:

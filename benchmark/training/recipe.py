@@ -31,6 +31,9 @@ Fields (all but ``model`` optional)::
     protocol: refsr-standard        # whose kernel makes the LR (benchmark/protocols)
     export: {wrapper: null}         # official file wrapper key ("params" for BasicSR files)
     train_roles: [net]              # which weight files the run trains and writes
+    init_from: {model: masa.rec, weights: official}   # start the trained roles from these files (a
+                                    # stage built on another: MASA's GAN on MASA-rec); weights: official |
+                                    # a folder/file as benchmark.run --weights takes (e.g. a run's OUT)
     checkpoint_every: 1000          # steps
     validate_every: 0               # steps (0 = only at the end)
 """
@@ -53,7 +56,7 @@ RECIPE_DIR = Path(__file__).resolve().parent.parent / "recipes"
 LOSSES_KNOWN = ("l1", "mse", "perceptual", "adversarial", "texture", "contrastive", "gram")
 TOP_FIELDS = {"model", "source", "gpu_hours", "model_kwargs", "losses", "optimizer", "schedule", "epochs",
               "iterations", "batch_size", "crop_size", "ref_size", "grad_clip", "augment", "protocol", "export",
-              "train_roles", "checkpoint_every", "validate_every", "stages", "notes"}
+              "train_roles", "checkpoint_every", "validate_every", "stages", "notes", "init_from"}
 AUGMENT_FIELDS = {"hflip", "vflip", "rot90", "transpose", "ref_independent", "swap", "color_jitter", "shuffle_ref",
                   "geometric_from_epoch"}
 SCHEDULES = ("constant", "cosine", "step", "multistep")
@@ -73,6 +76,7 @@ DEFAULTS: dict[str, Any] = {
     "protocol": "refsr-standard",
     "export": {"wrapper": None},
     "train_roles": None,
+    "init_from": None,
     "checkpoint_every": 1000,
     "validate_every": 0,
 }

@@ -37,7 +37,7 @@ from core.files import atomic_write_json, atomic_write_with
 from core.seeding import keyed_rng
 from models import create_model, get_spec
 from models.registry import split_name
-from models.weights import MissingWeights, file_sha256, load_weights, official_path
+from models.weights import MissingWeights, file_sha256, load_weights, official_path, resolve_weights
 
 from .adapters import TrainForward
 from .losses import Adversarial, build_loss, start_step
@@ -329,7 +329,19 @@ class Trainer:
                 w.writerows(rows)
         atomic_write_with(path, write)
 
-    def _write_run_json(self, resumed: bool) -> None:
+    def _init_from(self) -> dict | None:
+        """A fresh run of a recipe with ``init_from`` starts its trained roles from those files."""
+        spec = self.recipe.get("init_from")
+        if not spec:
+            return None
+        src = spec.get("weights", "official")
+        resolved = resolve_weights(spec["model"], None if src == "official" else src)
+        files = {role: resolved.files[role] for role in self.train_roles}
+        load_weights(self.model, files)
+        return {"model": resolved.tag, "label": resolved.label,
+                "files": {role: {"path": str(p), "sha256": resolved.sha256[role]} for role, p in files.items()}}
+
+    def _write_run_json(self, resumed: bool, init: dict | None = None) -> None:
         if not self.dist.main:
             return
         path = self.out / "run.json"
@@ -340,6 +352,8 @@ class Trainer:
                      "seeds": {"seed": self.cfg.seed, "data": f"keyed_rng({self.cfg.seed}, 'sample'|'epoch', ...)"},
                      "world_size": self.dist.world, "device": str(self.dist.device),
                      "versions": provenance.versions(), "git_sha": provenance.git_sha()})
+        if init:
+            info["init_from"] = init
         info.setdefault("starts", []).append({"time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "step": self.step,
                                               "resumed": resumed, "world_size": self.dist.world})
         atomic_write_json(path, info)
@@ -364,6 +378,7 @@ class Trainer:
         cfg, r = self.cfg, self.recipe
         self.out.mkdir(parents=True, exist_ok=True)
         resumed = self.try_resume()
+        init = None if resumed else self._init_from()
         if not self.run_id:
             stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
             key = hashlib.sha256(json.dumps(self.config_key, sort_keys=True).encode()).hexdigest()[:8]
@@ -380,7 +395,7 @@ class Trainer:
             except Exception:  # tensorboard not installed: the CSV is the log
                 self._tb = None
         self._trim_log()
-        self._write_run_json(resumed)
+        self._write_run_json(resumed, init)
         if self.step >= self.total:
             info = self.export(final=True)
             self.dist.close()
