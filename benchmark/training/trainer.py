@@ -570,7 +570,7 @@ def plot_curves(log_csv: Path, out_png: Path) -> None:
     for c in terms if len(terms) > 2 else ["loss"]:  # one loss term: the total is that term
         axes[0].plot(tr["step"], tr[c], label=c)
     axes[0].set_xlabel("step")
-    axes[0].set_ylabel("training loss (weighted terms)")
+    axes[0].set_ylabel("training loss (G terms weighted; d_loss = D)")
     axes[0].set_yscale("symlog" if (tr[terms] <= 0).any().any() else "log", **({"linthresh": 1e-4} if
                        (tr[terms] <= 0).any().any() else {}))
     if len(terms) > 2:
