@@ -75,7 +75,7 @@ def stand_ins(name: str, kwargs: dict, folder: Path) -> list[str]:
         if real is not None:
             (folder / VGG19_FILE).symlink_to(real)
         else:
-            vgg = torchvision.models.vgg19(weights=None).features[:30]
+            vgg = torchvision.models.vgg19(weights=None).features
             torch.save({f"features.{k}": v for k, v in vgg.state_dict().items()}, folder / VGG19_FILE)
             made.append("perceptual VGG19")
     return made
