@@ -142,17 +142,20 @@ class Adversarial(Loss):
     (BCE(D(r) - mean D(f), 1) + BCE(D(f) - mean D(r), 0)) / 2, each term differentiated through its first
     predictions only; generator the same with the labels swapped, D(r) held constant.
     ``d_steps`` D updates per step on the same batch (TTSR's GAN_k). ``input_range`` the range D
-    sees (TTSR works in [-1, 1]); ``bgr`` its channel order (MASA-SR).
+    sees (TTSR works in [-1, 1]); ``bgr`` its channel order (MASA-SR). ``scheduled``: D's learning rate
+    follows the recipe's schedule (C2-Matching's MultiStepLR steps both optimisers; TTSR's and MASA's D
+    keep theirs).
     """
 
     def __init__(self, discriminator: dict, crop_size: int, gan: str = "wgan", gp_weight: float = 10.0,
-                 d_steps: int = 1, d_optimizer: dict | None = None, input_range=(0, 1), bgr: bool = False):
+                 d_steps: int = 1, d_optimizer: dict | None = None, input_range=(0, 1), bgr: bool = False,
+                 scheduled: bool = False):
         super().__init__()
         if gan not in ("wgan", "vanilla", "relativistic"):
             raise ValueError(f"adversarial gan must be wgan, vanilla or relativistic, got {gan!r}")
         d = dict(discriminator)
         kind = d.pop("type")
-        self.bgr = bool(bgr)
+        self.bgr, self.scheduled = bool(bgr), bool(scheduled)
         if kind in ("ttsr", "masa") and "in_size" not in d:
             d["in_size"] = crop_size
         self.net_d = DISCRIMINATORS.create(kind, **d)

@@ -45,8 +45,8 @@ from .data import StepBatchSampler, TrainCrops, make_loader, steps_per_epoch, tr
 from .recipe import Recipe, load_recipe
 
 CKPT_FORMAT = "refsr-bench-train/1"
-LOG_FIELDS = ["step", "epoch", "kind", "loss", "l1", "mse", "perceptual", "texture", "adversarial", "d_loss", "lr", "grad_norm", "steps_per_s", "crops_per_s",
-              "psnr_y", "ssim_y", "lpips", "bicubic_psnr_y", "elapsed_s"]
+LOG_FIELDS = ["step", "epoch", "kind", "loss", "l1", "mse", "perceptual", "texture", "adversarial", "d_loss", "lr",
+              "grad_norm", "steps_per_s", "crops_per_s", "psnr_y", "ssim_y", "lpips", "bicubic_psnr_y", "elapsed_s"]
 
 
 @dataclass
@@ -431,8 +431,9 @@ class Trainer:
             lr_t = batch["lr"].to(device, non_blocking=True)
             ref_t = batch["ref"].to(device, non_blocking=True)
             hr_t = batch["hr"].to(device, non_blocking=True)
-            d_groups = [g for t in self.losses if isinstance(t.module, Adversarial) for g in t.module.optimizer.param_groups]
-            for g in self.optimizer.param_groups + d_groups:  # D follows the same schedule (C2-Matching)
+            d_groups = [g for t in self.losses if isinstance(t.module, Adversarial) and t.module.scheduled
+                        for g in t.module.optimizer.param_groups]
+            for g in self.optimizer.param_groups + d_groups:
                 g["lr"] = g["base_lr"] * lr_factor(r["schedule"], self.step, self.spe, g["base_lr"])
             self.optimizer.zero_grad(set_to_none=True)
             active = [t for t in self.losses if self.step >= t.start]
