@@ -49,8 +49,6 @@ def photo_pairs(out: Path, size: int = 160) -> Path:
 
 
 def main(argv=None) -> int:
-    import torch
-
     from benchmark.training import TrainConfig, Trainer
     from benchmark.training.bench import bench_loader
     from models import get_spec

@@ -127,7 +127,8 @@ def main(argv=None) -> int:
             over = {"iterations": args.steps, "batch_size": 4, "crop_size": SIZE, "ref_size": SIZE,
                     "validate_every": 0, "checkpoint_every": args.steps, "schedule": {"type": "constant"},
                     "optimizer.lr": args.lr, "init_from": None,
-                    "optimizer.param_groups": [{**g, "lr": g["lr"] * scale} for g in recipe["optimizer"]["param_groups"]],
+                    "optimizer.param_groups": [{**g, "lr": g["lr"] * scale}
+                                               for g in recipe["optimizer"]["param_groups"]],
                     "losses": [{**spec, "after": {"iterations": LATE_START}} if spec.get("after") else spec
                                for spec in recipe["losses"]],
                     "augment": {"hflip": 0, "vflip": 0, "rot90": 0, "transpose": 0, "swap": 0, "color_jitter": None,
@@ -167,7 +168,8 @@ def main(argv=None) -> int:
             terms = "+".join(spec["type"] for spec in recipe["losses"])
             print(f"{name:<16} {json.dumps(kwargs)} lr {args.lr:g} losses {terms}: {rec} {first:.4f} -> {last:.4f} "
                   f"({100 * drop:.0f} % lower)  PSNR-Y {vals['psnr_y']:.2f} dB vs bicubic "
-                  f"{vals['bicubic_psnr_y']:.2f} dB  {'PASS' if ok else 'FAIL'}{note}  (step {res['step']})", flush=True)
+                  f"{vals['bicubic_psnr_y']:.2f} dB  {'PASS' if ok else 'FAIL'}{note}  (step {res['step']})",
+                  flush=True)
     return 0 if ok_all else 1
 
 

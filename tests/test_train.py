@@ -248,8 +248,9 @@ def test_init_from_starts_the_trained_roles_from_another_runs_files(dataset, tmp
     train(MODEL, dataset, first, overrides={**FAST, "iterations": 1, "batch_size": 2}, model_kwargs=TINY,
           progress=False, val_limit=0)
     out = tmp_path / "next"
-    train(MODEL, dataset, out, overrides={**FAST, "iterations": 0, "init_from": {"model": MODEL, "weights": str(first)}},
-          model_kwargs=TINY, progress=False, val_limit=0, seed=5)
+    init = {"model": MODEL, "weights": str(first)}
+    train(MODEL, dataset, out, overrides={**FAST, "iterations": 0, "init_from": init}, model_kwargs=TINY,
+          progress=False, val_limit=0, seed=5)
     a, b = _weights(first), _weights(out)
     assert all(torch.equal(a[k], b[k]) for k in a)
     init = json.loads((out / "run.json").read_text())["init_from"]

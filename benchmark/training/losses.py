@@ -181,7 +181,8 @@ class Adversarial(Loss):
             return (self._bce(d_real, 1.0) + self._bce(d_fake, 0.0)) / 2
         if self.gan == "relativistic":
             # each term's gradient flows through its own predictions only (the official two backward passes)
-            return (self._bce(d_real - d_fake.detach().mean(), 1.0) + self._bce(d_fake - d_real.detach().mean(), 0.0)) / 2
+            return (self._bce(d_real - d_fake.detach().mean(), 1.0)
+                    + self._bce(d_fake - d_real.detach().mean(), 0.0)) / 2
         loss = d_fake.mean() - d_real.mean()
         if self.gp_weight:
             e = torch.rand(real.shape[0], 1, 1, 1, device=real.device, dtype=real.dtype, generator=generator)
