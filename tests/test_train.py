@@ -182,29 +182,77 @@ def test_schedule_matches_the_official_epoch_scheduler():
     assert lr_factor(load_recipe("ttsr.rec")["schedule"], 10 ** 6, spe, 1e-4) == 1.0
 
 
-def test_multi_role_model_trains_one_role_and_keeps_the_official_others(dataset, tmp_path, monkeypatch):
-    """C2-Matching stage 3: net_g trains; the extractor and VGG come from their official files, frozen."""
-    name = "c2_matching"
+@pytest.mark.parametrize("name", ["c2_matching", "datsr", "frfsr"])
+def test_multi_role_model_trains_one_role_and_keeps_the_official_others(dataset, tmp_path, monkeypatch, name):
+    """C2-Matching stage 3, DATSR, FRFSR: net_g trains; the extractor, VGG (and FRFSR's RRDB) come from their
+    official files, frozen."""
     tiny = get_spec(name).test_kwargs
     weights = tmp_path / "weights"
     monkeypatch.setenv("REFSR_WEIGHTS", str(weights))
     torch.manual_seed(1)
     official = create_model(name, **tiny)
     files = {c.role: c.filename for c in get_spec(name).tag("").files}
-    for role in ("extractor", "vgg19"):
+    frozen = [role for role in files if role != "net_g"]
+    for role in frozen:
         (weights / name).mkdir(parents=True, exist_ok=True)
         torch.save(official.checkpoint_modules()[role].state_dict(), weights / name / files[role])
     out = tmp_path / "run"
-    res = train(name, dataset, out, overrides={**FAST, "iterations": 2, "batch_size": 2}, model_kwargs=tiny,
-                progress=False, val_limit=1, device="cpu")
+    res = train(name, dataset, out, overrides={**FAST, "iterations": 1, "batch_size": 1}, model_kwargs=tiny,
+                progress=False, val_limit=0, device="cpu")
     assert set(res["weights"]["files"]) == {files["net_g"]}  # only the trained role is written
     resolved = resolve_weights(name, out)
     assert resolved.files["extractor"] == weights / name / files["extractor"]
     assert resolved.label.startswith(f"trained:{res['run_id']}@")
     model = create_model(name, **tiny)
     load_weights(model, resolved.files)
-    for role in ("extractor", "vgg19"):
+    for role in frozen:
         a, b = model.checkpoint_modules()[role].state_dict(), official.checkpoint_modules()[role].state_dict()
         assert all(torch.equal(a[k], b[k]) for k in a)
     moved = [not torch.equal(v, official.net_g.state_dict()[k]) for k, v in model.net_g.state_dict().items()]
     assert any(moved)
+
+
+def test_gan_recipe_trains_checkpoints_and_resumes_its_discriminator(dataset, tmp_path):
+    """Full TTSR recipe minus the VGG loss (no ImageNet file in tests): L1 + texture + WGAN-GP. A run stopped
+    after its first step and started again ends bitwise equal to an uninterrupted one, discriminator included."""
+    tiny = get_spec("ttsr").test_kwargs
+    over = {**FAST, "iterations": 3, "batch_size": 2, "checkpoint_every": 1,
+            "losses": [{"type": "l1", "weight": 2.0}, {"type": "texture", "weight": 1e-2},
+                       {"type": "adversarial", "weight": 1e-3, "after": {"iterations": 1}, "gan": "wgan",
+                        "gp_weight": 10.0, "d_steps": 2, "input_range": [-1, 1], "discriminator": {"type": "ttsr"},
+                        "d_optimizer": {"lr": 1e-4, "betas": [0.0, 0.9]}}]}
+    kw = dict(overrides=over, model_kwargs=tiny, device="cpu", progress=False, val_limit=1, log_every=1)
+    whole, cut = tmp_path / "whole", tmp_path / "cut"
+    res = train("ttsr", dataset, whole, **kw)
+    first = train("ttsr", dataset, cut, time_limit=1e-9, **kw)  # stops (checkpoint + export) after step 1
+    assert first["step"] == 1 and first["stopped_early"]
+    again = train("ttsr", dataset, cut, **kw)
+    assert again["resumed"] and again["step"] == res["step"] == 3
+    a, b = (torch.load(d / "TTSR.pt", weights_only=True) for d in (whole, cut))
+    assert set(a) == set(create_model("ttsr", **tiny).state_dict()) - {k for k in a if k.startswith("LTE_copy.")}
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    ca, cb = (torch.load(d / "checkpoints" / "last.pt", weights_only=True)["losses"]["2"] for d in (whole, cut))
+    assert all(torch.equal(v, cb["net_d"][k]) for k, v in ca["net_d"].items())
+    assert int(ca["optimizer"]["state"][0]["step"]) == 2 * 2  # d_steps x the 2 steps after the first
+    log = (whole / "log.csv").read_text().splitlines()
+    head = log[0].split(",")
+    rows = [dict(zip(head, line.split(","))) for line in log[1:] if ",train," in line]
+    assert rows[0]["d_loss"] == "" and rows[0]["adversarial"] == "" and rows[1]["d_loss"] != ""
+    assert float(rows[1]["texture"]) > 0
+    assert (whole / "curves.png").is_file()  # every term drawn (the WGAN terms can be negative: symlog)
+
+
+def test_init_from_starts_the_trained_roles_from_another_runs_files(dataset, tmp_path):
+    """A stage built on another (MASA's GAN on MASA-rec): init_from loads the files before the first step."""
+    first = tmp_path / "rec"
+    train(MODEL, dataset, first, overrides={**FAST, "iterations": 1, "batch_size": 2}, model_kwargs=TINY,
+          progress=False, val_limit=0)
+    out = tmp_path / "next"
+    init = {"model": MODEL, "weights": str(first)}
+    train(MODEL, dataset, out, overrides={**FAST, "iterations": 0, "init_from": init}, model_kwargs=TINY,
+          progress=False, val_limit=0, seed=5)
+    a, b = _weights(first), _weights(out)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    init = json.loads((out / "run.json").read_text())["init_from"]
+    assert init["label"].startswith("trained:") and init["files"]["net"]["path"] == str(first / "masa_rec.pth")
+    assert load_recipe("masa")["init_from"] == {"model": "masa.rec", "weights": "official"}

@@ -2,7 +2,8 @@
 
 ``model(lr, ref)`` is the evaluation interface (clamped output, official test-time inputs). The
 authors' trainers compute the loss on the unclamped network output; a model listed here is called
-that way. Models not listed are trained through ``model(lr, ref)``.
+that way. Models not listed are trained through ``model(lr, ref)``. An adapter returns the image, or
+(image, extras) when a loss asks for extras it provides (TTSR: ``texture``).
 """
 from __future__ import annotations
 
@@ -22,25 +23,49 @@ def _masa(model, lr: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
     return model.forward_official(lr_bgr, ref_bgr, ref_down).flip(1)
 
 
-def _ttsr(model, lr: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
-    """TTSR trainer: ``model(lr, lrsr, ref, refsr)`` in [-1, 1] (LR_sr / Ref_sr by PIL bicubic, cufed.py)."""
-    return (model.forward_official(*model.official_inputs(lr, ref))[0] + 1) / 2
+def _ttsr(model, lr: torch.Tensor, ref: torch.Tensor, needs=()):
+    """TTSR trainer: ``model(lr, lrsr, ref, refsr)`` in [-1, 1] (LR_sr / Ref_sr by PIL bicubic, cufed.py).
+
+    ``texture``: the official trainer's ``model(sr=sr)``, the LTE's features of the output through a
+    copy of the LTE (``LTE_copy``: the gradient reaches the output, not the LTE), paired with the
+    transferred textures T_lv3, T_lv2, T_lv1 for the transferal perceptual loss.
+    """
+    out, _, t3, t2, t1 = model.forward_official(*model.official_inputs(lr, ref))
+    sr = (out + 1) / 2
+    if "texture" not in needs:
+        return sr
+    frozen = {k: v.detach() for k, v in model.LTE.named_parameters()}
+    lv1, lv2, lv3 = torch.func.functional_call(model.LTE, frozen, (sr,))
+    return sr, {"texture": [(lv3, t3), (lv2, t2), (lv1, t1)]}
 
 
-def _c2_matching(model, lr: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
-    """C2-Matching stage 3 (RefRestorationModel): correspondences from the frozen contrastive extractor and
-    VGG (no gradient), ``net_g(img_in_lq, pre_offset, img_ref_feat)`` unclamped; HR and Ref crops of one size."""
+def _c2_correspondence(model, lr: torch.Tensor, ref: torch.Tensor):
+    """RefRestorationModel.optimize_parameters, first half: correspondences from the frozen contrastive
+    extractor and VGG (no gradient) on the PIL-bicubic-upsampled LR; HR and Ref crops of one size."""
     h, w = lr.shape[-2:]
     if tuple(ref.shape[-2:]) != (4 * h, 4 * w):
-        raise ValueError(f"C2-Matching trains on reference crops of the HR crop's size; got LR {h}x{w}, "
+        raise ValueError(f"{model.spec.name} trains on reference crops of the HR crop's size; got LR {h}x{w}, "
                          f"Ref {tuple(ref.shape[-2:])} (set ref_size = crop_size)")
     with torch.no_grad():
-        img_in_up = pil_bicubic_tensor(lr, (4 * h, 4 * w))
-        pre_offset, ref_feat = model.correspondence(model.extract_features(img_in_up, ref), ref)
-    return model.restore(lr, pre_offset, ref_feat)
+        return model.correspondence(model.extract_features(pil_bicubic_tensor(lr, (4 * h, 4 * w)), ref), ref)
 
 
-ADAPTERS: dict[str, Callable] = {"masa": _masa, "ttsr": _ttsr, "c2_matching": _c2_matching}
+def _c2_family(model, lr: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
+    """C2-Matching stage 3 and DATSR: ``net_g(img_in_lq, pre_offset, img_ref_feat)``, unclamped."""
+    return model.restore(lr, *_c2_correspondence(model, lr, ref))
+
+
+def _frfsr(model, lr: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
+    """FRFSR: as C2-Matching, plus the frozen RRDB's LR features (``sife``; its parameters are not optimised)."""
+    (offset, flow, _), ref_feat = _c2_correspondence(model, lr, ref)
+    with torch.no_grad():
+        sife = model.sife(lr)
+    return model.restore(lr, sife, offset, flow, ref_feat)
+
+
+ADAPTERS: dict[str, Callable] = {"masa": _masa, "ttsr": _ttsr, "c2_matching": _c2_family, "datsr": _c2_family,
+                                 "frfsr": _frfsr}
+EXTRAS = {"ttsr": ("texture",)}  # what each adapter can hand to the losses besides the image
 
 
 class TrainForward(nn.Module):
@@ -51,5 +76,12 @@ class TrainForward(nn.Module):
         self.model = model
         self.fn = ADAPTERS.get(model.spec.name)
 
-    def forward(self, lr: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
-        return self.fn(self.model, lr, ref) if self.fn else self.model(lr, ref)
+    def forward(self, lr: torch.Tensor, ref: torch.Tensor, needs: tuple = ()):
+        """(sr, extras): the training output in [0, 1] and the extras named in ``needs``."""
+        missing = set(needs) - set(EXTRAS.get(self.model.spec.name, ()))
+        if missing:
+            raise ValueError(f"{self.model.spec.name}'s training forward provides no {sorted(missing)} "
+                             f"(a loss of the recipe needs it)")
+        out = (self.fn(self.model, lr, ref, needs) if needs else self.fn(self.model, lr, ref)) if self.fn \
+            else self.model(lr, ref)
+        return out if isinstance(out, tuple) else (out, {})

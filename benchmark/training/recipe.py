@@ -12,7 +12,8 @@ Fields (all but ``model`` optional)::
     source: {paper: ..., code: ..., notes: ...}    # citations (free text)
     gpu_hours: "..."                # what the authors report (or "not reported")
     model_kwargs: {}                # architecture options (default: the official config)
-    losses: [{type: l1, weight: 1.0}]      # l1 | mse (others are named and refused for now)
+    losses: [{type: l1, weight: 1.0}]      # benchmark/training/losses.py: l1 | mse | perceptual | texture |
+                                    # adversarial; options beside type/weight; after: {epochs|iterations: N}
     optimizer: {type: adam, lr: 1.0e-4, betas: [0.9, 0.999], eps: 1.0e-8, weight_decay: 0,
                 param_groups: [{prefix: LTE., lr: 1.0e-5}, {contains: [offset, small], lr: 1.0e-6}],
                 freeze: [prefix, ...]}      # a parameter joins the first group that matches its name
@@ -30,6 +31,9 @@ Fields (all but ``model`` optional)::
     protocol: refsr-standard        # whose kernel makes the LR (benchmark/protocols)
     export: {wrapper: null}         # official file wrapper key ("params" for BasicSR files)
     train_roles: [net]              # which weight files the run trains and writes
+    init_from: {model: masa.rec, weights: official}   # start the trained roles from these files (a
+                                    # stage built on another: MASA's GAN on MASA-rec); weights: official |
+                                    # a folder/file as benchmark.run --weights takes (e.g. a run's OUT)
     checkpoint_every: 1000          # steps
     validate_every: 0               # steps (0 = only at the end)
 """
@@ -45,13 +49,14 @@ from typing import Any
 
 import yaml
 
+from .losses import LOSSES
+
 RECIPE_DIR = Path(__file__).resolve().parent.parent / "recipes"
 
-LOSSES_KNOWN = ("l1", "mse", "perceptual", "adversarial", "texture", "contrastive")
-LOSSES_IMPLEMENTED = ("l1", "mse")
+LOSSES_KNOWN = ("l1", "mse", "perceptual", "adversarial", "texture", "contrastive", "gram")
 TOP_FIELDS = {"model", "source", "gpu_hours", "model_kwargs", "losses", "optimizer", "schedule", "epochs",
               "iterations", "batch_size", "crop_size", "ref_size", "grad_clip", "augment", "protocol", "export",
-              "train_roles", "checkpoint_every", "validate_every", "stages", "notes"}
+              "train_roles", "checkpoint_every", "validate_every", "stages", "notes", "init_from"}
 AUGMENT_FIELDS = {"hflip", "vflip", "rot90", "transpose", "ref_independent", "swap", "color_jitter", "shuffle_ref",
                   "geometric_from_epoch"}
 SCHEDULES = ("constant", "cosine", "step", "multistep")
@@ -71,6 +76,7 @@ DEFAULTS: dict[str, Any] = {
     "protocol": "refsr-standard",
     "export": {"wrapper": None},
     "train_roles": None,
+    "init_from": None,
     "checkpoint_every": 1000,
     "validate_every": 0,
 }
@@ -134,12 +140,15 @@ def load_recipe(model: str, recipe: str | os.PathLike | None = "official", overr
     if not isinstance(raw, dict):
         raise RecipeError(f"{path}: a recipe is a YAML mapping")
     data = _merge(DEFAULTS, raw)
-    for key, value in (overrides or {}).items():
+    for key, value in (overrides or {}).items():  # a list item by its index: losses.1.weight=0
         node = data
         parts = key.split(".")
-        for p in parts[:-1]:
-            node = node.setdefault(p, {})
-        node[parts[-1]] = value
+        try:
+            for p in parts[:-1]:
+                node = node[int(p)] if isinstance(node, list) else node.setdefault(p, {})
+            node[int(parts[-1]) if isinstance(node, list) else parts[-1]] = value
+        except (ValueError, IndexError, TypeError):
+            raise RecipeError(f"{path}: cannot set {key!r} (a list item is given by its index)") from None
     if overrides and ("iterations" in overrides):
         data.pop("epochs", None)
     validate(data, str(path))
@@ -159,9 +168,9 @@ def validate(data: dict, source: str) -> None:
         t = loss.get("type")
         if t not in LOSSES_KNOWN:
             raise RecipeError(f"{source}: unknown loss {t!r}; known: {LOSSES_KNOWN}")
-        if t not in LOSSES_IMPLEMENTED:
+        if t not in LOSSES.list():
             raise RecipeError(f"{source}: loss {t!r} is part of the authors' recipe but not implemented by "
-                              f"benchmark.train yet (implemented: {', '.join(LOSSES_IMPLEMENTED)})")
+                              f"benchmark.train yet (implemented: {', '.join(LOSSES.list())})")
     if data["optimizer"].get("type", "adam") != "adam":
         raise RecipeError(f"{source}: optimizer.type {data['optimizer'].get('type')!r}: only adam is implemented")
     if data["schedule"].get("type", "constant") not in SCHEDULES:

@@ -30,22 +30,23 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.distributed as dist
-import torch.nn.functional as F
 
 from builders.manifest import Dataset
 from core import provenance
 from core.files import atomic_write_json, atomic_write_with
+from core.seeding import keyed_rng
 from models import create_model, get_spec
 from models.registry import split_name
-from models.weights import MissingWeights, file_sha256, load_weights, official_path
+from models.weights import MissingWeights, file_sha256, load_weights, official_path, resolve_weights
 
 from .adapters import TrainForward
+from .losses import Adversarial, build_loss, start_step
 from .data import StepBatchSampler, TrainCrops, make_loader, steps_per_epoch, train_table
 from .recipe import Recipe, load_recipe
 
 CKPT_FORMAT = "refsr-bench-train/1"
-LOG_FIELDS = ["step", "epoch", "kind", "loss", "l1", "mse", "lr", "grad_norm", "steps_per_s", "crops_per_s",
-              "psnr_y", "ssim_y", "lpips", "bicubic_psnr_y", "elapsed_s"]
+LOG_FIELDS = ["step", "epoch", "kind", "loss", "l1", "mse", "perceptual", "texture", "adversarial", "d_loss", "lr",
+              "grad_norm", "steps_per_s", "crops_per_s", "psnr_y", "ssim_y", "lpips", "bicubic_psnr_y", "elapsed_s"]
 
 
 @dataclass
@@ -120,8 +121,12 @@ def lr_factor(schedule: dict, step: int, spe: int, base_lr: float) -> float:
     return float(schedule.get("gamma", 0.5)) ** (t // int(schedule["step_size"]))
 
 
-def _loss_fn(name: str):
-    return {"l1": F.l1_loss, "mse": F.mse_loss}[name]
+@dataclass
+class LossTerm:
+    name: str
+    module: torch.nn.Module
+    weight: float
+    start: int  # first step at which it counts
 
 
 def _rng_state() -> dict:
@@ -202,6 +207,13 @@ class Trainer:
         groups.insert(0, {"params": [p for _, p in rest], "lr": float(opt["lr"]), "base_lr": float(opt["lr"])})
         self.optimizer = torch.optim.Adam([g for g in groups if g["params"]], betas=tuple(opt["betas"]),
                                           eps=float(opt["eps"]), weight_decay=float(opt.get("weight_decay", 0)))
+        self.losses = [LossTerm(spec["type"], build_loss(spec, int(r["crop_size"])).to(self.dist.device),
+                                float(spec.get("weight", 1.0)), start_step(spec, self.spe)) for spec in r["losses"]]
+        for term in self.losses:
+            if isinstance(term.module, Adversarial):
+                term.module.reduce_grads = _average_grads if self.dist.active else None
+                for g in term.module.optimizer.param_groups:
+                    g["base_lr"] = g["lr"]
         self.scaler = torch.amp.GradScaler(self.dist.device.type, enabled=cfg.precision == "fp16")
         self.forward = TrainForward(self.model)
         if self.dist.active:
@@ -223,6 +235,8 @@ class Trainer:
         state = {"format": CKPT_FORMAT, "run_id": self.run_id, "step": self.step, "config_key": self.config_key,
                  "model": {k: v.detach().cpu() for k, v in self.model.state_dict().items()},
                  "optimizer": self.optimizer.state_dict(), "scaler": self.scaler.state_dict(),
+                 "losses": {str(i): t.module.train_state() for i, t in enumerate(self.losses)
+                            if hasattr(t.module, "train_state")},
                  "rng": _rng_state(), "world_size": self.dist.world, "saved": time.time()}
         atomic_write_with(self.ckpt_path, lambda tmp: torch.save(state, tmp))
 
@@ -240,6 +254,9 @@ class Trainer:
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scaler.load_state_dict(state["scaler"])
+        for i, t in enumerate(self.losses):
+            if hasattr(t.module, "load_train_state"):
+                t.module.load_train_state(state["losses"][str(i)])
         _set_rng_state(state["rng"])
         self.step, self.run_id = int(state["step"]), state["run_id"]
         return True
@@ -312,7 +329,19 @@ class Trainer:
                 w.writerows(rows)
         atomic_write_with(path, write)
 
-    def _write_run_json(self, resumed: bool) -> None:
+    def _init_from(self) -> dict | None:
+        """A fresh run of a recipe with ``init_from`` starts its trained roles from those files."""
+        spec = self.recipe.get("init_from")
+        if not spec:
+            return None
+        src = spec.get("weights", "official")
+        resolved = resolve_weights(spec["model"], None if src == "official" else src)
+        files = {role: resolved.files[role] for role in self.train_roles}
+        load_weights(self.model, files)
+        return {"model": resolved.tag, "label": resolved.label,
+                "files": {role: {"path": str(p), "sha256": resolved.sha256[role]} for role, p in files.items()}}
+
+    def _write_run_json(self, resumed: bool, init: dict | None = None) -> None:
         if not self.dist.main:
             return
         path = self.out / "run.json"
@@ -323,6 +352,8 @@ class Trainer:
                      "seeds": {"seed": self.cfg.seed, "data": f"keyed_rng({self.cfg.seed}, 'sample'|'epoch', ...)"},
                      "world_size": self.dist.world, "device": str(self.dist.device),
                      "versions": provenance.versions(), "git_sha": provenance.git_sha()})
+        if init:
+            info["init_from"] = init
         info.setdefault("starts", []).append({"time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "step": self.step,
                                               "resumed": resumed, "world_size": self.dist.world})
         atomic_write_json(path, info)
@@ -347,6 +378,7 @@ class Trainer:
         cfg, r = self.cfg, self.recipe
         self.out.mkdir(parents=True, exist_ok=True)
         resumed = self.try_resume()
+        init = None if resumed else self._init_from()
         if not self.run_id:
             stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
             key = hashlib.sha256(json.dumps(self.config_key, sort_keys=True).encode()).hexdigest()[:8]
@@ -363,7 +395,7 @@ class Trainer:
             except Exception:  # tensorboard not installed: the CSV is the log
                 self._tb = None
         self._trim_log()
-        self._write_run_json(resumed)
+        self._write_run_json(resumed, init)
         if self.step >= self.total:
             info = self.export(final=True)
             self.dist.close()
@@ -377,7 +409,6 @@ class Trainer:
                                    self.dist.rank, self.dist.world)
         workers = cfg.workers if cfg.workers is not None else (4 if device.type == "cuda" else 0)
         loader = make_loader(crops, sampler, workers, pin_memory=device.type == "cuda")
-        losses = [(spec["type"], float(spec.get("weight", 1.0))) for spec in r["losses"]]
         clip = r["grad_clip"]
         every_ckpt = int(r["checkpoint_every"])
         every_val = int(r["validate_every"] or 0)
@@ -400,13 +431,23 @@ class Trainer:
             lr_t = batch["lr"].to(device, non_blocking=True)
             ref_t = batch["ref"].to(device, non_blocking=True)
             hr_t = batch["hr"].to(device, non_blocking=True)
-            for g in self.optimizer.param_groups:
+            d_groups = [g for t in self.losses if isinstance(t.module, Adversarial) and t.module.scheduled
+                        for g in t.module.optimizer.param_groups]
+            for g in self.optimizer.param_groups + d_groups:
                 g["lr"] = g["base_lr"] * lr_factor(r["schedule"], self.step, self.spe, g["base_lr"])
             self.optimizer.zero_grad(set_to_none=True)
+            active = [t for t in self.losses if self.step >= t.start]
+            needs = tuple(sorted({n for t in active for n in t.module.needs}))
             with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
-                sr = self.forward(lr_t, ref_t)
+                sr, aux = self.forward(lr_t, ref_t, needs)
             sr = sr.float()
-            parts = {name: w * _loss_fn(name)(sr, hr_t) for name, w in losses}
+            parts, logged = {}, {}
+            for t in active:  # discriminators first: the generator is scored by the updated one
+                if isinstance(t.module, Adversarial):
+                    seed = int(keyed_rng(cfg.seed, "gan", str(self.step), str(self.dist.rank)).integers(2 ** 62))
+                    logged["d_loss"] = t.module.discriminator_step(sr, hr_t, seed)
+            for t in active:
+                parts[t.name] = parts.get(t.name, 0.0) + t.weight * t.module(sr, hr_t, aux)
             loss = sum(parts.values())
             if not torch.isfinite(loss):
                 raise FloatingPointError(f"loss is {loss.item()} at step {self.step}")
@@ -419,8 +460,8 @@ class Trainer:
             self.scaler.update()
             self.step += 1
             n_log += 1
-            for k, v in {"loss": loss, **parts}.items():
-                acc[k] = acc.get(k, 0.0) + float(v.detach())
+            for k, v in {"loss": loss, **parts, **logged}.items():
+                acc[k] = acc.get(k, 0.0) + float(v.detach() if torch.is_tensor(v) else v)
             if bar is not None:
                 bar.update(1)
                 bar.set_postfix(loss=f"{float(loss.detach()):.4f}")
@@ -443,6 +484,7 @@ class Trainer:
                 self.dist.barrier()
             if self.dist.main and every_val and self.step % every_val == 0 and self.step < self.total:
                 self._validation_row(t_start)
+                plot_curves(self.out / "log.csv", self.out / "curves.png")  # the curves so far
                 self.forward.train()
             if timed_out:
                 stopped_early = self.step < self.total
@@ -469,6 +511,15 @@ class Trainer:
             self._log_rows([{"step": self.step, "epoch": self.step // self.spe, "kind": "val", **vals,
                              "elapsed_s": time.perf_counter() - t_start}])
         return vals
+
+
+def _average_grads(module: torch.nn.Module) -> None:
+    """Mean of a module's gradients over the torchrun processes (the discriminator is not DDP-wrapped)."""
+    world = dist.get_world_size()
+    for p in module.parameters():
+        if p.grad is not None:
+            dist.all_reduce(p.grad)
+            p.grad /= world
 
 
 def evaluate_model(model, ds: Dataset, samples, protocol: str, scale: int, device, metrics: list[str]) -> dict:
@@ -516,10 +567,16 @@ def plot_curves(log_csv: Path, out_png: Path) -> None:
     df = pd.read_csv(log_csv)
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.5))
     tr = df[df["kind"] == "train"]
-    axes[0].plot(tr["step"], tr["loss"], label="train loss")
+    terms = [c for c in ("loss", "l1", "mse", "perceptual", "texture", "adversarial", "d_loss")
+             if c in tr and tr[c].notna().any()]
+    for c in terms if len(terms) > 2 else ["loss"]:  # one loss term: the total is that term
+        axes[0].plot(tr["step"], tr[c], label=c)
     axes[0].set_xlabel("step")
-    axes[0].set_ylabel("loss")
-    axes[0].set_yscale("log")
+    axes[0].set_ylabel("training loss (G terms weighted; d_loss = D)")
+    axes[0].set_yscale("symlog" if (tr[terms] <= 0).any().any() else "log", **({"linthresh": 1e-4} if
+                       (tr[terms] <= 0).any().any() else {}))
+    if len(terms) > 2:
+        axes[0].legend(fontsize=7)
     va = df[df["kind"] == "val"]
     if not va.empty and "psnr_y" in va:
         axes[1].plot(va["step"], va["psnr_y"], marker="o", label="model")

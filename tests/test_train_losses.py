@@ -1,0 +1,184 @@
+"""Training losses (benchmark/training/losses.py) against float64 re-computations and hand-computed values."""
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+from torch import nn
+
+from benchmark.training.discriminators import DISCRIMINATORS
+from benchmark.training.losses import LOSSES, Adversarial, Perceptual, Texture, build_loss, imagenet_vgg19, start_step
+from models.weights import MissingWeights
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+MEAN = torch.tensor([0.485, 0.456, 0.406], dtype=torch.float64).view(1, 3, 1, 1)
+STD = torch.tensor([0.229, 0.224, 0.225], dtype=torch.float64).view(1, 3, 1, 1)
+
+
+def _images(seed: int, shape=(2, 3, 16, 16)):
+    g = torch.Generator().manual_seed(seed)
+    return torch.rand(shape, generator=g), torch.rand(shape, generator=g)
+
+
+def test_registry_lists_every_recipe_loss():
+    assert {"l1", "mse", "perceptual", "texture", "adversarial"} <= set(LOSSES.list())
+    assert {"ttsr", "c2_matching", "masa"} <= set(DISCRIMINATORS.list())
+
+
+@pytest.mark.parametrize("criterion", ["mse", "fro", "l1"])
+def test_perceptual_matches_a_float64_recomputation(criterion):
+    torch.manual_seed(0)
+    vgg = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(4, 5, 3, padding=1),
+                        nn.ReLU())
+    loss = Perceptual(criterion=criterion, vgg=vgg)
+    sr, hr = _images(1)
+    sr.requires_grad_(True)
+    got = loss(sr, hr)
+    ref = copy.deepcopy(vgg).double()
+    diff = ref((sr.detach().double() - MEAN) / STD) - ref((hr.double() - MEAN) / STD)
+    want = {"mse": diff.pow(2).mean(), "fro": diff.pow(2).sum().sqrt(), "l1": diff.abs().mean()}[criterion]
+    assert float(got.detach()) == pytest.approx(float(want), rel=1e-5)
+    got.backward()  # the gradient reaches the output, never the VGG
+    assert sr.grad is not None and sr.grad.abs().sum() > 0
+    assert all(p.grad is None for p in vgg.parameters())
+
+
+def test_imagenet_vgg19_reads_torchvision_keys_and_never_downloads(tmp_path, monkeypatch):
+    monkeypatch.setenv("REFSR_WEIGHTS", str(tmp_path))
+    with pytest.raises(MissingWeights, match="vgg19-dcbb9e9d.pth"):
+        imagenet_vgg19("relu1_1")
+    w, b = torch.randn(64, 3, 3, 3), torch.randn(64)
+    (tmp_path / "c2_matching").mkdir()
+    torch.save({"features.0.weight": w, "features.0.bias": b, "classifier.0.bias": torch.zeros(2)},
+               tmp_path / "c2_matching" / "vgg19-dcbb9e9d.pth")  # where C2-Matching's vgg19 role keeps it
+    net = imagenet_vgg19("relu1_1")
+    assert len(net) == 2 and torch.equal(net[0].weight, w) and not net[0].weight.requires_grad
+    x = torch.rand(1, 3, 8, 8)
+    assert torch.allclose(net(x), torch.relu(nn.functional.conv2d(x, w, b, padding=1)))
+
+
+def test_texture_loss_is_the_mean_of_the_levels_mses():
+    g = torch.Generator().manual_seed(2)
+    pairs = [(torch.randn(2, c, s, s, generator=g), torch.randn(2, c, s, s, generator=g))
+             for c, s in ((16, 4), (8, 8), (4, 16))]
+    want = sum(float(((a.double() - b.double()) ** 2).mean()) for a, b in pairs) / 3
+    assert float(Texture()(None, None, {"texture": pairs})) == pytest.approx(want, rel=1e-6)
+    with pytest.raises(ValueError, match="texture features"):
+        Texture()(None, None, {})
+
+
+class LinearCritic(nn.Module):
+    """D(x) = <w, x> + b: its input gradient is w for every sample, so the penalty is hand-computable."""
+
+    def __init__(self, shape):
+        super().__init__()
+        g = torch.Generator().manual_seed(3)
+        self.w = nn.Parameter(torch.randn(shape, generator=g) * 0.05)
+        self.b = nn.Parameter(torch.tensor(0.3))
+
+    def forward(self, x):
+        return (x * self.w).flatten(1).sum(1, keepdim=True) + self.b
+
+
+@pytest.mark.parametrize("input_range", [(0, 1), (-1, 1)])
+def test_wgan_gp_losses_equal_hand_computed_values(input_range):
+    adv = Adversarial({"type": "ttsr"}, crop_size=32, gan="wgan", gp_weight=10.0, input_range=input_range)
+    adv.net_d = LinearCritic((3, 8, 8))
+    fake, real = _images(4, (3, 3, 8, 8))
+    lo, hi = input_range
+    f, r = fake.double() * (hi - lo) + lo, real.double() * (hi - lo) + lo
+    w = adv.net_d.w.detach().double()
+    d = lambda x: (x * w).flatten(1).sum(1) + 0.3  # noqa: E731
+    norm = float(w.pow(2).sum().sqrt())
+    want_d = float(d(f).mean() - d(r).mean()) + 10 * (norm - 1) ** 2
+    assert float(adv.discriminator_loss(fake, real).detach()) == pytest.approx(want_d, rel=1e-5)
+    assert float(adv(fake, real).detach()) == pytest.approx(-float(d(f).mean()), rel=1e-5)
+
+
+def test_vanilla_gan_losses_equal_hand_computed_values():
+    adv = Adversarial({"type": "ttsr"}, crop_size=32, gan="vanilla")
+    adv.net_d = LinearCritic((3, 8, 8))
+    fake, real = _images(5, (3, 3, 8, 8))
+    w = adv.net_d.w.detach().double()
+    d = lambda x: (x.double() * w).flatten(1).sum(1) + 0.3  # noqa: E731
+    softplus = lambda z: torch.log1p(torch.exp(z))  # noqa: E731  BCE(sigmoid(z), 1) = softplus(-z)
+    want_d = float((softplus(-d(real)).mean() + softplus(d(fake)).mean()) / 2)
+    assert float(adv.discriminator_loss(fake, real).detach()) == pytest.approx(want_d, rel=1e-5)
+    assert float(adv(fake, real).detach()) == pytest.approx(float(softplus(-d(fake)).mean()), rel=1e-5)
+
+
+def test_relativistic_gan_losses_equal_hand_computed_values_and_official_gradients():
+    """MASA-SR's relativistic average GAN; the D loss's gradient flows through each term's own predictions."""
+    adv = Adversarial({"type": "masa"}, crop_size=32, gan="relativistic", bgr=True)
+    adv.net_d = LinearCritic((3, 8, 8))
+    fake, real = _images(6, (3, 3, 8, 8))
+    w = adv.net_d.w.detach().double()
+    d = lambda x: (x.double().flip(1) * w).flatten(1).sum(1) + 0.3  # noqa: E731  D sees BGR
+    softplus = lambda z: torch.log1p(torch.exp(z))  # noqa: E731
+    df, dr = d(fake), d(real)
+    want_d = float((softplus(-(dr - df.mean())).mean() + softplus(df - dr.mean()).mean()) / 2)
+    want_g = float((softplus(dr - df.mean()).mean() + softplus(-(df - dr.mean())).mean()) / 2)
+    loss = adv.discriminator_loss(fake, real)
+    assert float(loss.detach()) == pytest.approx(want_d, rel=1e-5)
+    assert float(adv(fake, real).detach()) == pytest.approx(want_g, rel=1e-5)
+    loss.backward()  # official: real term backward with mean D(fake) detached, then fake term with D(real) detached
+    wv = w.clone().requires_grad_(True)
+    f2, r2 = fake.double().flip(1), real.double().flip(1)
+    dfv, drv = (f2 * wv).flatten(1).sum(1) + 0.3, (r2 * wv).flatten(1).sum(1) + 0.3
+    ((softplus(-(drv - dfv.detach().mean())).mean() + softplus(dfv - drv.detach().mean()).mean()) / 2).backward()
+    assert torch.allclose(adv.net_d.w.grad.double(), wv.grad, rtol=1e-4, atol=1e-7)
+    wa = w.clone().requires_grad_(True)  # without the detaches the gradient differs: the check can fail
+    dfa, dra = (f2 * wa).flatten(1).sum(1) + 0.3, (r2 * wa).flatten(1).sum(1) + 0.3
+    ((softplus(-(dra - dfa.mean())).mean() + softplus(dfa - dra.mean()).mean()) / 2).backward()
+    assert float((adv.net_d.w.grad.double() - wa.grad).abs().max()) > 1e-3
+
+
+def test_discriminator_step_trains_only_the_discriminator_and_leaves_it_frozen_for_the_generator():
+    torch.manual_seed(0)
+    adv = build_loss({"type": "adversarial", "weight": 1e-3, "discriminator": {"type": "ttsr"}, "d_steps": 2,
+                      "d_optimizer": {"lr": 1e-3, "betas": [0.0, 0.9]}, "input_range": [-1, 1]}, crop_size=32)
+    assert adv.optimizer.defaults["betas"] == (0.0, 0.9)
+    before = {k: v.clone() for k, v in adv.net_d.state_dict().items()}
+    fake = torch.rand(2, 3, 32, 32, requires_grad=True)
+    adv.discriminator_step(fake, torch.rand(2, 3, 32, 32))
+    assert fake.grad is None  # the D step sees a detached output
+    assert any(not torch.equal(before[k], v) for k, v in adv.net_d.state_dict().items())
+    assert int(adv.optimizer.state_dict()["state"][0]["step"]) == 2  # d_steps updates
+    d_grads = [p.grad.clone() for p in adv.net_d.parameters()]
+    assert not any(p.requires_grad for p in adv.net_d.parameters())
+    adv(fake, None).backward()  # the generator's loss: gradient to the output, none to D
+    assert fake.grad is not None and fake.grad.abs().sum() > 0
+    assert all(torch.equal(g, p.grad) for g, p in zip(d_grads, adv.net_d.parameters()))
+
+
+def test_discriminators_have_the_official_structure():
+    ttsr = DISCRIMINATORS.create("ttsr", in_size=160)
+    widths = (3, 32, 32, 64, 64, 128, 128, 256, 256, 512, 512)
+    convs = sum(9 * a * b + b for a, b in zip(widths, widths[1:]))
+    assert sum(p.numel() for p in ttsr.parameters()) == convs + (5 * 5 * 512 * 1024 + 1024) + 1025
+    assert ttsr(torch.rand(2, 3, 160, 160)).shape == (2, 1)
+    c2 = DISCRIMINATORS.create("c2_matching", in_nc=3, ndf=32)
+    chans = (3, 32, 64, 128, 256, 512)
+    blocks = sum(9 * a * b + b + 2 * b + 9 * b * b + b + 2 * b for a, b in zip(chans, chans[1:]))
+    assert sum(p.numel() for p in c2.parameters()) == blocks + (512 * 1024 + 1024) + 1025
+    out = c2(torch.rand(2, 3, 64, 64))
+    assert out.shape == (2, 1, 1, 1) and bool(((out > 0) & (out < 1)).all())
+    with pytest.raises(ValueError, match="divisible by 32"):
+        DISCRIMINATORS.create("ttsr", in_size=50)
+    masa = DISCRIMINATORS.create("masa", in_size=160, num_feat=64)
+    nf = 64
+    convs = (3 * 9 * nf + nf) + 16 * nf * nf + sum(9 * a * b + 16 * b * b for a, b in
+                                                   ((nf, 2 * nf), (2 * nf, 4 * nf), (4 * nf, 8 * nf), (8 * nf, 8 * nf)))
+    bns = 2 * (nf + 2 * (2 * nf + 4 * nf + 8 * nf + 8 * nf))
+    assert sum(p.numel() for p in masa.parameters()) == convs + bns + (8 * nf * 25 * 100 + 100) + 101
+    assert masa(torch.rand(2, 3, 160, 160)).shape == (2, 1)
+
+
+def test_start_step_of_late_losses():
+    assert start_step({"type": "texture", "after": {"epochs": 2}}, 1319) == 2638
+    assert start_step({"type": "adversarial", "after": {"iterations": 10000}}, 7) == 10000
+    assert start_step({"type": "l1"}, 7) == 0
+    with pytest.raises(ValueError, match="epochs or iterations"):
+        start_step({"type": "l1", "after": {"steps": 3}}, 7)
