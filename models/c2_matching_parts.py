@@ -221,6 +221,18 @@ class ContentExtractor(nn.Module):
         return self.body(self.lrelu(self.conv_first(x)))
 
 
+def offset_and_mask(offset_mask: torch.Tensor, pre_offset: torch.Tensor, groups: int
+                    ) -> tuple[torch.Tensor, torch.Tensor]:
+    """The DCN offsets and mask of C2-Matching's dynamic aggregation: the learnt offsets (the first
+    two thirds of ``offset_mask``) plus the matched flow ``pre_offset`` ((B, k*k, h, w, 2) in [x, y],
+    the same for every group), and the sigmoid of the last third."""
+    o1, o2, mask = torch.chunk(offset_mask, 3, dim=1)
+    b, kk, h, w, _ = pre_offset.shape
+    # [x, y] -> interleaved [y0, x0, y1, x1, ...] per group, as DCNv2 and torchvision expect
+    pre = pre_offset.flip(-1).permute(0, 1, 4, 2, 3).reshape(b, 2 * kk, h, w)
+    return torch.cat((o1, o2), 1) + pre.repeat(1, groups, 1, 1), torch.sigmoid(mask)
+
+
 class DynamicAggregation(nn.Module):
     """Modulated deformable 3x3 conv whose offsets are a learnt residual on the matched flow.
 
@@ -243,14 +255,9 @@ class DynamicAggregation(nn.Module):
 
     def forward(self, ref_feat: torch.Tensor, cond: torch.Tensor, pre_offset: torch.Tensor) -> torch.Tensor:
         """``pre_offset``: (B, k*k, h, w, 2) in [x, y] order, shared by every deformable group."""
-        o1, o2, mask = torch.chunk(self.conv_offset_mask(cond), 3, dim=1)
-        b, kk, h, w, _ = pre_offset.shape
-        # [x, y] -> interleaved [y0, x0, y1, x1, ...] per group, as DCNv2 and torchvision expect
-        pre = pre_offset.flip(-1).permute(0, 1, 4, 2, 3).reshape(b, 2 * kk, h, w)
-        offset = torch.cat((o1, o2), 1) + pre.repeat(1, self.groups, 1, 1)
+        offset, mask = offset_and_mask(self.conv_offset_mask(cond), pre_offset, self.groups)
         pad = self.kernel_size // 2
-        out = deform_conv2d(ref_feat, offset, self.weight, self.bias, padding=(pad, pad),
-                            mask=torch.sigmoid(mask))
+        out = deform_conv2d(ref_feat, offset, self.weight, self.bias, padding=(pad, pad), mask=mask)
         return out.contiguous(memory_format=_layout(cond))
 
 

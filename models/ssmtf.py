@@ -24,7 +24,7 @@ from torchvision.ops import DeformConv2d
 from . import selective_scan as scan_ops
 from .base import CheckpointFile, MemoryCost, ModelSpec, RefSRModel, WeightTag
 from .c2_matching import C2Matching, _MapNet
-from .c2_matching_parts import (ContentExtractor, ContrasExtractorSep, run_on_common_canvas,
+from .c2_matching_parts import (ContentExtractor, ContrasExtractorSep, offset_and_mask, run_on_common_canvas,
                                 torchvision_vgg_to_official)
 from .c2_matching_parts import DynamicAggregationRestoration as C2DynamicAggregationRestoration
 from .registry import register_model
@@ -271,12 +271,8 @@ class DynAgg(nn.Module):
         nn.init.zeros_(self.conv_offset_mask.bias)
 
     def forward(self, ref_feat: torch.Tensor, cond: torch.Tensor, pre_offset: torch.Tensor) -> torch.Tensor:
-        o1, o2, mask = torch.chunk(self.conv_offset_mask(cond), 3, dim=1)
-        b, kk, h, w, _ = pre_offset.shape
-        # [x, y] -> torchvision's interleaved [y, x] per kernel point, repeated for every group
-        pre = pre_offset.flip(-1).permute(0, 1, 4, 2, 3).reshape(b, 2 * kk, h, w)
-        offset = torch.cat((o1, o2), 1) + pre.repeat(1, self.groups, 1, 1)
-        return self.deform_conv(ref_feat, offset, torch.sigmoid(mask))
+        offset, mask = offset_and_mask(self.conv_offset_mask(cond), pre_offset, self.groups)
+        return self.deform_conv(ref_feat, offset, mask)
 
 
 class DynamicAggregationRestoration(C2DynamicAggregationRestoration):
