@@ -14,12 +14,12 @@ import difflib
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
 
 from builders.importers import LAYOUTS
 from builders.manifest import Dataset, DatasetError
 from builders.recipes import RECIPES
 from core.paths import data_dir
+from core.yaml_io import load_yaml
 
 _PACKAGED = Path(__file__).resolve().parent / "dataset_specs"  # where a wheel carries datasets/*.yaml
 SPEC_DIR = _PACKAGED if _PACKAGED.is_dir() else Path(__file__).resolve().parents[1] / "datasets"
@@ -60,7 +60,7 @@ def _close(word: str, known, source: Path, what: str) -> DatasetError:
 
 def read_entry(f: Path) -> DatasetEntry:
     """A dataset spec file, checked: known keys only, a registered layout/recipe, a known build."""
-    spec = yaml.safe_load(f.read_text()) or {}
+    spec = load_yaml(f.read_text()) or {}
     if not isinstance(spec, dict):
         raise DatasetError(f"{f}: expected a mapping of keys, got {type(spec).__name__}")
     keys = [fl.name for fl in dataclasses.fields(DatasetEntry)]

@@ -192,7 +192,7 @@ def run_model(model: torch.nn.Module, lr: np.ndarray | list[np.ndarray], ref: np
 
 
 def warm_up(model: torch.nn.Module, lr: np.ndarray, ref: np.ndarray, device: torch.device,
-            precision: str = "fp32", side: int = 32) -> None:
+            precision: str = "fp32", side: int = 16) -> None:
     """One untimed forward on the top-left corner of the first input (LR at most ``side`` pixels a
     side, the reference the matching area at scale): the first call's one-off costs (allocator,
     kernels, lazy set-up) at a fraction of a full forward. A model that refuses the small input

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
-import yaml
+from core.yaml_io import load_yaml
 
 PAPERS_FILE = Path(__file__).parent / "papers.yaml"
 _FIELDS = {"protocol", "protocol_source", "protocol_note", "published", "published_note"}
@@ -56,7 +56,7 @@ def _load(path: str) -> tuple[tuple[str, PaperEntry], ...]:
     from . import dataset_registry
     from .protocol import load_protocol
 
-    raw = yaml.safe_load(Path(path).read_text()) or {}
+    raw = load_yaml(Path(path).read_text()) or {}
     out = []
     for model, entry in raw.items():
         where = f"{path}: {model}"

@@ -41,6 +41,7 @@ import yaml
 
 from . import metrics as metric_registry
 from core.resize import imresize, pil_bicubic
+from core.yaml_io import load_yaml
 
 PRESET_DIR = Path(__file__).parent / "protocols"
 DEFAULT_PROTOCOL = "refsr-standard"
@@ -342,7 +343,7 @@ def load_protocol(name_or_path: str | os.PathLike | Protocol = DEFAULT_PROTOCOL)
 
 def _load_file(path: Path) -> Protocol:
     try:
-        data = yaml.safe_load(path.read_text())
+        data = load_yaml(path.read_text())
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""

@@ -10,7 +10,7 @@ import itertools
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import yaml
+from core.yaml_io import load_yaml
 
 SUITE_DIR = Path(__file__).parent / "suites"
 ALL_RUNNABLE = "all-runnable"
@@ -71,7 +71,7 @@ def available_suites() -> list[str]:
 
 def suite_description(name: str) -> str:
     """A built-in suite's description, read without validating it (for ``--list-suites``)."""
-    return str((yaml.safe_load((SUITE_DIR / f"{name}.yaml").read_text()) or {}).get("description", ""))
+    return str((load_yaml((SUITE_DIR / f"{name}.yaml").read_text()) or {}).get("description", ""))
 
 
 def load_suite(name_or_path: str, **overrides) -> Suite:
@@ -83,7 +83,7 @@ def load_suite(name_or_path: str, **overrides) -> Suite:
         close = difflib.get_close_matches(name_or_path, available_suites(), n=2)
         hint = f"; did you mean {', '.join(close)}?" if close else ""
         raise SuiteError(f"unknown suite {name_or_path!r}{hint} (built in: {', '.join(available_suites())})")
-    raw = yaml.safe_load(path.read_text()) or {}
+    raw = load_yaml(path.read_text()) or {}
     raw.update({k: v for k, v in overrides.items() if v is not None})
     return validate(raw, source=str(path))
 

@@ -14,9 +14,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-import yaml
 from tqdm import tqdm
 
+from core.yaml_io import load_yaml
 from ._cli import at_least, report_or_error
 from .config import add_config_options, given_options
 from .recipes import RECIPES
@@ -77,7 +77,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def config_dict(args: argparse.Namespace) -> dict:
     """Recipe config from --config YAML overlaid with the explicit command-line options."""
-    cfg = yaml.safe_load(open(args.config)) if args.config else {}
+    cfg = load_yaml(open(args.config)) if args.config else {}
     cfg = dict(cfg or {})
     for name, value in given_options(args).items():
         cfg[name] = {**(cfg.get(name) or {}), **value} if isinstance(value, dict) else value

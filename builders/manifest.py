@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import yaml
+from core.yaml_io import load_yaml
 
 if TYPE_CHECKING:  # pandas is imported when a manifest is read, not when dataset names are listed
     import pandas as pd
@@ -88,7 +88,7 @@ class Dataset:
         if not (root / MANIFEST).is_file():
             raise DatasetError(f"{root} is not a dataset: no {MANIFEST} (build one with builders.build "
                                f"or import one with builders.import)")
-        spec = yaml.safe_load((root / SPEC).read_text()) if (root / SPEC).is_file() else {}
+        spec = load_yaml((root / SPEC).read_text()) if (root / SPEC).is_file() else {}
         import pandas as pd
 
         df = normalise_manifest(pd.read_parquet(root / MANIFEST))

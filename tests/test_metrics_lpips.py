@@ -55,3 +55,17 @@ def test_lpips_agrees_with_the_lpips_package():
     single = create_metric("lpips", device="cpu")(a[1:], b[1:])
     torch.testing.assert_close(single, ours[1:], rtol=0, atol=1e-6)
     assert create_metric("lpips", device="cpu")(b, b).abs().max() < 1e-6
+
+
+def test_cached_hr_features_give_the_fresh_values():
+    """The HR's features are reused across calls with the same pixels, never across different ones."""
+    rng = np.random.default_rng(1)
+    hr = torch.tensor(rng.integers(0, 256, (1, 3, 48, 56)).astype(np.float64))
+    other = torch.tensor(rng.integers(0, 256, (1, 3, 48, 56)).astype(np.float64))
+    outputs = [torch.clamp(hr + torch.tensor(rng.normal(0, s, hr.shape)), 0, 255).round() for s in (5, 20, 40)]
+    cached = create_metric("lpips", device="cpu")
+    for sr in outputs:
+        for target in (hr, other, hr.clone()):
+            fresh = create_metric("lpips", device="cpu")(sr, target)
+            torch.testing.assert_close(cached(sr, target), fresh, rtol=0, atol=0)
+    assert len(cached._hr_features) == 2  # hr and its clone share one entry
