@@ -418,7 +418,8 @@ class Evaluator:
             if not torch.isfinite(sr).all():
                 raise FloatingPointError("model output contains NaN or Inf")
             self.out.timings.append({"model": lm.name, "dataset": job.dataset, "variant": job.variant,
-                                     "image": s.sample_id, "forward_s": seconds, "batch": batch})
+                                     "image": s.sample_id, "protocol": protocol.name, "forward_s": seconds,
+                                     "batch": batch})
             if self.cfg.save_sr and job.protocol is None:  # the suite protocol's outputs only
                 self.save_sr(sr, lm.name, job, s.sample_id)
             rows = score_rows(sr, hr_eval, protocol, drift, list(suite.metrics), self.available,

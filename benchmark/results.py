@@ -23,6 +23,9 @@ KEY = ["suite", "model", "weights", "dataset", "split", "variant", "level", "ima
 COLUMNS = KEY + ["value", "higher_is_better", "status", "reason", "protocol_hash", "weights_tag",
                  "weights_sha256", "device", "dtype", "seed", "git_sha", "dataset_hash", "versions"]
 RESULTS = "results.parquet"
+TIMINGS = "timings.parquet"
+#: one forward time per (model, dataset, variant, image, protocol): a later measurement replaces an earlier one
+TIMING_KEY = ["model", "dataset", "variant", "image", "protocol"]
 
 
 def atomic_to_parquet(df: pd.DataFrame, path: Path) -> None:
@@ -117,3 +120,24 @@ class ResultStore:
             for p in parts:
                 p.unlink(missing_ok=True)
         return df
+
+
+def save_timings(run_dir: str | os.PathLike, rows: list[dict], shard: tuple[int, int] = (0, 1)) -> None:
+    """Add this session's forward times to the shard's timings file, then (under the run folder's
+    lock) rebuild ``timings.parquet`` from every shard's file, so the last shard to finish leaves
+    the complete table."""
+    run_dir = Path(run_dir)
+    k, n = shard
+    own = run_dir / (TIMINGS if n == 1 else f"shards/timings-{k}-of-{n}.parquet")
+    with locked(run_dir / ".results.lock"):
+        frames = [pd.read_parquet(own)] if own.is_file() else []
+        atomic_to_parquet(_dedupe(pd.concat([*frames, pd.DataFrame(rows)], ignore_index=True)), own)
+        if n > 1:
+            parts = sorted((run_dir / "shards").glob(f"timings-*-of-{n}.parquet"))
+            atomic_to_parquet(_dedupe(pd.concat([pd.read_parquet(f) for f in parts], ignore_index=True)),
+                              run_dir / TIMINGS)
+
+
+def _dedupe(df: pd.DataFrame) -> pd.DataFrame:
+    key = [c for c in TIMING_KEY if c in df.columns]
+    return df.drop_duplicates(key, keep="last").sort_values(key, kind="stable").reset_index(drop=True)

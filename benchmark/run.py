@@ -459,7 +459,7 @@ def execute(suite, args, weights: dict | None = None, external: list | None = No
     from .evaluation import Evaluator, RunConfig, wrap_model
     from .profile import profile_model
     from .publish import publish
-    from .results import ResultStore, atomic_to_parquet
+    from .results import ResultStore, atomic_to_parquet, save_timings
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -508,12 +508,7 @@ def execute(suite, args, weights: dict | None = None, external: list | None = No
     wall = time.perf_counter() - t0
     res = evaluator.out
     if res.timings:
-        timings = pd.DataFrame(res.timings)
-        old = run_dir / ("timings.parquet" if shard[1] == 1 else f"shards/timings-{shard[0]}-of-{shard[1]}.parquet")
-        if old.is_file():
-            timings = pd.concat([pd.read_parquet(old), timings]).drop_duplicates(
-                ["model", "dataset", "variant", "image"], keep="last")
-        atomic_to_parquet(timings, old)
+        save_timings(run_dir, res.timings, shard)
     profiles = []
     if suite.profile and not args.no_profile and shard[0] == 0:  # profiled once, by shard 0
         runnable = [m for m in suite.models if m not in res.unavailable_models and m not in models]
