@@ -73,7 +73,7 @@ def album_folders(albums_dir: Path) -> list[Path]:
 def scan(albums_dir: str | os.PathLike, params: SiftParams, report: BuildReport, *, min_side: int,
          jobs: int = 1, cache_dir: str | os.PathLike | None = None, min_matches: int = 1,
          progress: Callable | None = None, batch_images: int = 1024,
-         near_duplicate_psnr: float = NEAR_DUPLICATE_PSNR) -> list[Album]:
+         near_duplicate_psnr: float = NEAR_DUPLICATE_PSNR, device: str | None = None) -> list[Album]:
     """Read, check and score every album; every unusable input is counted in ``report``.
 
     Albums are processed in batches of about ``batch_images`` images, and features are dropped once
@@ -81,7 +81,7 @@ def scan(albums_dir: str | os.PathLike, params: SiftParams, report: BuildReport,
     """
     return collect(scan_albums(albums_dir, params, report, min_side=min_side, jobs=jobs, cache_dir=cache_dir,
                                min_matches=min_matches, progress=progress, batch_images=batch_images,
-                               near_duplicate_psnr=near_duplicate_psnr), report)
+                               near_duplicate_psnr=near_duplicate_psnr, device=device), report)
 
 
 def collect(albums: list[Album], report: BuildReport) -> list[Album]:
@@ -117,8 +117,8 @@ def list_albums(albums_dir: str | os.PathLike, report: BuildReport) -> tuple[Pat
 def scan_albums(albums_dir: str | os.PathLike, params: SiftParams, report: BuildReport, *, min_side: int,
                 jobs: int = 1, cache_dir: str | os.PathLike | None = None, min_matches: int = 1,
                 progress: Callable | None = None, batch_images: int = 1024,
-                near_duplicate_psnr: float = NEAR_DUPLICATE_PSNR, only: Callable[[str], bool] | None = None
-                ) -> list[Album]:
+                near_duplicate_psnr: float = NEAR_DUPLICATE_PSNR, only: Callable[[str], bool] | None = None,
+                device: str | None = None) -> list[Album]:
     """Every album (``only``: those whose name it accepts) scanned, unusable ones included, each
     with its own log (not yet counted in ``report``, which gets the listing counts and stage times)."""
     root, folders, listed = list_albums(albums_dir, report)
@@ -132,14 +132,14 @@ def scan_albums(albums_dir: str | os.PathLike, params: SiftParams, report: Build
         if k == len(folders) - 1 or sum(len(listed[f]) for f in batch) + len(listed[folders[k + 1]]) > batch_images:
             albums += scan_batch(root, batch, listed, params, report, seen, min_side=min_side, jobs=jobs,
                                  cache_dir=cache_dir, min_matches=min_matches, progress=progress,
-                                 near_duplicate_psnr=near_duplicate_psnr)
+                                 near_duplicate_psnr=near_duplicate_psnr, device=device)
             batch = []
     return albums
 
 
 def scan_batch(root: Path, folders: list[Path], listed: dict, params: SiftParams, report: BuildReport,
                seen: dict[str, str], *, min_side, jobs, cache_dir, min_matches, progress,
-               near_duplicate_psnr) -> list[Album]:
+               near_duplicate_psnr, device=None) -> list[Album]:
     """Scan ``folders`` in order; ``seen`` holds the pixel hashes of the images kept so far (updated)."""
     t0 = time.perf_counter()
     paths = [p for f in folders for p in listed[f]]
@@ -193,7 +193,7 @@ def scan_batch(root: Path, folders: list[Path], listed: dict, params: SiftParams
             tasks.append((off + i, off + j))
             owners.append((a, i, j))
     wrap = (lambda it, total: progress(it, total, "pairs")) if progress else None
-    scores = score_pairs(feats, tasks, params, jobs=jobs, progress=wrap)
+    scores = score_pairs(feats, tasks, params, jobs=jobs, progress=wrap, device=device)
     report.stage("matching", time.perf_counter() - t0)
     for (a, i, j), s in zip(owners, scores):
         album = albums[a]

@@ -12,6 +12,7 @@ whatever --jobs is. Unusable inputs are skipped with a counted reason in the pri
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 
 from tqdm import tqdm
@@ -63,6 +64,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=0, help="seed for album split, pair and crop choices (default 0)")
     p.add_argument("--jobs", type=int, default=default_jobs(),
                    help="worker processes for SIFT (default: all cores); does not change the result")
+    p.add_argument("--device", default="cpu", metavar="cpu|cuda[:N]",
+                   help="where descriptor matching runs (default cpu; cuda: every pair's ratio test on that GPU, "
+                        "then RANSAC on --jobs CPU workers); does not change the result")
     p.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
     p.add_argument("--cache", help="folder for cached SIFT features (keyed by file sha256 + SIFT options)")
     p.add_argument("--config", help="YAML file of recipe options (Config fields; nested sift:, levels:)")
@@ -98,7 +102,21 @@ def main(argv=None) -> int:
                                  overwrite=args.overwrite, cache_dir=args.cache,
                                  progress=None if args.quiet else _bar,
                                  shard=parse_shard(args.shard) if args.shard else None,
-                                 merge_shards=args.merge_shards))
+                                 merge_shards=args.merge_shards, device=matching_device(args.device)))
+
+
+def matching_device(name: str) -> str | None:
+    """``None`` for the CPU (its exact int8 path), else the checked CUDA device."""
+    if name == "cpu":
+        return None
+    if not re.fullmatch(r"cuda(:\d+)?", name):
+        raise ValueError(f"--device {name!r}: expected cpu, cuda or cuda:N")
+    import torch
+
+    index = int(name.split(":")[1]) if ":" in name else 0
+    if not torch.cuda.is_available() or index >= torch.cuda.device_count():
+        raise ValueError(f"--device {name}: no such CUDA device here ({torch.cuda.device_count()} visible)")
+    return name
 
 
 if __name__ == "__main__":

@@ -216,7 +216,7 @@ class FeatureCache:
             warnings.warn(f"could not write SIFT cache entry {path} ({e}); continuing without it", stacklevel=2)
 
 
-def ratio_matches(fa: Features, fb: Features, ratio: float) -> np.ndarray:
+def ratio_matches(fa: Features, fb: Features, ratio: float, device: str | torch.device | None = None) -> np.ndarray:
     """(k, 2) indices (a, b): each descriptor of ``a`` with its nearest neighbour in ``b`` when the
     second nearest is farther by more than 1 / ``ratio`` (Lowe's test; a tie fails).
 
@@ -225,6 +225,9 @@ def ratio_matches(fa: Features, fb: Features, ratio: float) -> np.ndarray:
     matrix product (``torch._int_mm``, exact int32 sums) gives every dot product of the pair; with
     the per-descriptor terms added in the same pass, each row's best and second-best squared
     distances are one argmax and one max along the row.
+
+    With ``device`` (e.g. ``cuda``) the same product runs there in float32, which is exact here:
+    every product and partial sum is an integer below 2**24, so the matches are the same.
     """
     import torch
 
@@ -232,6 +235,14 @@ def ratio_matches(fa: Features, fb: Features, ratio: float) -> np.ndarray:
         return np.zeros((0, 2), np.int64)
     a, _, a_term = fa.for_matching
     b, b_term, _ = fb.for_matching
+    if device is not None:
+        dev = torch.device(device)
+        u = torch.addmm(b_term.to(dev, torch.float32), a.to(dev, torch.float32), b.to(dev, torch.float32).T, alpha=2)
+        top = u.topk(2, dim=1).values.cpu().numpy().astype(np.int64)
+        nearest = u.argmax(dim=1).cpu().numpy()
+        d1, d2 = a_term - top[:, 0], a_term - top[:, 1]
+        query = np.flatnonzero(np.sqrt(d1) < ratio * np.sqrt(d2))
+        return np.stack([query, nearest[query]], axis=1).astype(np.int64)
     # u[i, j] = 2 a'_i.b'_j + b_term[j];  d^2(i, j) = a_term[i] - u[i, j]  (larger u is nearer)
     u = torch._int_mm(a, b.T)
     u = torch.add(b_term, u, alpha=2, out=u).numpy()
@@ -244,11 +255,12 @@ def ratio_matches(fa: Features, fb: Features, ratio: float) -> np.ndarray:
     return np.stack([query, nearest[query]], axis=1).astype(np.int64)
 
 
-def match(fa: Features, fb: Features, params: SiftParams) -> PairScore:
-    """Ratio-test matches a -> b, then RANSAC verification; deterministic for given features."""
+def match(fa: Features, fb: Features, params: SiftParams, idx: np.ndarray | None = None) -> PairScore:
+    """Ratio-test matches a -> b (or the given ones), then RANSAC verification; deterministic for
+    given features."""
     if len(fa) < 2 or len(fb) < 2:
         return PairScore(keypoints_a=len(fa), keypoints_b=len(fb), matches=0, inliers=0, score=0)
-    return verify(fa, fb, ratio_matches(fa, fb, params.ratio), params)
+    return verify(fa, fb, ratio_matches(fa, fb, params.ratio) if idx is None else idx, params)
 
 
 def verify(fa: Features, fb: Features, idx: np.ndarray, params: SiftParams) -> PairScore:
@@ -368,8 +380,9 @@ def _features(i: int) -> Features:
     return _LOADED[i]
 
 
-def _match_task(pair: tuple[int, int]) -> PairScore:
-    return match(_features(pair[0]), _features(pair[1]), _STATE[1])
+def _match_task(pair: tuple) -> PairScore:
+    """``(i, j)``, or ``(i, j, idx)`` with the ratio-test matches already made (on a GPU)."""
+    return match(_features(pair[0]), _features(pair[1]), _STATE[1], *pair[2:])
 
 
 def _run(fn: Callable, items: Sequence, state, jobs: int, progress: Callable | None) -> Iterator:
@@ -402,13 +415,17 @@ def read_images(paths: Iterable[str | os.PathLike], params: SiftParams, jobs: in
 
 
 def score_pairs(features: Sequence[Features], pairs: Sequence[tuple[int, int]], params: SiftParams,
-                jobs: int = 1, progress: Callable | None = None) -> list[PairScore]:
-    """Score each (i, j) pair of ``features``; the result does not depend on ``jobs``.
+                jobs: int = 1, progress: Callable | None = None, device: str | None = None) -> list[PairScore]:
+    """Score each (i, j) pair of ``features``; the result depends neither on ``jobs`` nor on ``device``.
 
     With several workers the features are handed over once through a temporary folder of ``.npz``
-    files that each worker loads as it needs them (not pickled per pair).
+    files that each worker loads as it needs them (not pickled per pair). With a ``device`` other
+    than the CPU, this process makes every pair's ratio-test matches there first; the workers then
+    only verify them.
     """
     pairs = list(pairs)
+    if device is not None:
+        pairs = [(i, j, ratio_matches(features[i], features[j], params.ratio, device)) for i, j in pairs]
     if jobs <= 1 or len(pairs) < 2:
         return list(_run(_match_task, pairs, (list(features), params), 1, progress))
     with tempfile.TemporaryDirectory(prefix="refsr-sift-") as tmp:

@@ -83,3 +83,42 @@ def test_int8_matching_gives_the_brute_force_knn_ratio_matches():
         got = set(map(tuple, sift.ratio_matches(fa, fb, ratio).tolist()))
         assert got == want and len(got) > 30
     assert not any(j < 40 for _, j in got)               # a tie for the nearest never passes the test
+
+
+def test_device_matching_equals_the_int8_path_and_scores_do_not_change(tmp_path):
+    """The float32 product a GPU runs (here on the CPU) gives the int8 path's matches exactly, with
+    extreme descriptors (all 0 / all 255) and exact ties included; scores of an album are unchanged
+    when the ratio tests are made first on a device and the workers only verify."""
+    base = texture(5)
+    p = sift.SiftParams(nfeatures=600)
+    fa, fb = sift.extract(base, p), sift.extract(warp(base, 15, 1.1, 0.05)[0], p)
+    extreme = np.stack([np.zeros(128, np.uint8), np.full(128, 255, np.uint8)])
+    fa = sift.Features(np.concatenate([fa.xy, fa.xy[:2]]), np.concatenate([fa.desc, extreme]))
+    fb = sift.Features(np.concatenate([fb.xy, fb.xy[:42]]), np.concatenate([fb.desc, fb.desc[:40], extreme]))
+    for ratio in (0.6, 0.8, 0.95):
+        want = sift.ratio_matches(fa, fb, ratio)
+        np.testing.assert_array_equal(sift.ratio_matches(fa, fb, ratio, device="cpu"), want)
+    make_album(tmp_path / "x", seed=7, views=[(0, 1.0, 0.0), (10, 1.2, 0.05), (30, 1.5, 0.1)])
+    p = sift.SiftParams(nfeatures=300)
+    feats = [r.features for r in sift.read_images(sorted((tmp_path / "x").glob("*.png")), p)]
+    pairs = [(i, j) for i in range(len(feats)) for j in range(i + 1, len(feats))]
+    plain = sift.score_pairs(feats, pairs, p)
+    for jobs in (1, 2):
+        on_device = sift.score_pairs(feats, pairs, p, jobs=jobs, device="cpu")
+        assert [(s.matches, s.inliers, s.score) for s in on_device] == [(s.matches, s.inliers, s.score) for s in plain]
+    assert max(s.inliers for s in plain) > 20
+
+
+def test_build_refuses_a_cuda_device_that_is_not_there(tmp_path, capsys):
+    import torch
+
+    from builders import build
+
+    if torch.cuda.is_available():
+        import pytest
+        pytest.skip("a GPU is present")
+    code = build.main(["--recipe", "cufed5", "--albums", str(tmp_path), "--out", str(tmp_path / "o"), "--device", "cuda:3"])
+    assert code == 2 and "no such CUDA device" in capsys.readouterr().err
+    code = build.main(["--recipe", "cufed5", "--albums", str(tmp_path), "--out", str(tmp_path / "o"), "--device", "gpu"])
+    assert code == 2 and "expected cpu, cuda or cuda:N" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()

@@ -98,7 +98,8 @@ def fit_long_side(img: np.ndarray, max_side: int) -> np.ndarray:
 
 def build_recipe(cfg, plan: Callable, generate: Callable, columns: dict[str, str], albums_dir, out_dir, seed: int,
                  jobs: int, *, overwrite: bool, cache_dir, progress: Callable | None,
-                 shard: tuple[int, int] | None = None, merge_shards: int | None = None) -> BuildReport:
+                 shard: tuple[int, int] | None = None, merge_shards: int | None = None,
+                 device: str | None = None) -> BuildReport:
     """What every album recipe does around its own ``plan`` and ``generate``.
 
     Scan the albums (features, pair scores), split them, ``plan(albums, splits, cfg, seed, report)``
@@ -109,7 +110,7 @@ def build_recipe(cfg, plan: Callable, generate: Callable, columns: dict[str, str
     """
     report = BuildReport(recipe=cfg.name, out=str(out_dir))
     scan_options = dict(min_side=cfg.crop_size, jobs=jobs, cache_dir=cache_dir, min_matches=cfg.min_matches,
-                        progress=progress, near_duplicate_psnr=cfg.near_duplicate_psnr)
+                        progress=progress, near_duplicate_psnr=cfg.near_duplicate_psnr, device=device)
     header = {"recipe": cfg.name, "sift": to_plain(cfg.sift), "min_side": cfg.crop_size,
               "min_matches": cfg.min_matches, "near_duplicate_psnr": cfg.near_duplicate_psnr}
     if shard is not None:

@@ -150,8 +150,8 @@ def generate(items, cfg: Config, seed: int, report: BuildReport) -> Iterator[Row
 def build(albums_dir: str | os.PathLike, out_dir: str | os.PathLike, config: Config | dict | None = None,
           seed: int = 0, jobs: int = 1, *, overwrite: bool = False, cache_dir: str | os.PathLike | None = None,
           progress: Callable | None = None, shard: tuple[int, int] | None = None,
-          merge_shards: int | None = None) -> BuildReport:
+          merge_shards: int | None = None, device: str | None = None) -> BuildReport:
     """Build a DRefSR-style dataset from ``albums_dir`` into ``out_dir``; return the build report."""
     return build_recipe(as_config(Config, config), plan, generate, COLUMNS, albums_dir, out_dir, seed, jobs,
                         overwrite=overwrite, cache_dir=cache_dir, progress=progress, shard=shard,
-                        merge_shards=merge_shards)
+                        merge_shards=merge_shards, device=device)
