@@ -57,9 +57,10 @@ class SiftParams:
     estimator: str = option("usac", "OpenCV USAC (seeded, 10-100x faster at low inlier ratios) or classic RANSAC",
                             choices=ESTIMATORS)
     score: str = option("inliers", "similarity = verified inliers or ratio-test matches", choices=SCORES)
-    retrieval_above: int = option(50, "albums of more images verify only each image's top retrieval_k pairs by "
-                                      "a VLAD descriptor of their SIFT features (builders.retrieval); 0 = every pair always")
-    retrieval_k: int = option(10, "candidates verified per image in albums above retrieval_above")
+    retrieval_above: int = option(50, "albums of more images verify only each image's candidate pairs: its top "
+                                      "retrieval_k by a subsampled first pass of the matcher, and its top 5 by a "
+                                      "VLAD descriptor (builders.retrieval); 0 = every pair always")
+    retrieval_k: int = option(15, "candidates per image by the first pass in albums above retrieval_above")
 
     def __post_init__(self):
         if self.geometry not in GEOMETRIES:
