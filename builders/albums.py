@@ -184,7 +184,8 @@ def scan_batch(root: Path, folders: list[Path], listed: dict, params: SiftParams
         feats.extend(rec.features for rec in album.images)
         n = len(album.images)
         if params.retrieval_above and n > params.retrieval_above:
-            pairs = candidate_pairs([rec.features for rec in album.images], params.retrieval_k, params.ratio)
+            pairs = candidate_pairs([rec.features for rec in album.images], params.retrieval_k, params.ratio,
+                                    device=device)
             album.log.pairs_not_verified = n * (n - 1) // 2 - len(pairs)
         else:
             pairs = [(i, j) for i in range(n) for j in range(i + 1, n)]

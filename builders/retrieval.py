@@ -77,10 +77,10 @@ def probes(f: Features, count: int = PROBES) -> Features:
     return Features(f.xy[keep], f.desc[keep])
 
 
-def first_pass(features: list[Features], ratio: float, count: int = PROBES) -> np.ndarray:
+def first_pass(features: list[Features], ratio: float, count: int = PROBES, device=None) -> np.ndarray:
     """(N, N) symmetric estimates of the ratio-test matches of each pair (i < j) as verification
     computes them, i's descriptors against j's: the matches of ``count`` probes of i, times
-    len(i) / probes."""
+    len(i) / probes. ``device``: where the ratio tests run (same counts; see ``sift.ratio_matches``)."""
     n = len(features)
     est = np.zeros((n, n))
     for i, f in enumerate(features):
@@ -89,7 +89,7 @@ def first_pass(features: list[Features], ratio: float, count: int = PROBES) -> n
             continue
         scale = len(f) / len(p)
         for j in range(i + 1, n):
-            est[i, j] = est[j, i] = scale * len(ratio_matches(p, features[j], ratio))
+            est[i, j] = est[j, i] = scale * len(ratio_matches(p, features[j], ratio, device))
     return est
 
 
@@ -101,11 +101,11 @@ def _top(sim: np.ndarray, k: int) -> set[tuple[int, int]]:
     return {(min(i, int(j)), max(i, int(j))) for i in range(len(sim)) for j in top[i]}
 
 
-def candidate_pairs(features: list[Features], k: int, ratio: float = 0.8) -> list[tuple[int, int]]:
+def candidate_pairs(features: list[Features], k: int, ratio: float = 0.8, device=None) -> list[tuple[int, int]]:
     """Pairs (i < j) where j is among i's ``k`` best by the first pass (``ratio``: the verifier's
     Lowe ratio) or its ``GLOBAL_K`` best by VLAD cosine, or i among j's."""
     n = len(features)
     if n <= k + 1:
         return [(i, j) for i in range(n) for j in range(i + 1, n)]
     v = global_descriptors(features)
-    return sorted(_top(first_pass(features, ratio), k) | _top(v @ v.T, min(k, GLOBAL_K)))
+    return sorted(_top(first_pass(features, ratio, device=device), k) | _top(v @ v.T, min(k, GLOBAL_K)))

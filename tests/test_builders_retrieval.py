@@ -37,6 +37,7 @@ def test_top_k_keeps_the_true_partners_and_scan_verifies_only_those_pairs(tmp_pa
     true = {(i, j) for i, j in combinations(range(len(paths)), 2) if scene[i] == scene[j]}
     feats = [r.features for r in sift.read_images(paths, p)]
     assert set(retrieval.candidate_pairs(feats, VIEWS_PER_SCENE - 1)) == true      # exactly the same-scene pairs
+    assert set(retrieval.candidate_pairs(feats, VIEWS_PER_SCENE - 1, device="cpu")) == true  # the device path
     assert retrieval.candidate_pairs(feats[:3], 5) == [(0, 1), (0, 2), (1, 2)]      # small: every pair
 
     for q in tmp_path.joinpath("albums").glob("s*"):
