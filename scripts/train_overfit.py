@@ -68,7 +68,7 @@ def stand_ins(name: str, kwargs: dict, folder: Path) -> list[str]:
         if real.is_file():
             (folder / arch / files[role]).symlink_to(real)
         else:
-            torch.save(model.checkpoint_modules()[role].state_dict(), folder / arch / files[role])
+            model.write_checkpoint(role, folder / arch / files[role])  # in the official format (SRNTT: .npz, .mat)
             made.append(role)
     if any(spec["type"] == "perceptual" for spec in recipe["losses"]):
         real = next((p for p in vgg19_candidates() if p.is_file()), None)

@@ -268,12 +268,9 @@ class Trainer:
             return {}
         wrapper = (self.recipe["export"] or {}).get("wrapper")
         written = {}
-        for role in self.train_roles:
-            module = self.model.checkpoint_modules()[role]
-            sd = {k: v.detach().cpu().clone().contiguous() for k, v in module.state_dict().items()}
-            obj = {wrapper: sd} if wrapper else sd
+        for role in self.train_roles:  # the model writes its own official format (SRNTT: TensorLayer .npz)
             path = self.out / self.files[role]
-            atomic_write_with(path, lambda tmp, obj=obj: torch.save(obj, tmp))
+            atomic_write_with(path, lambda tmp, role=role: self.model.write_checkpoint(role, tmp, wrapper))
             written[role] = path
         fresh = create_model(self.cfg.model, **self.model_kwargs)  # the harness's loader must take them as-is
         load_weights(fresh, written)
