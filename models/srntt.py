@@ -192,12 +192,12 @@ def torch_to_tf_layout(t: torch.Tensor) -> np.ndarray:
 
 
 def write_matconvnet_vgg19(file, sd: dict[str, torch.Tensor]) -> None:
-    """conv1_1 … conv3_1 (our keys, without ``vgg.``) as a MatConvNet ``layers`` cell array that
-    :func:`matconvnet_vgg19_state_dict` reads (kernels (x, y, in, out), biases (out, 1)); used for
-    stand-in files in tests and pipeline checks, never in place of the authors' file."""
+    """The convolutions of ``sd`` (keys ``conv1_1.weight`` …, in VGG19 order) as a MatConvNet ``layers``
+    cell array that :func:`matconvnet_vgg19_state_dict` reads (kernels (x, y, in, out), biases
+    (out, 1)); for SRNTT's exported files and for stand-ins in tests, never in place of the authors' file."""
     from scipy.io import savemat
 
-    names = ("conv1_1", "conv1_2", "conv2_1", "conv2_2", "conv3_1")
+    names = [c for c in VGG19_CONVS if f"{c}.weight" in sd]
     cells = np.empty((1, len(names)), dtype=object)
     for i, name in enumerate(names):
         weights = np.empty((1, 2), dtype=object)
@@ -217,15 +217,21 @@ def npz_state_dict(path: str | Path, role: str, num_res_blocks: int = 16) -> dic
     return {n: tf_to_torch_layout(a) for n, a in zip(names, arrays)}
 
 
-def matconvnet_vgg19_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
-    """conv1_1 … conv3_1 of MatConvNet's ``imagenet-vgg-verydeep-19.mat`` under official TF names.
+#: the 16 convolutions of VGG19 in order (MatConvNet layer names)
+VGG19_CONVS = tuple(f"conv{b}_{i}" for b, n in ((1, 2), (2, 2), (3, 4), (4, 4), (5, 4)) for i in range(1, n + 1))
+
+
+def matconvnet_vgg19_state_dict(path: str | Path, upto: str = "conv3_1") -> dict[str, torch.Tensor]:
+    """conv1_1 … ``upto`` (SRNTT's network: conv3_1) of MatConvNet's ``imagenet-vgg-verydeep-19.mat``
+    under official TF names (``vgg19/conv4_1/w:0`` for layers beyond the model's, as the official
+    perceptual loss reads them up to relu5_1).
 
     MatConvNet kernels are indexed (x, y, in, out) as the official code reads them (it transposes
     to (y, x, in, out)); here they go straight to torch's (out, in, y, x).
     """
     from scipy.io import loadmat  # MAT v5 parser: data only, no code execution
 
-    wanted = ("conv1_1", "conv1_2", "conv2_1", "conv2_2", "conv3_1")
+    wanted = VGG19_CONVS[:VGG19_CONVS.index(upto) + 1]
     try:
         cells = loadmat(str(path))["layers"][0]
     except (ValueError, KeyError, IndexError, TypeError) as exc:

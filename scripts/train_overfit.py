@@ -14,8 +14,8 @@ reconstruction loss (the recipe's l1/mse term; for L1-only recipes the whole los
 (mean of the first 10 steps vs the last 10) and the PSNR-Y on those crops (the harness's protocol
 code) ends above bicubic's. Small architectures (OVERFIT_KWARGS, else spec.test_kwargs) unless --full.
 
-Frozen official files a recipe needs (C2-Matching's extractor and VGG19, the perceptual loss's
-ImageNet VGG19) are never downloaded: a model whose files are missing is SKIPPED, or with
+Frozen official files a recipe needs (C2-Matching's extractor and VGG19, SRNTT's content extractor
+and MatConvNet VGG19, the perceptual loss's ImageNet VGG19) are never downloaded: a model whose files are missing is SKIPPED, or with
 --stand-ins runs with randomly initialised stand-ins of those files (said in its output line).
 """
 from __future__ import annotations
@@ -70,7 +70,20 @@ def stand_ins(name: str, kwargs: dict, folder: Path) -> list[str]:
         else:
             model.write_checkpoint(role, folder / arch / files[role])  # in the official format (SRNTT: .npz, .mat)
             made.append(role)
-    if any(spec["type"] == "perceptual" for spec in recipe["losses"]):
+    if any(spec["type"] == "perceptual" and spec.get("weights") == "matconvnet" for spec in recipe["losses"]):
+        from models.srntt import MATCONVNET_VGG19, VGG19_CONVS, write_matconvnet_vgg19
+
+        if not official_path("srntt", MATCONVNET_VGG19).is_file():  # all 16 convs (SRNTT's role reads 5)
+            vgg = torchvision.models.vgg19(weights=None).features
+            convs = [m for m in vgg if isinstance(m, torch.nn.Conv2d)]
+            (folder / "srntt").mkdir(parents=True, exist_ok=True)
+            target = folder / "srntt" / MATCONVNET_VGG19
+            target.unlink(missing_ok=True)
+            with open(target, "wb") as f:
+                write_matconvnet_vgg19(f, {f"{n}.{leaf}": getattr(m, leaf) for n, m in zip(VGG19_CONVS, convs)
+                                           for leaf in ("weight", "bias")})
+            made.append("perceptual MatConvNet VGG19")
+    elif any(spec["type"] == "perceptual" for spec in recipe["losses"]):
         real = next((p for p in vgg19_candidates() if p.is_file()), None)
         if real is not None:
             (folder / VGG19_FILE).symlink_to(real)

@@ -72,6 +72,32 @@ def imagenet_vgg19(layer: str = "relu5_1", file: str | None = None) -> nn.Sequen
     return net.eval().requires_grad_(False)
 
 
+#: MatConvNet's VGG19 input: RGB 0-255 minus the mean pixel (what SRNTT's vgg19.py feeds it)
+MATCONVNET_MEAN = (123.68, 116.779, 103.939)
+
+
+def matconvnet_vgg19(layer: str = "relu5_1", file: str | None = None) -> nn.Sequential:
+    """torchvision's VGG19 ``features`` up to ``layer`` with the weights of MatConvNet's
+    ``imagenet-vgg-verydeep-19.mat`` (SRNTT's file, ``$REFSR_WEIGHTS/srntt/``), frozen; never downloads."""
+    from models.srntt import MATCONVNET_VGG19, VGG19_CONVS, matconvnet_vgg19_state_dict
+    from models.weights import official_path
+
+    path = Path(file).expanduser() if file else official_path("srntt", MATCONVNET_VGG19)
+    if not path.is_file():
+        raise MissingWeights(f"the perceptual loss (vgg: matconvnet) needs MatConvNet's {MATCONVNET_VGG19} "
+                             f"(http://www.vlfeat.org/matconvnet/models/{MATCONVNET_VGG19}, the file SRNTT "
+                             f"matches with); looked in {path}. Place it there (or give losses[].file); nothing "
+                             f"is downloaded.")
+    from torchvision.models.vgg import cfgs, make_layers  # the features alone (no 100 M-parameter classifier)
+
+    net = make_layers(cfgs["E"])[:VGG19_LAYERS[layer]]
+    convs = [i for i, m in enumerate(net) if isinstance(m, nn.Conv2d)]
+    sd = matconvnet_vgg19_state_dict(path, upto=VGG19_CONVS[len(convs) - 1])
+    net.load_state_dict({f"{i}.{leaf}": sd[f"vgg19/{name}/{tf}:0"]
+                         for i, name in zip(convs, VGG19_CONVS) for leaf, tf in (("weight", "w"), ("bias", "b"))})
+    return net.eval().requires_grad_(False)
+
+
 @LOSSES.register("perceptual", source="TTSR loss/loss.py PerceptualLoss + model/Vgg19.py; C2-Matching "
                  "mmsr/models/losses.py PerceptualLoss (criterion fro)")
 class Perceptual(Loss):
@@ -80,11 +106,12 @@ class Perceptual(Loss):
     ``criterion``: ``mse`` (TTSR: mean squared difference), ``fro`` (C2-Matching: Frobenius norm of
     the whole batch's difference, not averaged) or ``l1`` (MASA-SR). ``bgr``: the VGG sees the channels
     in BGR order, as MASA-SR's trainer feeds it (its images are BGR; the normalisation stays RGB's).
-    HR features carry no gradient.
+    ``weights``: ``torchvision`` (ImageNet VGG19, mean/std on [0, 1]) or ``matconvnet`` (SRNTT's
+    MatConvNet VGG19 on 0-255 minus the mean pixel). HR features carry no gradient.
     """
 
     def __init__(self, layer: str = "relu5_1", criterion: str = "mse", file: str | None = None,
-                 vgg: nn.Module | None = None, bgr: bool = False):
+                 vgg: nn.Module | None = None, bgr: bool = False, weights: str = "torchvision"):
         super().__init__()
         if layer not in VGG19_LAYERS:
             raise ValueError(f"perceptual layer must be one of {sorted(VGG19_LAYERS)}, got {layer!r}")
@@ -92,10 +119,15 @@ class Perceptual(Loss):
         if criterion not in ("mse", "fro", "l1"):
             raise ValueError(f"perceptual criterion must be mse, fro or l1, got {criterion!r}")
         self.criterion = criterion
-        self.vgg = vgg if vgg is not None else imagenet_vgg19(layer, file)
+        if weights not in ("torchvision", "matconvnet"):
+            raise ValueError(f"perceptual weights must be torchvision or matconvnet, got {weights!r}")
+        build = matconvnet_vgg19 if weights == "matconvnet" else imagenet_vgg19
+        self.vgg = vgg if vgg is not None else build(layer, file)
         self.vgg.requires_grad_(False).eval()
-        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
+        mean, std = ((tuple(m / 255 for m in MATCONVNET_MEAN), (1 / 255,) * 3) if weights == "matconvnet"
+                     else (IMAGENET_MEAN, IMAGENET_STD))
+        self.register_buffer("mean", torch.tensor(mean).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(std).view(1, 3, 1, 1), persistent=False)
 
     def train(self, mode: bool = True):  # the VGG stays in eval mode
         super().train(mode)
