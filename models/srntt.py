@@ -177,12 +177,18 @@ def read_tensorlayer_npz(path: str | Path) -> list[np.ndarray]:
 
 def write_tensorlayer_npz(file, arrays: list[np.ndarray]) -> None:
     """What TensorLayer's ``save_npz`` writes: ``np.savez(file, params=[...])``, one object array
-    holding the variables in ``all_params`` order (TF layout). ``file``: a path ending in .npz or an
-    open binary file."""
+    holding the variables in ``all_params`` order (TF layout), pickled as NumPy 1.x's ``np.save`` does
+    (protocol 3, ``numpy.core.multiarray``), so the authors' TensorFlow code loads it too.
+    ``file``: a path or an open binary file."""
     params = np.empty(len(arrays), dtype=object)
     for i, a in enumerate(arrays):
-        params[i] = a
-    np.savez(file, params=params)
+        params[i] = np.ascontiguousarray(a)
+    npy = io.BytesIO()
+    np.lib.format.write_array_header_1_0(npy, np.lib.format.header_data_from_array_1_0(params))
+    # protocol 3 names globals as text lines (no frames), so the module can be renamed in place
+    npy.write(pickle.dumps(params, protocol=3).replace(b"cnumpy._core.multiarray\n", b"cnumpy.core.multiarray\n"))
+    with zipfile.ZipFile(file, "w") as zf:
+        zf.writestr("params.npy", npy.getvalue())
 
 
 def torch_to_tf_layout(t: torch.Tensor) -> np.ndarray:

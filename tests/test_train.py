@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -287,6 +288,8 @@ def test_srntt_init_then_full_recipe_train_export_official_npz_and_reload(datase
     arrays = read_tensorlayer_npz(first / "srntt_init.npz")
     names = official_variable_names("texture_transfer", tiny["num_res_blocks"])
     assert len(arrays) == len(names) and arrays[0].shape == (3, 3, 64 + 256, 64)  # TF layout (h, w, in, out)
+    # pickled as NumPy 1.x does, so the authors' TensorFlow code can load it as well
+    assert b"cnumpy.core.multiarray\n_reconstruct" in zipfile.ZipFile(first / "srntt_init.npz").read("params.npy")
     resolved = resolve_weights("srntt.init", first)  # what benchmark.run --weights OUT does
     assert resolved.label.startswith(f"trained:{res['run_id']}@")
     assert resolved.files["content_extractor"] == weights / "srntt" / "upscale.npz"
