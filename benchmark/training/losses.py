@@ -79,6 +79,8 @@ MATCONVNET_MEAN = (123.68, 116.779, 103.939)
 def matconvnet_vgg19(layer: str = "relu5_1", file: str | None = None) -> nn.Sequential:
     """torchvision's VGG19 ``features`` up to ``layer`` with the weights of MatConvNet's
     ``imagenet-vgg-verydeep-19.mat`` (SRNTT's file, ``$REFSR_WEIGHTS/srntt/``), frozen; never downloads."""
+    from torchvision.models.vgg import cfgs, make_layers  # the features alone (no 100 M-parameter classifier)
+
     from models.srntt import MATCONVNET_VGG19, VGG19_CONVS, matconvnet_vgg19_state_dict
     from models.weights import official_path
 
@@ -88,8 +90,6 @@ def matconvnet_vgg19(layer: str = "relu5_1", file: str | None = None) -> nn.Sequ
                              f"(http://www.vlfeat.org/matconvnet/models/{MATCONVNET_VGG19}, the file SRNTT "
                              f"matches with); looked in {path}. Place it there (or give losses[].file); nothing "
                              f"is downloaded.")
-    from torchvision.models.vgg import cfgs, make_layers  # the features alone (no 100 M-parameter classifier)
-
     net = make_layers(cfgs["E"])[:VGG19_LAYERS[layer]]
     convs = [i for i, m in enumerate(net) if isinstance(m, nn.Conv2d)]
     sd = matconvnet_vgg19_state_dict(path, upto=VGG19_CONVS[len(convs) - 1])
