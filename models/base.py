@@ -43,3 +43,10 @@ class RefSRModel(nn.Module):
     def checkpoint_filter(self, role: str, state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Official keys -> ours for ``role`` (drop recomputed buffers, rename). Default: unchanged."""
         return state_dict
+
+    def write_checkpoint(self, role: str, path: str | os.PathLike, wrapper: str | None = None) -> None:
+        """Write ``role``'s current weights as its official file (what :meth:`read_checkpoint` reads
+        back): a torch state dict, under the key ``wrapper`` if given (BasicSR's ``params``). Models
+        whose official files are not torch files (SRNTT's TensorLayer arrays) override this."""
+        sd = {k: v.detach().cpu().clone().contiguous() for k, v in self.checkpoint_modules()[role].state_dict().items()}
+        torch.save({wrapper: sd} if wrapper else sd, path)

@@ -175,6 +175,44 @@ def read_tensorlayer_npz(path: str | Path) -> list[np.ndarray]:
     return [np.asarray(a) for a in np.asarray(arrays, dtype=object).reshape(-1)]
 
 
+def write_tensorlayer_npz(file, arrays: list[np.ndarray]) -> None:
+    """What TensorLayer's ``save_npz`` writes: ``np.savez(file, params=[...])``, one object array
+    holding the variables in ``all_params`` order (TF layout), pickled as NumPy 1.x's ``np.save`` does
+    (protocol 3, ``numpy.core.multiarray``), so the authors' TensorFlow code loads it too.
+    ``file``: a path or an open binary file."""
+    params = np.empty(len(arrays), dtype=object)
+    for i, a in enumerate(arrays):
+        params[i] = np.ascontiguousarray(a)
+    npy = io.BytesIO()
+    np.lib.format.write_array_header_1_0(npy, np.lib.format.header_data_from_array_1_0(params))
+    # protocol 3 names globals as text lines (no frames), so the module can be renamed in place
+    npy.write(pickle.dumps(params, protocol=3).replace(b"cnumpy._core.multiarray\n", b"cnumpy.core.multiarray\n"))
+    with zipfile.ZipFile(file, "w") as zf:
+        zf.writestr("params.npy", npy.getvalue())
+
+
+def torch_to_tf_layout(t: torch.Tensor) -> np.ndarray:
+    """Inverse of :func:`tf_to_torch_layout`: conv kernels (out, in, h, w) -> (h, w, in, out)."""
+    t = t.detach().cpu().float()
+    return np.ascontiguousarray((t.permute(2, 3, 1, 0) if t.ndim == 4 else t).numpy())
+
+
+def write_matconvnet_vgg19(file, sd: dict[str, torch.Tensor]) -> None:
+    """The convolutions of ``sd`` (keys ``conv1_1.weight`` …, in VGG19 order) as a MatConvNet ``layers``
+    cell array that :func:`matconvnet_vgg19_state_dict` reads (kernels (x, y, in, out), biases
+    (out, 1)); for SRNTT's exported files and for stand-ins in tests, never in place of the authors' file."""
+    from scipy.io import savemat
+
+    names = [c for c in VGG19_CONVS if f"{c}.weight" in sd]
+    cells = np.empty((1, len(names)), dtype=object)
+    for i, name in enumerate(names):
+        weights = np.empty((1, 2), dtype=object)
+        weights[0, 0] = sd[f"{name}.weight"].detach().cpu().float().permute(3, 2, 1, 0).contiguous().numpy()
+        weights[0, 1] = sd[f"{name}.bias"].detach().cpu().float().reshape(-1, 1).numpy()
+        cells[0, i] = {"name": name, "type": "conv", "weights": weights}
+    savemat(file, {"layers": cells})
+
+
 def npz_state_dict(path: str | Path, role: str, num_res_blocks: int = 16) -> dict[str, torch.Tensor]:
     """An official ``.npz`` as a state dict with official TF names (torch layout)."""
     arrays = read_tensorlayer_npz(path)
@@ -185,15 +223,21 @@ def npz_state_dict(path: str | Path, role: str, num_res_blocks: int = 16) -> dic
     return {n: tf_to_torch_layout(a) for n, a in zip(names, arrays)}
 
 
-def matconvnet_vgg19_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
-    """conv1_1 … conv3_1 of MatConvNet's ``imagenet-vgg-verydeep-19.mat`` under official TF names.
+#: the 16 convolutions of VGG19 in order (MatConvNet layer names)
+VGG19_CONVS = tuple(f"conv{b}_{i}" for b, n in ((1, 2), (2, 2), (3, 4), (4, 4), (5, 4)) for i in range(1, n + 1))
+
+
+def matconvnet_vgg19_state_dict(path: str | Path, upto: str = "conv3_1") -> dict[str, torch.Tensor]:
+    """conv1_1 … ``upto`` (SRNTT's network: conv3_1) of MatConvNet's ``imagenet-vgg-verydeep-19.mat``
+    under official TF names (``vgg19/conv4_1/w:0`` for layers beyond the model's, as the official
+    perceptual loss reads them up to relu5_1).
 
     MatConvNet kernels are indexed (x, y, in, out) as the official code reads them (it transposes
     to (y, x, in, out)); here they go straight to torch's (out, in, y, x).
     """
     from scipy.io import loadmat  # MAT v5 parser: data only, no code execution
 
-    wanted = ("conv1_1", "conv1_2", "conv2_1", "conv2_2", "conv3_1")
+    wanted = VGG19_CONVS[:VGG19_CONVS.index(upto) + 1]
     try:
         cells = loadmat(str(path))["layers"][0]
     except (ValueError, KeyError, IndexError, TypeError) as exc:
@@ -457,14 +501,20 @@ class SRNTT(RefSRModel):
         return [_nhwc(torch.stack(m)) for m in maps]
 
     def forward(self, lr: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
+        return self.forward_with_maps(lr, ref)[0]
+
+    def forward_with_maps(self, lr: torch.Tensor, ref: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """(sr in [0, 1], the swapped maps M_3, M_2, M_1 it was made with); the maps carry no gradient
+        (the VGG19 is never trained; the texture loss compares the output's VGG features with them)."""
         rh, rw = ref.shape[-2] // 4 * 4, ref.shape[-1] // 4 * 4
         if min(rh, rw) < 12 or min(lr.shape[-2:]) < 3:
             raise ValueError(f"srntt needs an LR of at least 3x3 and a reference of at least 12x12, got "
                              f"{tuple(lr.shape[-2:])} and {tuple(ref.shape[-2:])}")
         lr, ref = _uint8(lr), _uint8(ref[..., :rh, :rw])
-        maps = self.swapped_maps(lr, ref)
+        with torch.no_grad():
+            maps = self.swapped_maps(lr, ref)
         sr = self.texture_transfer(self.content_extractor(_nhwc(lr * 2 - 1)), maps)
-        return (sr + 1) / 2
+        return (sr + 1) / 2, maps
 
     def upscale(self, lr: torch.Tensor) -> torch.Tensor:
         """The official 'Upscale' image: the content extractor's own ×4 SR (no reference), in [0, 1]."""
@@ -489,6 +539,26 @@ class SRNTT(RefSRModel):
         if suffix == ".npz":
             return npz_state_dict(path, role, self.num_res_blocks)
         return read_state_dict(path)
+
+    def write_checkpoint(self, role: str, path, wrapper: str | None = None) -> None:
+        """The official file of ``role`` from the current weights (what :meth:`read_checkpoint` reads):
+        ``upscale.npz`` / ``srntt[_init].npz`` as TensorLayer's ``save_npz`` writes them (the official
+        trainer's ``files.save_npz(net_srntt.all_params)``: every variable of the scope, BN moving
+        statistics included, in creation order, TF layout); ``vgg19`` as a MatConvNet ``.mat``
+        (torchvision's layout with ``vgg='torchvision'``)."""
+        if wrapper:
+            raise ValueError("SRNTT's official files have no wrapper key")
+        sd = self.checkpoint_modules()[role].state_dict()
+        with open(path, "wb") as f:
+            if role == "vgg19" and self.vgg_weights == "torchvision":
+                torch.save({f"features.{i}.{leaf}": sd[f"{name}.{leaf}"].detach().cpu().clone()
+                            for name, i in _TORCHVISION_INDEX.items() for leaf in ("weight", "bias")}, f)
+            elif role == "vgg19":
+                write_matconvnet_vgg19(f, sd)
+            else:
+                prefix = _PREFIX[role] + "."
+                names = official_variable_names(role, self.num_res_blocks)
+                write_tensorlayer_npz(f, [torch_to_tf_layout(sd[tf_to_torch_key(n)[len(prefix):]]) for n in names])
 
     def checkpoint_filter(self, role: str, state_dict: dict) -> dict:
         """TF variable names (or our full keys) -> keys of the role's sub-module."""

@@ -14,9 +14,10 @@ reconstruction loss (the recipe's l1/mse term; for L1-only recipes the whole los
 (mean of the first 10 steps vs the last 10) and the PSNR-Y on those crops (the harness's protocol
 code) ends above bicubic's. Small architectures (OVERFIT_KWARGS, else spec.test_kwargs) unless --full.
 
-Frozen official files a recipe needs (C2-Matching's extractor and VGG19, the perceptual loss's
-ImageNet VGG19) are never downloaded: a model whose files are missing is SKIPPED, or with
---stand-ins runs with randomly initialised stand-ins of those files (said in its output line).
+Frozen official files a recipe needs (C2-Matching's extractor and VGG19, SRNTT's content extractor
+and MatConvNet VGG19, the perceptual loss's ImageNet VGG19) are never downloaded: a model whose files are missing is SKIPPED, or with
+--stand-ins runs with randomly initialised stand-ins of those files (said in its output line; a stand-in
+with batch norm gets the running statistics of its activations on the 4 crops, as a trained file would).
 """
 from __future__ import annotations
 
@@ -45,7 +46,28 @@ LATE_START = 20
 OVERFIT_KWARGS = {"masa": {"nf": 32, "n_blks": [1, 1, 1], "n_blks_dec": [1, 1, 1, 1, 1, 1]}}
 
 
-def stand_ins(name: str, kwargs: dict, folder: Path) -> list[str]:
+def calibrate_batch_norm(model, ds_dir: Path, protocol: str, passes: int = 60) -> None:
+    """Running statistics of a random stand-in's batch-norm layers set to its activations on the 4 crops
+    (passes of the training forward in train mode, no gradient), as a trained network's statistics fit its
+    data. Without this, SRNTT's frozen content extractor is trained through on batch statistics (as the
+    official graph does) but evaluated on the stand-in's initial ones (0 and 1), which no real file has."""
+    import torch
+
+    from benchmark.training.adapters import TrainForward
+    from benchmark.training.data import Item, TrainCrops, train_table
+
+    ds = Dataset.open(ds_dir)
+    table = train_table(ds)
+    crops = TrainCrops(ds, table, protocol, model.spec.scale, SIZE, SIZE, {}, 0, 1)
+    batch = [crops[Item(i, 0, i)] for i in range(len(table))]
+    lr, ref = (torch.stack([b[k] for b in batch]) for k in ("lr", "ref"))
+    forward = TrainForward(model).train()
+    with torch.no_grad():
+        for _ in range(passes):
+            forward(lr, ref)
+
+
+def stand_ins(name: str, kwargs: dict, folder: Path, ds_dir: Path) -> list[str]:
     """Random-init files for the frozen roles and the perceptual VGG19 a run of ``name`` needs and
     that are missing; returns what was made. ``folder`` becomes $REFSR_WEIGHTS for the run."""
     import torch
@@ -62,15 +84,32 @@ def stand_ins(name: str, kwargs: dict, folder: Path) -> list[str]:
     files = {c.role: c.filename for c in get_spec(arch).tag(tag).files}
     made = []
     model = create_model(name, **kwargs)
-    for role in set(files) - set(recipe["train_roles"] or [next(iter(files))]):
+    frozen = set(files) - set(recipe["train_roles"] or [next(iter(files))])
+    if any(not official_path(arch, files[role]).is_file() and any(n.endswith("running_mean") for n, _ in
+           model.checkpoint_modules()[role].named_buffers()) for role in frozen):
+        calibrate_batch_norm(model, ds_dir, recipe["protocol"])
+    for role in frozen:
         real = official_path(arch, files[role])
         (folder / arch).mkdir(parents=True, exist_ok=True)
         if real.is_file():
             (folder / arch / files[role]).symlink_to(real)
         else:
-            torch.save(model.checkpoint_modules()[role].state_dict(), folder / arch / files[role])
+            model.write_checkpoint(role, folder / arch / files[role])  # in the official format (SRNTT: .npz, .mat)
             made.append(role)
-    if any(spec["type"] == "perceptual" for spec in recipe["losses"]):
+    if any(spec["type"] == "perceptual" and spec.get("weights") == "matconvnet" for spec in recipe["losses"]):
+        from models.srntt import MATCONVNET_VGG19, VGG19_CONVS, write_matconvnet_vgg19
+
+        if not official_path("srntt", MATCONVNET_VGG19).is_file():  # all 16 convs (SRNTT's role reads 5)
+            vgg = torchvision.models.vgg19(weights=None).features
+            convs = [m for m in vgg if isinstance(m, torch.nn.Conv2d)]
+            (folder / "srntt").mkdir(parents=True, exist_ok=True)
+            target = folder / "srntt" / MATCONVNET_VGG19
+            target.unlink(missing_ok=True)
+            with open(target, "wb") as f:
+                write_matconvnet_vgg19(f, {f"{n}.{leaf}": getattr(m, leaf) for n, m in zip(VGG19_CONVS, convs)
+                                           for leaf in ("weight", "bias")})
+            made.append("perceptual MatConvNet VGG19")
+    elif any(spec["type"] == "perceptual" for spec in recipe["losses"]):
         real = next((p for p in vgg19_candidates() if p.is_file()), None)
         if real is not None:
             (folder / VGG19_FILE).symlink_to(real)
@@ -139,7 +178,7 @@ def main(argv=None) -> int:
             if args.stand_ins:
                 folder = Path(tmp) / f"weights-{name}"
                 folder.mkdir()
-                made = stand_ins(name, kwargs, folder)
+                made = stand_ins(name, kwargs, folder, ds_dir)
                 os.environ["REFSR_WEIGHTS"] = str(folder)
                 note = f" [random stand-ins: {', '.join(made)}]" if made else ""
             torch.manual_seed(0)

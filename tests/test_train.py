@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -256,3 +257,65 @@ def test_init_from_starts_the_trained_roles_from_another_runs_files(dataset, tmp
     init = json.loads((out / "run.json").read_text())["init_from"]
     assert init["label"].startswith("trained:") and init["files"]["net"]["path"] == str(first / "masa_rec.pth")
     assert load_recipe("masa")["init_from"] == {"model": "masa.rec", "weights": "official"}
+
+
+def _srntt_official_stand_ins(weights: Path, tiny: dict):
+    """Random SRNTT files in the official formats at the official place: upscale.npz, srntt_init.npz
+    (TensorLayer arrays) and the MatConvNet VGG19 .mat (conv1_1-conv3_1)."""
+    torch.manual_seed(2)
+    official = create_model("srntt.init", **tiny)
+    (weights / "srntt").mkdir(parents=True)
+    for c in get_spec("srntt").tag("init").files:
+        official.write_checkpoint(c.role, weights / "srntt" / c.filename)
+    return official
+
+
+def test_srntt_init_then_full_recipe_train_export_official_npz_and_reload(dataset, tmp_path, monkeypatch):
+    """SRNTT's two stages: srntt.init (L1) writes srntt_init.npz; srntt (L1 + MatConvNet perceptual + Gram texture
+    + WGAN-GP with SRNTT's discriminator) starts from it (init_from) and writes srntt.npz. Both are TensorLayer
+    .npz lists in the official variable order, load through resolve_weights / SRNTT.read_checkpoint, and the
+    frozen content extractor and VGG19 stay the official files."""
+    from models.srntt import official_variable_names, read_tensorlayer_npz
+
+    tiny = get_spec("srntt").test_kwargs
+    weights = tmp_path / "weights"
+    monkeypatch.setenv("REFSR_WEIGHTS", str(weights))
+    official = _srntt_official_stand_ins(weights, tiny)
+    kw = dict(model_kwargs=tiny, device="cpu", progress=False, val_limit=0, log_every=1)
+    first = tmp_path / "init"
+    res = train("srntt.init", dataset, first, overrides={**FAST, "iterations": 1, "batch_size": 2}, **kw)
+    assert set(res["weights"]["files"]) == {"srntt_init.npz"}  # only the trained role is written
+    arrays = read_tensorlayer_npz(first / "srntt_init.npz")
+    names = official_variable_names("texture_transfer", tiny["num_res_blocks"])
+    assert len(arrays) == len(names) and arrays[0].shape == (3, 3, 64 + 256, 64)  # TF layout (h, w, in, out)
+    # pickled as NumPy 1.x does, so the authors' TensorFlow code can load it as well
+    assert b"cnumpy.core.multiarray\n_reconstruct" in zipfile.ZipFile(first / "srntt_init.npz").read("params.npy")
+    resolved = resolve_weights("srntt.init", first)  # what benchmark.run --weights OUT does
+    assert resolved.label.startswith(f"trained:{res['run_id']}@")
+    assert resolved.files["content_extractor"] == weights / "srntt" / "upscale.npz"
+    model = create_model("srntt.init", **tiny)
+    load_weights(model, resolved.files)
+    for role in ("content_extractor", "vgg19"):  # frozen: the official files' values
+        a, b = model.checkpoint_modules()[role].state_dict(), official.checkpoint_modules()[role].state_dict()
+        assert all(torch.equal(a[k], b[k]) for k in a), role
+    moved = [not torch.equal(v, official.texture_transfer.state_dict()[k])
+             for k, v in model.texture_transfer.state_dict().items()]
+    assert any(moved)
+
+    out = tmp_path / "full"
+    over = {**FAST, "iterations": 1, "batch_size": 2, "init_from.weights": str(first),
+            "losses.1.layer": "relu2_1"}  # the stand-in VGG file holds conv1_1-conv3_1 only
+    res = train("srntt", dataset, out, overrides=over, **kw)
+    info = json.loads((out / "run.json").read_text())
+    assert info["init_from"]["files"]["texture_transfer"]["path"] == str(first / "srntt_init.npz")
+    log = (out / "log.csv").read_text().splitlines()
+    rows = [dict(zip(log[0].split(","), line.split(","))) for line in log[1:] if ",train," in line]
+    assert all(float(r["texture"] or 0) == 0 for r in rows)  # the Gram loss is logged under its own name
+    assert float(rows[0]["texture_gram"]) > 0 and rows[0]["d_loss"] != "" and float(rows[0]["perceptual"]) > 0
+    full = create_model("srntt", **tiny)
+    load_weights(full, resolve_weights("srntt", out).files)
+    assert len(read_tensorlayer_npz(out / "srntt.npz")) == len(names)
+    after = full.texture_transfer.state_dict()
+    assert any(not torch.equal(v, model.texture_transfer.state_dict()[k]) for k, v in after.items())
+    d_state = torch.load(out / "checkpoints" / "last.pt", weights_only=True)["losses"]["3"]
+    assert int(d_state["optimizer"]["state"][0]["step"]) == 3  # d_steps: SRNTT's 2 D-only updates + 1 with G

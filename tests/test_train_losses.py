@@ -8,7 +8,8 @@ import torch
 from torch import nn
 
 from benchmark.training.discriminators import DISCRIMINATORS
-from benchmark.training.losses import LOSSES, Adversarial, Perceptual, Texture, build_loss, imagenet_vgg19, start_step
+from benchmark.training.losses import (LOSSES, Adversarial, Perceptual, Texture, TextureGram, build_loss,
+                                      imagenet_vgg19, matconvnet_vgg19, start_step)
 from models.weights import MissingWeights
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -23,8 +24,8 @@ def _images(seed: int, shape=(2, 3, 16, 16)):
 
 
 def test_registry_lists_every_recipe_loss():
-    assert {"l1", "mse", "perceptual", "texture", "adversarial"} <= set(LOSSES.list())
-    assert {"ttsr", "c2_matching", "masa"} <= set(DISCRIMINATORS.list())
+    assert {"l1", "mse", "perceptual", "texture", "texture_gram", "adversarial"} <= set(LOSSES.list())
+    assert {"ttsr", "c2_matching", "masa", "srntt"} <= set(DISCRIMINATORS.list())
 
 
 @pytest.mark.parametrize("criterion", ["mse", "fro", "l1"])
@@ -69,6 +70,58 @@ def test_texture_loss_is_the_mean_of_the_levels_mses():
         Texture()(None, None, {})
 
 
+def test_texture_gram_loss_matches_a_float64_recomputation_of_the_official_formula():
+    """SRNTT: mean over levels of mean_{b,i,j} (Gr(M) - Gr(phi(SR)))^2 / (4 (input_size^2 N_l)^2), N = 256, 512,
+    1024 for relu3_1, relu2_1, relu1_1 (the official constants, written out here with input_size = 4)."""
+    import numpy as np
+
+    g = torch.Generator().manual_seed(7)
+    n = 4  # input_size: relu3_1 is n x n with 256 channels, relu2_1 2n x 2n x 128, relu1_1 4n x 4n x 64
+    pairs = [(torch.rand(2, c, s, s, generator=g, requires_grad=True), torch.rand(2, c, s, s, generator=g))
+             for c, s in ((256, n), (128, 2 * n), (64, 4 * n))]
+    want = 0.0
+    for (feat, target), big_n in zip(pairs, (256, 512, 1024)):
+        a = feat.detach().double().numpy().transpose(0, 2, 3, 1).reshape(2, -1, feat.shape[1])  # NHWC -> (B, HW, C)
+        b = target.double().numpy().transpose(0, 2, 3, 1).reshape(2, -1, feat.shape[1])
+        gram_a = np.einsum("bki,bkj->bij", a, a)
+        gram_b = np.einsum("bki,bkj->bij", b, b)
+        want += float(np.mean((gram_b - gram_a) ** 2)) / 4.0 / (n * n * big_n) ** 2
+    want /= 3
+    loss = TextureGram()(None, None, {"texture": pairs})
+    assert float(loss.detach()) == pytest.approx(want, rel=1e-5) and want > 0
+    loss.backward()  # the gradient reaches the output's features, not the targets
+    assert pairs[0][0].grad is not None and pairs[0][1].grad is None
+    same = TextureGram()(None, None, {"texture": [(b, b) for _, b in pairs]})
+    assert float(same) == 0.0
+    with pytest.raises(ValueError, match="texture features"):
+        TextureGram()(None, None, {})
+
+
+def test_matconvnet_perceptual_vgg_reads_srntt_file_and_feeds_0_255_minus_the_mean(tmp_path, monkeypatch):
+    """weights: matconvnet = VGG19's layers with the .mat's kernels, input 255 x - mean pixel (up to relu2_1 here)."""
+    from models.srntt import MATCONVNET_VGG19, write_matconvnet_vgg19
+
+    monkeypatch.setenv("REFSR_WEIGHTS", str(tmp_path))
+    with pytest.raises(MissingWeights, match="nothing is downloaded"):
+        matconvnet_vgg19("relu2_1")
+    torch.manual_seed(0)
+    ref = nn.Sequential(nn.Conv2d(3, 64, 3, padding=1), nn.ReLU(), nn.Conv2d(64, 64, 3, padding=1), nn.ReLU(),
+                        nn.MaxPool2d(2), nn.Conv2d(64, 128, 3, padding=1), nn.ReLU())
+    (tmp_path / "srntt").mkdir()
+    with open(tmp_path / "srntt" / MATCONVNET_VGG19, "wb") as f:
+        write_matconvnet_vgg19(f, {f"{n}.{leaf}": getattr(ref[i], leaf) for n, i in
+                                   (("conv1_1", 0), ("conv1_2", 2), ("conv2_1", 5)) for leaf in ("weight", "bias")})
+    loss = Perceptual(layer="relu2_1", criterion="mse", weights="matconvnet")
+    sr, hr = _images(8, (1, 3, 16, 16))
+    mean = torch.tensor([123.68, 116.779, 103.939], dtype=torch.float64).view(1, 3, 1, 1)
+    with torch.no_grad():
+        ref = ref.double()
+        want = float(((ref(sr.double() * 255 - mean) - ref(hr.double() * 255 - mean)) ** 2).mean())
+    assert float(loss(sr, hr)) == pytest.approx(want, rel=1e-4)
+    with pytest.raises(ValueError, match="torchvision or matconvnet"):
+        Perceptual(vgg=nn.Identity(), weights="caffe")
+
+
 class LinearCritic(nn.Module):
     """D(x) = <w, x> + b: its input gradient is w for every sample, so the penalty is hand-computable."""
 
@@ -95,6 +148,25 @@ def test_wgan_gp_losses_equal_hand_computed_values(input_range):
     want_d = float(d(f).mean() - d(r).mean()) + 10 * (norm - 1) ** 2
     assert float(adv.discriminator_loss(fake, real).detach()) == pytest.approx(want_d, rel=1e-5)
     assert float(adv(fake, real).detach()) == pytest.approx(-float(d(f).mean()), rel=1e-5)
+
+
+def test_wgan_gp_channel_norm_is_srntt_per_pixel_penalty():
+    """SRNTT reduces the squared input gradient over the channel axis only: for a linear critic the slope
+    at pixel (y, x) is |w[:, y, x]|, the penalty the mean over pixels of (slope - 1)^2."""
+    adv = Adversarial({"type": "srntt"}, crop_size=32, gan="wgan", gp_weight=10.0, input_range=(-1, 1),
+                      gp_norm="channel")
+    adv.net_d = LinearCritic((3, 8, 8))
+    fake, real = _images(9, (3, 3, 8, 8))
+    f, r = fake.double() * 2 - 1, real.double() * 2 - 1
+    w = adv.net_d.w.detach().double()
+    d = lambda x: (x * w).flatten(1).sum(1) + 0.3  # noqa: E731
+    slopes = w.pow(2).sum(0).sqrt()  # (8, 8)
+    want = float(d(f).mean() - d(r).mean()) + 10 * float(((slopes - 1) ** 2).mean())
+    assert float(adv.discriminator_loss(fake, real).detach()) == pytest.approx(want, rel=1e-5)
+    per_sample = float(d(f).mean() - d(r).mean()) + 10 * (float(w.pow(2).sum().sqrt()) - 1) ** 2
+    assert want != pytest.approx(per_sample, rel=1e-3)  # the two norms differ: the check can fail
+    with pytest.raises(ValueError, match="gp_norm"):
+        Adversarial({"type": "srntt"}, crop_size=32, gp_norm="pixel")
 
 
 def test_vanilla_gan_losses_equal_hand_computed_values():
@@ -174,6 +246,13 @@ def test_discriminators_have_the_official_structure():
     bns = 2 * (nf + 2 * (2 * nf + 4 * nf + 8 * nf + 8 * nf))
     assert sum(p.numel() for p in masa.parameters()) == convs + bns + (8 * nf * 25 * 100 + 100) + 101
     assert masa(torch.rand(2, 3, 160, 160)).shape == (2, 1)
+    srntt = DISCRIMINATORS.create("srntt", in_size=160)  # SRNTT/model.py discriminator, df_dim 32
+    chans = (3, 32, 64, 128, 256, 512)
+    convs = sum(9 * a * b + 9 * b * b for a, b in zip(chans, chans[1:]))  # no biases (b_init None)
+    bns = sum(2 * 2 * b for b in chans[1:])  # gamma and beta of two BN layers per stage
+    assert sum(p.numel() for p in srntt.parameters()) == convs + bns + (5 * 5 * 512 * 1024 + 1024) + 1025
+    assert srntt(torch.rand(2, 3, 160, 160)).shape == (2, 1)
+    assert sum(isinstance(m, nn.BatchNorm2d) for m in srntt.modules()) == 10
 
 
 def test_start_step_of_late_losses():

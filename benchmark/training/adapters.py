@@ -3,7 +3,7 @@
 ``model(lr, ref)`` is the evaluation interface (clamped output, official test-time inputs). The
 authors' trainers compute the loss on the unclamped network output; a model listed here is called
 that way. Models not listed are trained through ``model(lr, ref)``. An adapter returns the image, or
-(image, extras) when a loss asks for extras it provides (TTSR: ``texture``).
+(image, extras) when a loss asks for extras it provides (TTSR, SRNTT: ``texture``).
 """
 from __future__ import annotations
 
@@ -63,9 +63,25 @@ def _frfsr(model, lr: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
     return model.restore(lr, sife, offset, flow, ref_feat)
 
 
+def _srntt(model, lr: torch.Tensor, ref: torch.Tensor, needs=()):
+    """SRNTT trainer: ``net_srntt`` (content extractor -> texture transfer) on the LR in [-1, 1] and the
+    swapped maps; its tanh output is the image the losses see (``forward`` does nothing more). The maps
+    come from the model's own matching (frozen VGG19), the test-time one; the official trainer reads
+    maps swapped offline.
+
+    ``texture``: the frozen VGG19's relu3_1, relu2_1, relu1_1 of the output (the official ``net_vgg_sr``;
+    the gradient reaches the output, not the VGG), paired with the swapped maps M_3, M_2, M_1.
+    """
+    sr, maps = model.forward_with_maps(lr, ref)
+    if "texture" not in needs:
+        return sr
+    feats = model.vgg(sr)
+    return sr, {"texture": [(feats["relu3_1"], maps[0]), (feats["relu2_1"], maps[1]), (feats["relu1_1"], maps[2])]}
+
+
 ADAPTERS: dict[str, Callable] = {"masa": _masa, "ttsr": _ttsr, "c2_matching": _c2_family, "datsr": _c2_family,
-                                 "frfsr": _frfsr}
-EXTRAS = {"ttsr": ("texture",)}  # what each adapter can hand to the losses besides the image
+                                 "frfsr": _frfsr, "srntt": _srntt}
+EXTRAS = {"ttsr": ("texture",), "srntt": ("texture",)}  # what each adapter can hand to the losses besides the image
 
 
 class TrainForward(nn.Module):

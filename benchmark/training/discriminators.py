@@ -89,3 +89,40 @@ class VGGStyleDiscriminator(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.features(x).flatten(1))
+
+
+@DISCRIMINATORS.register("srntt", source="ZZUTK/SRNTT @93b9b34 SRNTT/model.py SRNTT.discriminator")
+class SRNTTDiscriminator(nn.Module):
+    """SRNTT: five stages of [3x3 conv, BN, LReLU 0.2, 3x3 conv stride 2, BN, LReLU] with 32 x (1, 2, 4, 8, 16)
+    channels (convs without bias), flatten, dense 1024 + LReLU, dense 1 (the logit WGAN-GP uses). Init as the
+    official TensorLayer layers: conv weights N(0, 0.02), BN gamma N(1, 0.02), beta 0 (eps 1e-5, decay 0.9),
+    dense weights truncated N(0, 0.1), biases 0. ``in_size`` is the HR crop side (official: 4 x input_size 40)."""
+
+    def __init__(self, in_size: int = 160, ndf: int = 32):
+        super().__init__()
+        if in_size % 32:
+            raise ValueError(f"SRNTT's discriminator needs an input side divisible by 32, got {in_size}")
+
+        def cbl(cin, cout, stride):
+            return [nn.Conv2d(cin, cout, 3, stride, 1, bias=False), nn.BatchNorm2d(cout, eps=1e-5, momentum=0.1),
+                    nn.LeakyReLU(0.2)]
+
+        layers, cin = [], 3
+        for i in range(5):
+            cout = ndf * 2 ** i
+            layers += cbl(cin, cout, 1) + cbl(cout, cout, 2)
+            cin = cout
+        self.features = nn.Sequential(*layers)
+        self.head = nn.Sequential(nn.Linear((in_size // 32) ** 2 * cin, 1024), nn.LeakyReLU(0.2), nn.Linear(1024, 1))
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.normal_(m.weight, 0.0, 0.02)
+            elif isinstance(m, nn.BatchNorm2d):
+                nn.init.normal_(m.weight, 1.0, 0.02)
+                nn.init.zeros_(m.bias)
+            elif isinstance(m, nn.Linear):
+                nn.init.trunc_normal_(m.weight, 0.0, 0.1, -0.2, 0.2)
+                nn.init.zeros_(m.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x).flatten(1))

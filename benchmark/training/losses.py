@@ -72,6 +72,32 @@ def imagenet_vgg19(layer: str = "relu5_1", file: str | None = None) -> nn.Sequen
     return net.eval().requires_grad_(False)
 
 
+#: MatConvNet's VGG19 input: RGB 0-255 minus the mean pixel (what SRNTT's vgg19.py feeds it)
+MATCONVNET_MEAN = (123.68, 116.779, 103.939)
+
+
+def matconvnet_vgg19(layer: str = "relu5_1", file: str | None = None) -> nn.Sequential:
+    """torchvision's VGG19 ``features`` up to ``layer`` with the weights of MatConvNet's
+    ``imagenet-vgg-verydeep-19.mat`` (SRNTT's file, ``$REFSR_WEIGHTS/srntt/``), frozen; never downloads."""
+    from torchvision.models.vgg import cfgs, make_layers  # the features alone (no 100 M-parameter classifier)
+
+    from models.srntt import MATCONVNET_VGG19, VGG19_CONVS, matconvnet_vgg19_state_dict
+    from models.weights import official_path
+
+    path = Path(file).expanduser() if file else official_path("srntt", MATCONVNET_VGG19)
+    if not path.is_file():
+        raise MissingWeights(f"the perceptual loss (vgg: matconvnet) needs MatConvNet's {MATCONVNET_VGG19} "
+                             f"(http://www.vlfeat.org/matconvnet/models/{MATCONVNET_VGG19}, the file SRNTT "
+                             f"matches with); looked in {path}. Place it there (or give losses[].file); nothing "
+                             f"is downloaded.")
+    net = make_layers(cfgs["E"])[:VGG19_LAYERS[layer]]
+    convs = [i for i, m in enumerate(net) if isinstance(m, nn.Conv2d)]
+    sd = matconvnet_vgg19_state_dict(path, upto=VGG19_CONVS[len(convs) - 1])
+    net.load_state_dict({f"{i}.{leaf}": sd[f"vgg19/{name}/{tf}:0"]
+                         for i, name in zip(convs, VGG19_CONVS) for leaf, tf in (("weight", "w"), ("bias", "b"))})
+    return net.eval().requires_grad_(False)
+
+
 @LOSSES.register("perceptual", source="TTSR loss/loss.py PerceptualLoss + model/Vgg19.py; C2-Matching "
                  "mmsr/models/losses.py PerceptualLoss (criterion fro)")
 class Perceptual(Loss):
@@ -80,11 +106,12 @@ class Perceptual(Loss):
     ``criterion``: ``mse`` (TTSR: mean squared difference), ``fro`` (C2-Matching: Frobenius norm of
     the whole batch's difference, not averaged) or ``l1`` (MASA-SR). ``bgr``: the VGG sees the channels
     in BGR order, as MASA-SR's trainer feeds it (its images are BGR; the normalisation stays RGB's).
-    HR features carry no gradient.
+    ``weights``: ``torchvision`` (ImageNet VGG19, mean/std on [0, 1]) or ``matconvnet`` (SRNTT's
+    MatConvNet VGG19 on 0-255 minus the mean pixel). HR features carry no gradient.
     """
 
     def __init__(self, layer: str = "relu5_1", criterion: str = "mse", file: str | None = None,
-                 vgg: nn.Module | None = None, bgr: bool = False):
+                 vgg: nn.Module | None = None, bgr: bool = False, weights: str = "torchvision"):
         super().__init__()
         if layer not in VGG19_LAYERS:
             raise ValueError(f"perceptual layer must be one of {sorted(VGG19_LAYERS)}, got {layer!r}")
@@ -92,10 +119,15 @@ class Perceptual(Loss):
         if criterion not in ("mse", "fro", "l1"):
             raise ValueError(f"perceptual criterion must be mse, fro or l1, got {criterion!r}")
         self.criterion = criterion
-        self.vgg = vgg if vgg is not None else imagenet_vgg19(layer, file)
+        if weights not in ("torchvision", "matconvnet"):
+            raise ValueError(f"perceptual weights must be torchvision or matconvnet, got {weights!r}")
+        build = matconvnet_vgg19 if weights == "matconvnet" else imagenet_vgg19
+        self.vgg = vgg if vgg is not None else build(layer, file)
         self.vgg.requires_grad_(False).eval()
-        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
+        mean, std = ((tuple(m / 255 for m in MATCONVNET_MEAN), (1 / 255,) * 3) if weights == "matconvnet"
+                     else (IMAGENET_MEAN, IMAGENET_STD))
+        self.register_buffer("mean", torch.tensor(mean).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(std).view(1, 3, 1, 1), persistent=False)
 
     def train(self, mode: bool = True):  # the VGG stays in eval mode
         super().train(mode)
@@ -129,6 +161,35 @@ class Texture(Loss):
         return sum(F.mse_loss(a, b) for a, b in pairs) / len(pairs)
 
 
+def gram(x: torch.Tensor) -> torch.Tensor:
+    """(B, C, H, W) -> (B, C, C): F^T F with F the (H*W, C) feature matrix of each image."""
+    f = x.flatten(2)
+    return f @ f.transpose(1, 2)
+
+
+@LOSSES.register("texture_gram", source="ZZUTK/SRNTT @93b9b34 SRNTT/model.py train(): loss_texture "
+                 "(use_weight_map False, the main.py default); paper (CVPR 2019) eq. 6")
+class TextureGram(Loss):
+    """SRNTT's texture loss: for each level l (relu3_1, relu2_1, relu1_1 of the VGG19 the model
+    matches with), the mean over (batch, C, C) of (Gr(M_l) - Gr(phi_l(SR)))^2 / (4 (H_l W_l C_l)^2),
+    averaged over the levels. M_l are the swapped reference features, phi_l(SR) the same VGG's
+    features of the output (``aux['texture']``: pairs (phi_l(SR), M_l)). The official normaliser
+    ``4 (input_size^2 N_l)^2`` with N = 256, 512, 1024 is exactly (2 H_l W_l C_l)^2 at every level.
+    The paper's weighting by the matching scores S*_l is off in the official default (and here)."""
+
+    needs = ("texture",)
+
+    def forward(self, sr, hr, aux=None):
+        pairs = (aux or {}).get("texture")
+        if not pairs:
+            raise ValueError("the texture_gram loss needs the model's texture features (an SRNTT-style adapter)")
+        total = 0.0
+        for feat, target in pairs:
+            c, h, w = feat.shape[1:]
+            total = total + (gram(target) - gram(feat)).pow(2).mean() / (4.0 * (h * w * c) ** 2)
+        return total / len(pairs)
+
+
 @LOSSES.register("adversarial", source="TTSR loss/loss.py AdversarialLoss (WGAN_GP); C2-Matching "
                  "mmsr/models/losses.py GANLoss('wgan') + gradient_penalty_loss, ref_restoration_model.py")
 class Adversarial(Loss):
@@ -141,6 +202,8 @@ class Adversarial(Loss):
     ``gan: relativistic`` - MASA-SR's (ESRGAN's relativistic average GAN): D loss
     (BCE(D(r) - mean D(f), 1) + BCE(D(f) - mean D(r), 0)) / 2, each term differentiated through its first
     predictions only; generator the same with the labels swapped, D(r) held constant.
+    ``gp_norm``: the penalty's gradient norm per ``sample`` (WGAN-GP) or per pixel over the ``channel`` axis
+    (SRNTT's official code reduces the squared gradient over the last, channel axis only).
     ``d_steps`` D updates per step on the same batch (TTSR's GAN_k). ``input_range`` the range D
     sees (TTSR works in [-1, 1]); ``bgr`` its channel order (MASA-SR). ``scheduled``: D's learning rate
     follows the recipe's schedule (C2-Matching's MultiStepLR steps both optimisers; TTSR's and MASA's D
@@ -149,14 +212,17 @@ class Adversarial(Loss):
 
     def __init__(self, discriminator: dict, crop_size: int, gan: str = "wgan", gp_weight: float = 10.0,
                  d_steps: int = 1, d_optimizer: dict | None = None, input_range=(0, 1), bgr: bool = False,
-                 scheduled: bool = False):
+                 scheduled: bool = False, gp_norm: str = "sample"):
         super().__init__()
         if gan not in ("wgan", "vanilla", "relativistic"):
             raise ValueError(f"adversarial gan must be wgan, vanilla or relativistic, got {gan!r}")
         d = dict(discriminator)
         kind = d.pop("type")
         self.bgr, self.scheduled = bool(bgr), bool(scheduled)
-        if kind in ("ttsr", "masa") and "in_size" not in d:
+        if gp_norm not in ("sample", "channel"):
+            raise ValueError(f"adversarial gp_norm must be sample or channel, got {gp_norm!r}")
+        self.gp_norm = gp_norm
+        if kind in ("ttsr", "masa", "srntt") and "in_size" not in d:
             d["in_size"] = crop_size
         self.net_d = DISCRIMINATORS.create(kind, **d)
         o = {"lr": 1e-4, "betas": (0.9, 0.999), "eps": 1e-8, "weight_decay": 0.0, **(d_optimizer or {})}
@@ -188,7 +254,8 @@ class Adversarial(Loss):
             e = torch.rand(real.shape[0], 1, 1, 1, device=real.device, dtype=real.dtype, generator=generator)
             hat = (e * real + (1 - e) * fake).requires_grad_(True)
             grad, = torch.autograd.grad(self.net_d(hat).sum(), hat, create_graph=True)
-            loss = loss + self.gp_weight * (grad.flatten(1).norm(2, dim=1) - 1).pow(2).mean()
+            norm = grad.norm(2, dim=1) if self.gp_norm == "channel" else grad.flatten(1).norm(2, dim=1)
+            loss = loss + self.gp_weight * (norm - 1).pow(2).mean()
         return loss
 
     def discriminator_step(self, fake: torch.Tensor, real: torch.Tensor, seed: int | None = None) -> float:

@@ -13,7 +13,7 @@ Fields (all but ``model`` optional)::
     gpu_hours: "..."                # what the authors report (or "not reported")
     model_kwargs: {}                # architecture options (default: the official config)
     losses: [{type: l1, weight: 1.0}]      # benchmark/training/losses.py: l1 | mse | perceptual | texture |
-                                    # adversarial; options beside type/weight; after: {epochs|iterations: N}
+                                    # texture_gram | adversarial; options beside type/weight; after: {epochs|iterations: N}
     optimizer: {type: adam, lr: 1.0e-4, betas: [0.9, 0.999], eps: 1.0e-8, weight_decay: 0,
                 param_groups: [{prefix: LTE., lr: 1.0e-5}, {contains: [offset, small], lr: 1.0e-6}],
                 freeze: [prefix, ...]}      # a parameter joins the first group that matches its name
@@ -53,7 +53,7 @@ from .losses import LOSSES
 
 RECIPE_DIR = Path(__file__).resolve().parent.parent / "recipes"
 
-LOSSES_KNOWN = ("l1", "mse", "perceptual", "adversarial", "texture", "contrastive", "gram")
+LOSSES_KNOWN = ("l1", "mse", "perceptual", "adversarial", "texture", "texture_gram", "contrastive")
 TOP_FIELDS = {"model", "source", "gpu_hours", "model_kwargs", "losses", "optimizer", "schedule", "epochs",
               "iterations", "batch_size", "crop_size", "ref_size", "grad_clip", "augment", "protocol", "export",
               "train_roles", "checkpoint_every", "validate_every", "stages", "notes", "init_from"}

@@ -45,8 +45,9 @@ from .data import StepBatchSampler, TrainCrops, make_loader, steps_per_epoch, tr
 from .recipe import Recipe, load_recipe
 
 CKPT_FORMAT = "refsr-bench-train/1"
-LOG_FIELDS = ["step", "epoch", "kind", "loss", "l1", "mse", "perceptual", "texture", "adversarial", "d_loss", "lr",
-              "grad_norm", "steps_per_s", "crops_per_s", "psnr_y", "ssim_y", "lpips", "bicubic_psnr_y", "elapsed_s"]
+LOG_FIELDS = ["step", "epoch", "kind", "loss", "l1", "mse", "perceptual", "texture", "texture_gram", "adversarial",
+              "d_loss", "lr", "grad_norm", "steps_per_s", "crops_per_s", "psnr_y", "ssim_y", "lpips", "bicubic_psnr_y",
+              "elapsed_s"]
 
 
 @dataclass
@@ -268,12 +269,9 @@ class Trainer:
             return {}
         wrapper = (self.recipe["export"] or {}).get("wrapper")
         written = {}
-        for role in self.train_roles:
-            module = self.model.checkpoint_modules()[role]
-            sd = {k: v.detach().cpu().clone().contiguous() for k, v in module.state_dict().items()}
-            obj = {wrapper: sd} if wrapper else sd
+        for role in self.train_roles:  # the model writes its own official format (SRNTT: TensorLayer .npz)
             path = self.out / self.files[role]
-            atomic_write_with(path, lambda tmp, obj=obj: torch.save(obj, tmp))
+            atomic_write_with(path, lambda tmp, role=role: self.model.write_checkpoint(role, tmp, wrapper))
             written[role] = path
         fresh = create_model(self.cfg.model, **self.model_kwargs)  # the harness's loader must take them as-is
         load_weights(fresh, written)
@@ -567,7 +565,7 @@ def plot_curves(log_csv: Path, out_png: Path) -> None:
     df = pd.read_csv(log_csv)
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.5))
     tr = df[df["kind"] == "train"]
-    terms = [c for c in ("loss", "l1", "mse", "perceptual", "texture", "adversarial", "d_loss")
+    terms = [c for c in ("loss", "l1", "mse", "perceptual", "texture", "texture_gram", "adversarial", "d_loss")
              if c in tr and tr[c].notna().any()]
     for c in terms if len(terms) > 2 else ["loss"]:  # one loss term: the total is that term
         axes[0].plot(tr["step"], tr[c], label=c)
