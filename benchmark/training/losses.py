@@ -366,7 +366,8 @@ def load_role(model: str, weights: str | None = None, role: str = "extractor") -
     from models.weights import load_weights, parse_overrides
 
     if not weights:
-        raise ValueError(f"give the {role} file of {model} to load (a run's OUT folder or the file itself)")
+        raise ValueError(f"the distillation teacher: give the {role} file of {model} (a run's OUT folder or the file), "
+                         f"e.g. --set losses.1.teacher.weights=<the c2_matching.teacher run's OUT>")
     arch, tag = split_name(model)
     names = {c.role: c.filename for c in get_spec(arch).tag(tag).files}
     net = create_model(model)
