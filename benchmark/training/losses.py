@@ -227,7 +227,7 @@ class Adversarial(Loss):
         self.optimizer.load_state_dict(state["optimizer"])
 
 
-def _matches(flow: torch.Tensor, h: int, w: int, stride: int, border: float):
+def ground_truth_matches(flow: torch.Tensor, h: int, w: int, stride: int, border: float):
     """Ground-truth matches of one pair on the feature grids (C2-Matching's ``warp``).
 
     ``flow`` (H, W, 2): the [x, y] position in image 2 of every pixel of image 1. Feature position
@@ -271,7 +271,7 @@ class _Correspondence(Loss):
         f1, f2 = out["dense_features1"], out["dense_features2"]
         for b in range(f1.shape[0]):
             c, h, w = f1[b].shape
-            ids, grid1, pos2 = _matches(flow[b], h, w, self.stride, self.border)
+            ids, grid1, pos2 = ground_truth_matches(flow[b], h, w, self.stride, self.border)
             if ids.numel() < self.min_matches:
                 continue
             all1 = F.normalize(f1[b].reshape(c, -1), dim=0)
