@@ -85,7 +85,8 @@ def test_teacher_stage_trains_the_extractor_and_exports_the_official_file(datase
     log = (out / "log.csv").read_text().splitlines()
     head = log[0].split(",")
     rows = [dict(zip(head, line.split(","))) for line in log[1:]]
-    assert [float(r["contrastive"]) > 0 for r in rows] == [True, True]
+    assert [(r["kind"], float(r["contrastive"]) > 0) for r in rows] == [("train", True), ("train", True), ("val", True)]
+    assert set(res["validation"]) == {"contrastive", "loss"}  # held-out warped pairs of the test split; no PSNR
     # benchmark.run --models c2_matching --weights OUT: the run's extractor with the official net_g and VGG19
     resolved = resolve_weights("c2_matching", out)
     assert resolved.files["extractor"] == out / "feature_extraction.pth"

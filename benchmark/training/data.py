@@ -174,20 +174,26 @@ class TrainCrops(TorchDataset):
         return {"hr": _tensor(hr), "lr": _tensor(lr), "ref": _tensor(ref)}
 
     def _warped_pair(self, item: Item, rng: np.random.Generator) -> dict[str, torch.Tensor]:
-        """C2-Matching's contrastive data: an HR crop (flips/transpose as the recipe says) and its copy under
-        a random homography, ``flow`` = where every HR pixel lands in the copy; ``query`` is the image the
-        extractor's first branch sees (the HR, or the PIL-bicubic upsampled LR). The reference crop of the
-        sample is not used (the official ContrasDataset reads only the input image)."""
-        from core.resize import pil_bicubic
-
+        """C2-Matching's contrastive data: an HR crop (flips/transpose as the recipe says) as a warped pair
+        (:func:`warped_sample`). The sample's reference crop is not used (the official ContrasDataset reads
+        only the input image)."""
         hr = _fit(read_rgb(self.ds.path(self.hr[item.index]))[0], self.crop, rng)
         (hr,) = _geometric([hr], self.aug, rng)
-        ref, flow = homography_pair(hr, self.pairs.get("perturb", (0, 10)), int(self.pairs.get("window", self.crop)),
-                                    rng)
-        hr, lr = self.protocol.make_pair(hr, self.scale)
-        query = hr if self.pairs.get("input", "hr") == "hr" else pil_bicubic(lr, hr.shape[:2])
-        return {"hr": _tensor(hr), "lr": _tensor(lr), "ref": _tensor(ref), "query": _tensor(query),
-                "flow": torch.from_numpy(flow)}
+        return warped_sample(hr, self.pairs, self.protocol, self.scale, rng)
+
+
+def warped_sample(hr: np.ndarray, pairs: dict, protocol: Protocol, scale: int, rng: np.random.Generator
+                  ) -> dict[str, torch.Tensor]:
+    """``hr`` and its copy under a random homography (``ref``), ``flow`` = where every HR pixel lands in the
+    copy, the protocol's LR, and ``query``: the image the extractor's first branch sees (``pairs.input``:
+    the HR, or the PIL-bicubic upsampled LR)."""
+    from core.resize import pil_bicubic
+
+    ref, flow = homography_pair(hr, pairs.get("perturb", (0, 10)), int(pairs.get("window", hr.shape[0])), rng)
+    hr, lr = protocol.make_pair(hr, scale)
+    query = hr if pairs.get("input", "hr") == "hr" else pil_bicubic(lr, hr.shape[:2])
+    return {"hr": _tensor(hr), "lr": _tensor(lr), "ref": _tensor(ref), "query": _tensor(query),
+            "flow": torch.from_numpy(flow)}
 
 
 def homography_pair(img: np.ndarray, perturb, window: int, rng: np.random.Generator

@@ -250,6 +250,10 @@ def _far(a: torch.Tensor, b: torch.Tensor, radius: float) -> torch.Tensor:
     return (a[:, :, None] - b[:, None, :]).abs().amax(0) > radius
 
 
+class TooFewMatches(ValueError):
+    """No pair of a batch has enough ground-truth matches for a correspondence loss."""
+
+
 class _Correspondence(Loss):
     """Shared by the contrastive stages: per pair, the descriptors at the ground-truth matches.
 
@@ -281,7 +285,7 @@ class _Correspondence(Loss):
     @staticmethod
     def mean(values: list, what: str) -> torch.Tensor:
         if not values:
-            raise ValueError(f"no pair of the batch has enough ground-truth matches for the {what} loss "
+            raise TooFewMatches(f"no pair of the batch has enough ground-truth matches for the {what} loss "
                              f"(larger crops, or a smaller min_matches)")
         return torch.stack(values).mean()
 

@@ -41,7 +41,7 @@ from models.weights import (MissingWeights, file_sha256, load_weights, official_
                             resolve_weights, trained_label)
 
 from .adapters import TrainForward
-from .losses import Adversarial, build_loss, start_step
+from .losses import Adversarial, TooFewMatches, build_loss, start_step
 from .data import StepBatchSampler, TrainCrops, make_loader, steps_per_epoch, train_table
 from .recipe import Recipe, load_recipe
 
@@ -375,8 +375,6 @@ class Trainer:
     # ------------------------------------------------------------------ validation
     def validate(self) -> dict:
         cfg = self.cfg
-        if self.recipe.get("pairs"):  # a correspondence stage: the model's other roles are untrained, no SR to score
-            return {}
         src = cfg.val_dataset or cfg.dataset
         ds = Dataset.open(src)
         df = ds.samples(split="test")
@@ -386,6 +384,8 @@ class Trainer:
             df = df[df["level"] == cfg.val_level]
         groups = sorted(df["group"].unique())[: cfg.val_limit]
         df = df[df["group"].isin(groups)]
+        if self.recipe.get("pairs"):  # a correspondence stage: no SR to score (its other roles are untrained)
+            return self._validate_pairs(ds, df)
         return evaluate_model(self.model, ds, df, self.recipe["protocol"], self.spec.scale, self.dist.device,
                               list(cfg.val_metrics))
 
@@ -521,6 +521,36 @@ class Trainer:
         self.dist.barrier()
         self.dist.close()
         return result
+
+    def _validate_pairs(self, ds: Dataset, samples) -> dict:
+        """The recipe's losses on held-out warped pairs: the central crop_size crop of each test HR under a
+        homography keyed by its sample id (the same pairs in every validation and every run; the official
+        stages validate the same way on CUFED5 with seeded homographies)."""
+        from builders.images import read_rgb
+
+        from ..protocol import load_protocol
+        from .data import warped_sample
+
+        r, device, crop = self.recipe, self.dist.device, int(self.recipe["crop_size"])
+        protocol, forward = load_protocol(r["protocol"]), TrainForward(self.model, self.train_roles)
+        sums: dict[str, float] = {}
+        n = 0
+        for s in samples.itertuples(index=False):
+            hr = read_rgb(ds.path(s.hr))[0]
+            y, x = max(0, (hr.shape[0] - crop) // 2), max(0, (hr.shape[1] - crop) // 2)
+            hr = np.ascontiguousarray(hr[y:y + crop, x:x + crop])
+            b = warped_sample(hr, r["pairs"], protocol, self.spec.scale, keyed_rng(0, "val-pair", str(s.sample_id)))
+            b = {k: v[None].to(device) for k, v in b.items()}
+            with torch.no_grad():
+                out, _ = forward(b["lr"], b["ref"], (), b)
+                try:
+                    vals = {t.name: float(t.weight * t.module(out, b["hr"], b)) for t in self.losses}
+                except TooFewMatches:  # a test image smaller than the crop: too little overlap to score
+                    continue
+            for k, v in {**vals, "loss": sum(vals.values())}.items():
+                sums[k] = sums.get(k, 0.0) + v
+            n += 1
+        return {k: v / n for k, v in sums.items()} if n else {}
 
     def _validation_row(self, t_start: float) -> dict:
         self.model.eval()
