@@ -22,6 +22,7 @@ import json
 import math
 import os
 import random
+import re
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -572,8 +573,10 @@ def _weights_path(src: str, arch: str) -> Path:
     for cand in (weights_dir() / path, weights_dir() / arch / path):
         if cand.is_file():
             return cand
+    where = (f"; torchvision publishes it at https://download.pytorch.org/models/{src}"
+             if re.fullmatch(r"\w+-[0-9a-f]{8}\.pth", src) else "")
     raise MissingWeights(f"init_from file {src} not found (looked in ., {weights_dir()}, {weights_dir() / arch}); "
-                         f"place it there (nothing is downloaded)")
+                         f"place it there (nothing is downloaded){where}")
 
 
 def _average_grads(module: torch.nn.Module) -> None:
