@@ -126,6 +126,12 @@ def test_student_distils_from_the_teacher_and_stage3_starts_from_it(dataset, tmp
     assert all(torch.equal(ckpt[f"net_extractor.{k}"], v) for k, v in b.items())
     assert json.loads((stage3 / "run.json").read_text())["init_from"]["files"]["extractor"]["path"] == \
         str(student / "feature_extraction.pth")
+    # its OUT holds net_g and the extractor it was trained with: benchmark.run --weights OUT scores that pair
+    resolved = resolve_weights("c2_matching", stage3)
+    assert resolved.files["extractor"] == stage3 / "feature_extraction.pth"
+    assert resolved.files["net_g"] == stage3 / "c2_matching_restoration_mse.pth"
+    exported = torch.load(stage3 / "feature_extraction.pth", weights_only=True)
+    assert all(torch.equal(exported[k], v) for k, v in b.items())
 
 
 def test_recipe_starts_from_torchvision_vgg16(dataset, tmp_path, official):

@@ -184,6 +184,9 @@ class Trainer:
         modules = model.checkpoint_modules()
         from_init = set((r.get("init_from") or {}).get("roles") or ())
         official = [role for role in frozen if role not in from_init]
+        # written with the trained roles: a frozen role from init_from's files is part of what the run trained with
+        # (stage 3 on a trained extractor: benchmark.run --weights OUT must score net_g with that extractor)
+        self.export_roles = self.train_roles + [role for role in frozen if role in from_init]
         if official:  # frozen roles come from their official files (or init_from's)
             paths = {role: official_path(self.arch, self.files[role]) for role in official}
             missing = [f"  {p}  [{role}]" for role, p in paths.items() if not p.is_file()]
@@ -275,7 +278,7 @@ class Trainer:
             return {}
         wrapper = (self.recipe["export"] or {}).get("wrapper")
         written = {}
-        for role in self.train_roles:
+        for role in self.export_roles:
             module = self.model.checkpoint_modules()[role]
             sd = {k: v.detach().cpu().clone().contiguous() for k, v in module.state_dict().items()}
             obj = {wrapper: sd} if wrapper else sd
