@@ -20,7 +20,10 @@ than the recipes' 128), each step a fresh random homography of each crop; they p
 contrastive term drops by >= 50 %, and print the share of ground-truth matches whose nearest
 descriptor (cosine, over the whole grid) is within one feature cell, before and after training
 (recomputed on 8 fixed pairs). The student's teacher is the teacher run of the same invocation
-(list c2_matching.teacher before c2_matching.student).
+(list c2_matching.teacher before c2_matching.student). Unlike the other recipes' ``init_from`` (another
+stage's weights, dropped here), theirs is the method's start (torchvision's ImageNet VGG16 in both
+branches): it is kept when the file is in $REFSR_WEIGHTS, else the extractor starts from random weights
+(said in the output line).
 
 Frozen official files a recipe needs (C2-Matching's extractor and VGG19, the perceptual loss's
 ImageNet VGG19) are never downloaded: a model whose files are missing is SKIPPED, or with
@@ -107,6 +110,18 @@ def demo_crops(out: Path, size: int = SIZE) -> Path:
     return out
 
 
+def imagenet_start(recipe, arch: str) -> str:
+    """The file a correspondence stage's ``init_from`` names (torchvision's ImageNet VGG16) when it is present."""
+    from benchmark.training.trainer import weights_path
+    from models.weights import MissingWeights
+
+    init = recipe.get("init_from") or {}
+    try:
+        return str(weights_path(init["weights"], arch)) if init.get("weights") not in (None, "official") else ""
+    except MissingWeights:
+        return ""
+
+
 def match_accuracy(model, ds: Dataset, recipe, size: int, pairs: int = 8) -> float:
     """Share of ground-truth matches whose nearest image-2 descriptor (cosine, whole grid) lies within one
     feature cell of the true one, on ``pairs`` fixed warped pairs of the crops (keyed, not training draws)."""
@@ -188,18 +203,24 @@ def main(argv=None) -> int:
                                 "shuffle_ref": None, "ref_independent": True, "geometric_from_epoch": 0}}
             if pairs:
                 over["pairs.window"] = size
+                start = imagenet_start(recipe, arch)  # the method's own start when its file is here, else random
+                if start:
+                    over["init_from"] = {**recipe["init_from"], "weights": start}
             out = Path(tmp) / name
             outs[name] = out
-            note = ""
+            note = (f" [start: {start}]" if start else " [random start: the recipe's ImageNet file is absent]") \
+                if pairs else ""
             old = os.environ.get("REFSR_WEIGHTS")
             if args.stand_ins:
                 folder = Path(tmp) / f"weights-{name}"
                 folder.mkdir()
                 made = stand_ins(name, kwargs, folder)
                 os.environ["REFSR_WEIGHTS"] = str(folder)
-                note = f" [random stand-ins: {', '.join(made)}]" if made else ""
+                note += f" [random stand-ins: {', '.join(made)}]" if made else ""
             torch.manual_seed(0)
             before = create_model(zoo, **kwargs)  # the trainer seeds the same way: its starting point
+            if pairs and start:
+                load_weights(before, {role: start for role in recipe["init_from"]["roles"]})
             try:
                 res = train(name, data, out, overrides=over, model_kwargs=kwargs, device="cpu", progress=False,
                             log_every=1, val_limit=0)

@@ -353,7 +353,7 @@ class Trainer:
         else:
             arch, tag = split_name(spec["model"])
             names = {c.role: c.filename for c in get_spec(arch).tag(tag).files}
-            files = parse_overrides(_weights_path(src, arch), roles, names)
+            files = parse_overrides(weights_path(src, arch), roles, names)
             label = trained_label(files, {role: file_sha256(p) for role, p in files.items()}) or "custom"
         load_weights(self.model, files)
         return {"model": spec["model"], "label": label,
@@ -565,7 +565,7 @@ class Trainer:
         return vals
 
 
-def _weights_path(src: str, arch: str) -> Path:
+def weights_path(src: str, arch: str) -> Path:
     """``init_from.weights``: a path as given, else a bare file name under $REFSR_WEIGHTS[/<arch>] (where
     torchvision's ImageNet files live, e.g. vgg16-397923af.pth); never downloaded."""
     path = Path(src).expanduser()
