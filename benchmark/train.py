@@ -33,7 +33,7 @@ def _kv(items: list[str]) -> dict:
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m benchmark.train", description=__doc__.split("\n\n")[0],
                                 epilog=__doc__.split("\n\n", 1)[1], formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", help="zoo name[.tag], e.g. masa.rec, or a stage's recipe name (c2_matching.teacher)")
+    p.add_argument("--model", help="zoo name[.tag], e.g. masa.rec, or a stage's recipe (c2_matching.teacher)")
     p.add_argument("--dataset", help="dataset folder with a train split (builders.build --split train|both)")
     p.add_argument("--out", help="run folder (checkpoints, log, weights); re-running resumes it")
     p.add_argument("--recipe", default="official", help="official (benchmark/recipes/<model>.yaml) or FILE.yaml")

@@ -186,7 +186,8 @@ def validate(data: dict, source: str) -> None:
     pairs = data.get("pairs")
     if pairs is not None:
         unknown = sorted(set(pairs) - PAIRS_FIELDS)
-        if unknown or pairs.get("type", "homography") != "homography" or pairs.get("input", "hr") not in ("hr", "lr_up"):
+        kind, first = pairs.get("type", "homography"), pairs.get("input", "hr")
+        if unknown or kind != "homography" or first not in ("hr", "lr_up"):
             raise RecipeError(f"{source}: pairs takes type: homography, perturb: [lo, hi], window, input: hr | lr_up; "
                               f"got {pairs}")
     for loss in data["losses"]:
