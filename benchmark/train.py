@@ -33,7 +33,7 @@ def _kv(items: list[str]) -> dict:
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m benchmark.train", description=__doc__.split("\n\n")[0],
                                 epilog=__doc__.split("\n\n", 1)[1], formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", help="zoo name[.tag], e.g. masa.rec")
+    p.add_argument("--model", help="zoo name[.tag], e.g. masa.rec, or a stage's recipe (c2_matching.teacher)")
     p.add_argument("--dataset", help="dataset folder with a train split (builders.build --split train|both)")
     p.add_argument("--out", help="run folder (checkpoints, log, weights); re-running resumes it")
     p.add_argument("--recipe", default="official", help="official (benchmark/recipes/<model>.yaml) or FILE.yaml")
@@ -103,7 +103,7 @@ def main(argv=None) -> int:
             print("validation: " + ", ".join(f"{k} {v:.4f}" for k, v in result["validation"].items()))
         for name, f in (w.get("files") or {}).items():
             print(f"weights: {trainer.out / name}  sha256 {f['sha256']}")
-        print(f"score them: python -m benchmark.run --models {args.model} --weights {trainer.out} --datasets DATASET")
+        print(f"score them: python -m benchmark.run --models {trainer.name} --weights {trainer.out} --datasets DATASET")
     return 0
 
 

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from .base import CheckpointFile, MemoryCost, ModelSpec, RefSRModel, WeightTag
 from .c2_matching_parts import (ContrasExtractorSep, RestorationNet, VGGFeatureExtractor, index_to_flow,
                                 patch_match_index, run_on_common_canvas, shifted_offsets,
-                                torchvision_vgg_to_official, upscale_flow)
+                                torchvision_vgg_to_extractor, torchvision_vgg_to_official, upscale_flow)
 from .registry import register_model
 
 _DRIVE = "https://drive.google.com/drive/folders/1dTkXMzeBrHelVQUEx5zib5MdmvqDaSd9"
@@ -110,9 +110,12 @@ class C2Matching(RefSRModel):
         return {"net_g": self.net_g, "extractor": self.net_extractor, "vgg19": self.net_map}
 
     def checkpoint_filter(self, role: str, state_dict: dict) -> dict:
-        """``vgg19`` accepts torchvision's ImageNet file (``features.N.*``) or the official net_map's keys."""
+        """``vgg19`` accepts torchvision's ImageNet file (``features.N.*``) or the official net_map's keys;
+        ``extractor`` also takes torchvision's VGG16 file (both branches; how the contrastive stages start)."""
         if role == "vgg19" and "features.0.weight" in state_dict:
             return torchvision_vgg_to_official(state_dict)
+        if role == "extractor" and "features.0.weight" in state_dict:
+            return torchvision_vgg_to_extractor(state_dict)
         return state_dict
 
 

@@ -115,6 +115,19 @@ def torchvision_vgg_to_official(sd: dict[str, torch.Tensor]) -> dict[str, torch.
     return out
 
 
+def torchvision_vgg_to_extractor(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """torchvision ``vgg16`` (or vgg19) ``features.N.*`` up to conv3_1 -> both branches of
+    ``ContrasExtractorSep``: the official stages 1-2 start each branch from ImageNet VGG16."""
+    out = {}
+    for branch in ("feature_extraction_image1", "feature_extraction_image2"):
+        out[f"{branch}.mean"] = torch.tensor(_IMAGENET_MEAN).view(1, 3, 1, 1)
+        out[f"{branch}.std"] = torch.tensor(_IMAGENET_STD).view(1, 3, 1, 1)
+        for name, idx in VGG_TORCHVISION_INDEX.items():
+            for kind in ("weight", "bias"):
+                out[f"{branch}.model.{name}.{kind}"] = sd[f"features.{idx}.{kind}"].clone()
+    return out
+
+
 # ----------------------------------------------------------------------------- matching
 def patch_match_index(feat_in: torch.Tensor, feat_ref: torch.Tensor, patch_size: int = 3,
                       chunk_elems: int = 1 << 25) -> torch.Tensor:

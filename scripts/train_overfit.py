@@ -14,6 +14,17 @@ reconstruction loss (the recipe's l1/mse term; for L1-only recipes the whole los
 (mean of the first 10 steps vs the last 10) and the PSNR-Y on those crops (the harness's protocol
 code) ends above bicubic's. Small architectures (OVERFIT_KWARGS, else spec.test_kwargs) unless --full.
 
+Correspondence stages (a recipe with ``pairs``: C2-Matching's c2_matching.teacher / .student) train on
+the same four photos cut at 128x128 (a 64x64 crop leaves fewer ground-truth matches inside the border
+than the recipes' 128), each step a fresh random homography of each crop; they pass when the
+contrastive term drops by >= 50 %, and print the share of ground-truth matches whose nearest
+descriptor (cosine, over the whole grid) is within one feature cell, before and after training
+(recomputed on 8 fixed pairs). The student's teacher is the teacher run of the same invocation
+(list c2_matching.teacher before c2_matching.student). Unlike the other recipes' ``init_from`` (another
+stage's weights, dropped here), theirs is the method's start (torchvision's ImageNet VGG16 in both
+branches): it is kept when the file is in $REFSR_WEIGHTS, else the extractor starts from random weights
+(said in the output line).
+
 Frozen official files a recipe needs (C2-Matching's extractor and VGG19, SRNTT's content extractor
 and MatConvNet VGG19, the perceptual loss's ImageNet VGG19) are never downloaded: a model whose files are missing is SKIPPED, or with
 --stand-ins runs with randomly initialised stand-ins of those files (said in its output line; a stand-in
@@ -38,9 +49,11 @@ from builders.images import read_rgb  # noqa: E402
 from builders.manifest import Dataset  # noqa: E402
 from builders.report import BuildReport  # noqa: E402
 from builders.writer import Array, Row, make_spec, write_dataset  # noqa: E402
+from models.registry import split_name  # noqa: E402
 
 PHOTOS = ("astronaut.png", "chelsea.png", "coffee.png", "rocket.jpg")
 SIZE = 64
+PAIR_SIZE = 128  # crops of the correspondence stages (see the docstring)
 LATE_START = 20
 #: architectures of the check (MASA's nf 8 test config stays above -50 % only at nf 32)
 OVERFIT_KWARGS = {"masa": {"nf": 32, "n_blks": [1, 1, 1], "n_blks_dec": [1, 1, 1, 1, 1, 1]}}
@@ -79,12 +92,12 @@ def stand_ins(name: str, kwargs: dict, folder: Path, ds_dir: Path) -> list[str]:
     from models.registry import split_name
     from models.weights import official_path
 
-    arch, tag = split_name(name)
     recipe = load_recipe(name)
+    arch, tag = split_name(recipe["model"])
     files = {c.role: c.filename for c in get_spec(arch).tag(tag).files}
     made = []
-    model = create_model(name, **kwargs)
-    frozen = set(files) - set(recipe["train_roles"] or [next(iter(files))])
+    model = create_model(recipe["model"], **kwargs)
+    frozen = recipe.roles(list(files))[1]
     if any(not official_path(arch, files[role]).is_file() and any(n.endswith("running_mean") for n, _ in
            model.checkpoint_modules()[role].named_buffers()) for role in frozen):
         calibrate_batch_norm(model, ds_dir, recipe["protocol"])
@@ -120,20 +133,60 @@ def stand_ins(name: str, kwargs: dict, folder: Path, ds_dir: Path) -> list[str]:
     return made
 
 
-def demo_crops(out: Path) -> Path:
+def demo_crops(out: Path, size: int = SIZE) -> Path:
     def rows():
         for i, name in enumerate(PHOTOS):
             img = read_rgb(skimage_data_dir() / name)[0]
             y, x = img.shape[0] // 3, img.shape[1] // 3
             hr, ref = f"train/hr/{i}.png", f"train/ref/{i}.png"
             yield Row({"sample_id": f"train_{i}", "split": "train", "group": name, "level": 1, "hr": hr, "ref": ref},
-                      {hr: Array(np.ascontiguousarray(img[y:y + SIZE, x:x + SIZE])),
-                       ref: Array(np.ascontiguousarray(img[y + 8:y + 8 + SIZE, x + 8:x + 8 + SIZE]))})
+                      {hr: Array(np.ascontiguousarray(img[y:y + size, x:x + size])),
+                       ref: Array(np.ascontiguousarray(img[y + 8:y + 8 + size, x + 8:x + 8 + size]))})
 
     spec = make_spec(name="overfit4", kind="recipe", created_by="scripts/train_overfit.py", version="1", config={},
                      seed=0)
     write_dataset(out, rows(), spec, BuildReport("overfit4"))
     return out
+
+
+def imagenet_start(recipe, arch: str) -> str:
+    """The file a correspondence stage's ``init_from`` names (torchvision's ImageNet VGG16) when it is present."""
+    from benchmark.training.trainer import weights_path
+    from models.weights import MissingWeights
+
+    init = recipe.get("init_from") or {}
+    try:
+        return str(weights_path(init["weights"], arch)) if init.get("weights") not in (None, "official") else ""
+    except MissingWeights:
+        return ""
+
+
+def match_accuracy(model, ds: Dataset, recipe, size: int, pairs: int = 8) -> float:
+    """Share of ground-truth matches whose nearest image-2 descriptor (cosine, whole grid) lies within one
+    feature cell of the true one, on ``pairs`` fixed warped pairs of the crops (keyed, not training draws)."""
+    import torch
+    import torch.nn.functional as F
+
+    from benchmark.training.data import Item, TrainCrops, train_table
+    from benchmark.training.losses import ground_truth_matches
+
+    loss = recipe["losses"][0]
+    stride, border = 2 ** int(loss.get("scaling_steps", 2)), float(loss.get("border", 10))
+    crops = TrainCrops(ds, train_table(ds), recipe["protocol"], model.spec.scale, size, size, {}, 12345, 1,
+                       pairs={**recipe["pairs"], "window": size})
+    hits = total = 0
+    for k in range(pairs):
+        b = crops[Item(k % len(crops), k, 0)]
+        with torch.no_grad():
+            f = model.extract_features(b["query"][None], b["ref"][None])
+        f1, f2 = f["dense_features1"][0], f["dense_features2"][0]
+        c, h, w = f1.shape
+        ids, _, pos2 = ground_truth_matches(b["flow"], h, w, stride, border)
+        d1 = F.normalize(f1.reshape(c, -1), dim=0)[:, ids]
+        best = (d1.t() @ F.normalize(f2.reshape(c, -1), dim=0)).argmax(1)
+        hits += int(((best // w - pos2[0]).abs().maximum((best % w - pos2[1]).abs()) <= 1).sum())
+        total += len(ids)
+    return hits / total
 
 
 def main(argv=None) -> int:
@@ -156,37 +209,64 @@ def main(argv=None) -> int:
     ok_all = True
     with tempfile.TemporaryDirectory() as tmp:
         ds_dir = demo_crops(Path(tmp) / "overfit4")
-        ds = Dataset.open(ds_dir)
+        pair_dir = None  # the 128x128 crops of correspondence stages, made when one is listed
+        outs: dict[str, Path] = {}
         for name in args.models.split(","):
-            arch = get_spec(name).name
-            kwargs = ({} if args.full else json.loads(args.kwargs) if args.kwargs
-                      else OVERFIT_KWARGS.get(arch, get_spec(name).test_kwargs))
             recipe = load_recipe(name)
+            zoo = recipe["model"]  # a stage's recipe (c2_matching.teacher) trains a role of this zoo model
+            arch = get_spec(zoo).name
+            kwargs = ({} if args.full else json.loads(args.kwargs) if args.kwargs
+                      else OVERFIT_KWARGS.get(arch, get_spec(zoo).test_kwargs))
+            pairs = recipe.get("pairs")
+            size = PAIR_SIZE if pairs else SIZE
+            if pairs and pair_dir is None:
+                pair_dir = demo_crops(Path(tmp) / "overfit4-pairs", PAIR_SIZE)
+            data = pair_dir if pairs else ds_dir
             scale = args.lr / float(recipe["optimizer"]["lr"])  # parameter groups keep their ratios
-            over = {"iterations": args.steps, "batch_size": 4, "crop_size": SIZE, "ref_size": SIZE,
+            losses = [{**spec, "after": {"iterations": LATE_START}} if spec.get("after") else dict(spec)
+                      for spec in recipe["losses"]]
+            for spec in losses:  # a distillation teacher: the teacher stage trained earlier in this invocation
+                if "teacher" in spec and not spec["teacher"].get("weights"):
+                    spec["teacher"] = {**spec["teacher"], "weights": str(outs.get(f"{zoo}.teacher", ""))}
+            if any("teacher" in spec and spec["teacher"]["weights"] in ("", "None") for spec in losses):
+                print(f"{name:<16} SKIPPED: its teacher stage ({zoo}.teacher) was not run before it in --models",
+                      flush=True)
+                continue
+            over = {"iterations": args.steps, "batch_size": 4, "crop_size": size, "ref_size": size,
                     "validate_every": 0, "checkpoint_every": args.steps, "schedule": {"type": "constant"},
                     "optimizer.lr": args.lr, "init_from": None,
                     "optimizer.param_groups": [{**g, "lr": g["lr"] * scale}
                                                for g in recipe["optimizer"]["param_groups"]],
-                    "losses": [{**spec, "after": {"iterations": LATE_START}} if spec.get("after") else spec
-                               for spec in recipe["losses"]],
+                    "losses": losses,
                     "augment": {"hflip": 0, "vflip": 0, "rot90": 0, "transpose": 0, "swap": 0, "color_jitter": None,
                                 "shuffle_ref": None, "ref_independent": True, "geometric_from_epoch": 0}}
+            if pairs:
+                over["pairs.window"] = size
+                start = imagenet_start(recipe, arch)  # the method's own start when its file is here, else random
+                if start:
+                    over["init_from"] = {**recipe["init_from"], "weights": start}
             out = Path(tmp) / name
-            note = ""
+            outs[name] = out
+            note = (f" [start: {start}]" if start else " [random start: the recipe's ImageNet file is absent]") \
+                if pairs else ""
             old = os.environ.get("REFSR_WEIGHTS")
             if args.stand_ins:
                 folder = Path(tmp) / f"weights-{name}"
                 folder.mkdir()
                 made = stand_ins(name, kwargs, folder, ds_dir)
                 os.environ["REFSR_WEIGHTS"] = str(folder)
-                note = f" [random stand-ins: {', '.join(made)}]" if made else ""
+                note += f" [random stand-ins: {', '.join(made)}]" if made else ""
             torch.manual_seed(0)
+            before = create_model(zoo, **kwargs)  # the trainer seeds the same way: its starting point
+            if pairs and start:
+                load_weights(before, {role: start for role in recipe["init_from"]["roles"]})
             try:
-                res = train(name, ds_dir, out, overrides=over, model_kwargs=kwargs, device="cpu", progress=False,
+                res = train(name, data, out, overrides=over, model_kwargs=kwargs, device="cpu", progress=False,
                             log_every=1, val_limit=0)
-                model = create_model(name, **kwargs)
-                load_weights(model, resolve_weights(name, out).files)
+                model = create_model(zoo, **kwargs)
+                files = {c.role: c.filename for c in get_spec(zoo).tag(split_name(zoo)[1]).files}
+                load_weights(model, {role: out / files[role] for role in recipe.roles(list(files))[0]} if pairs
+                             else resolve_weights(zoo, out).files)
             except MissingWeights as exc:  # e.g. C2-Matching's frozen official extractor
                 print(f"{name:<16} SKIPPED: {str(exc).splitlines()[0]} (--stand-ins runs it with random ones)",
                       flush=True)
@@ -196,19 +276,27 @@ def main(argv=None) -> int:
                     os.environ.pop("REFSR_WEIGHTS") if old is None else os.environ.__setitem__("REFSR_WEIGHTS", old)
             log = pd.read_csv(out / "log.csv")
             train_rows = log[log["kind"] == "train"]
-            rec = next(c for c in ("l1", "mse") if c in train_rows and train_rows[c].notna().all())
+            rec = next(c for c in ("l1", "mse", "contrastive") if c in train_rows and train_rows[c].notna().all())
             loss = train_rows[rec].to_numpy()
             first, last = loss[:10].mean(), loss[-10:].mean()
-            vals = evaluate_model(model, ds, ds.samples(split="train"), "refsr-standard", get_spec(name).scale,
-                                  torch.device("cpu"), ["psnr_y"])
             drop = 1 - last / first
-            ok = drop >= 0.5 and vals["psnr_y"] > vals["bicubic_psnr_y"]
-            ok_all &= ok
             terms = "+".join(spec["type"] for spec in recipe["losses"])
-            print(f"{name:<16} {json.dumps(kwargs)} lr {args.lr:g} losses {terms}: {rec} {first:.4f} -> {last:.4f} "
-                  f"({100 * drop:.0f} % lower)  PSNR-Y {vals['psnr_y']:.2f} dB vs bicubic "
-                  f"{vals['bicubic_psnr_y']:.2f} dB  {'PASS' if ok else 'FAIL'}{note}  (step {res['step']})",
-                  flush=True)
+            head = f"{name:<16} {json.dumps(kwargs)} lr {args.lr:g} losses {terms}: {rec} {first:.4f} -> {last:.4f} " \
+                   f"({100 * drop:.0f} % lower)"
+            if pairs:
+                ds = Dataset.open(data)
+                acc0, acc1 = (match_accuracy(m, ds, load_recipe(name), size) for m in (before, model))
+                ok = drop >= 0.5
+                print(f"{head}  matches within 1 cell {100 * acc0:.1f} % -> {100 * acc1:.1f} %  "
+                      f"{'PASS' if ok else 'FAIL'}{note}  (step {res['step']}, {size}x{size} crops)", flush=True)
+            else:
+                ds = Dataset.open(data)
+                vals = evaluate_model(model, ds, ds.samples(split="train"), "refsr-standard", get_spec(zoo).scale,
+                                      torch.device("cpu"), ["psnr_y"])
+                ok = drop >= 0.5 and vals["psnr_y"] > vals["bicubic_psnr_y"]
+                print(f"{head}  PSNR-Y {vals['psnr_y']:.2f} dB vs bicubic {vals['bicubic_psnr_y']:.2f} dB  "
+                      f"{'PASS' if ok else 'FAIL'}{note}  (step {res['step']})", flush=True)
+            ok_all &= ok
     return 0 if ok_all else 1
 
 

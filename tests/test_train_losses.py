@@ -261,3 +261,152 @@ def test_start_step_of_late_losses():
     assert start_step({"type": "l1"}, 7) == 0
     with pytest.raises(ValueError, match="epochs or iterations"):
         start_step({"type": "l1", "after": {"steps": 3}}, 7)
+
+
+# ------------------------------------------------------------------ C2-Matching's contrastive stages
+def _naive_matches(flow, h, w, stride=4, border=10.0):
+    """Loop re-computation of the official ``warp``: (flat index in image 1, (y1, x1), (y2, x2)) per match."""
+    out = []
+    for i in range(h):
+        for j in range(w):
+            x, y = (float(v) for v in flow[stride * i, stride * j])
+            if border < x < stride * w - border and border < y < stride * h - border:
+                out.append((i * w + j, (i, j), (int(round(y / stride)), int(round(x / stride)))))
+    return out
+
+
+def _unit(v):
+    return v / v.norm()
+
+
+def _naive_contrastive(f1, f2, flow, margin=1.0, radius=4.0, min_matches=1):
+    """Float64 loops: per match, hardest negatives outside the safe radius on both sides."""
+    per_pair = []
+    for b in range(f1.shape[0]):
+        c, h, w = f1[b].shape
+        m = _naive_matches(flow[b], h, w)
+        if len(m) < min_matches:
+            continue
+        a = [_unit(f1[b, :, y, x]) for _, (y, x), _ in m]
+        bb = [_unit(f2[b, :, y, x]) for _, _, (y, x) in m]
+        every1 = [((i, j), _unit(f1[b, :, i, j])) for i in range(h) for j in range(w)]
+        terms = []
+        for k, (_, p1, p2) in enumerate(m):
+            pos = 2 - 2 * float(a[k] @ bb[k])
+            # inside the safe radius a candidate is pushed 10 away (the official masking), not dropped
+            neg2 = min(2 - 2 * float(a[k] @ bb[n]) + 10.0 * (max(abs(p2[0] - q2[0]), abs(p2[1] - q2[1])) <= radius)
+                       for n, (_, _, q2) in enumerate(m))
+            neg1 = min(2 - 2 * float(bb[k] @ d) + 10.0 * (max(abs(p1[0] - q1[0]), abs(p1[1] - q1[1])) <= radius)
+                       for q1, d in every1)
+            terms.append(max(0.0, margin + pos - min(neg1, neg2)))
+        per_pair.append(sum(terms) / len(terms))
+    return sum(per_pair) / len(per_pair)
+
+
+def _naive_distillation(s1, s2, t1, t2, flow, temperature):
+    import math
+    per_pair = []
+    for b in range(s1.shape[0]):
+        c, h, w = s1[b].shape
+        m = _naive_matches(flow[b], h, w)
+        sa = [_unit(s1[b, :, y, x]) for _, (y, x), _ in m]
+        sb = [_unit(s2[b, :, y, x]) for _, _, (y, x) in m]
+        ta = [_unit(t1[b, :, y, x]) for _, (y, x), _ in m]
+        tb = [_unit(t2[b, :, y, x]) for _, _, (y, x) in m]
+        kl = 0.0
+        for i in range(len(m)):
+            s_row = [float(sa[i] @ sb[j]) / temperature for j in range(len(m))]
+            t_row = [float(ta[i] @ tb[j]) / temperature for j in range(len(m))]
+            s_log = [v - math.log(sum(math.exp(u) for u in s_row)) for v in s_row]
+            t_z = sum(math.exp(u) for u in t_row)
+            kl += sum(math.exp(u) / t_z * (u - math.log(t_z) - sv) for u, sv in zip(t_row, s_log))
+        per_pair.append(kl / len(m))
+    return sum(per_pair) / len(per_pair)
+
+
+def _pair_batch(seed=0, b=2, c=6, h=16, w=16):
+    """Features on an h x w grid of images 4h x 4w, and flows of small homographies (some points leave)."""
+    g = torch.Generator().manual_seed(seed)
+    f1 = torch.randn(b, c, h, w, generator=g, dtype=torch.float64)
+    f2 = torch.randn(b, c, h, w, generator=g, dtype=torch.float64)
+    ys, xs = torch.meshgrid(torch.arange(4 * h, dtype=torch.float64), torch.arange(4 * w, dtype=torch.float64),
+                            indexing="ij")
+    flows = []
+    for k in range(b):
+        a = 0.05 * (k + 1)
+        x2 = (1 + a) * xs + 0.1 * ys - 3.3 * k
+        y2 = -0.07 * xs + (1 - a) * ys + 2.6
+        flows.append(torch.stack([x2, y2], -1))
+    return f1, f2, torch.stack(flows)
+
+
+def test_contrastive_matches_a_float64_loop_recomputation():
+    from benchmark.training.losses import Contrastive
+
+    f1, f2, flow = _pair_batch()
+    f1.requires_grad_(True)
+    loss = Contrastive(margin=1.0, safe_radius=4, min_matches=1)
+    got = loss({"dense_features1": f1, "dense_features2": f2}, None, {"flow": flow})
+    want = _naive_contrastive(f1.detach(), f2, flow)
+    assert got.dtype == torch.float64 and float(got.detach()) == pytest.approx(want, rel=1e-12)
+    got.backward()
+    assert f1.grad.abs().sum() > 0
+    assert 0 < float(got.detach()) < 1.0 + 4.0  # relu(margin + positive - negative), distances in [0, 4]
+
+
+def test_contrastive_is_zero_for_perfect_one_hot_descriptors():
+    """Every match its own orthogonal descriptor in both images: positive 0, negatives 2 -> relu(1 - 2) = 0."""
+    from benchmark.training.losses import Contrastive
+
+    h = w = 16
+    f1 = torch.eye(h * w, dtype=torch.float64).reshape(1, h * w, h, w)
+    ys, xs = torch.meshgrid(torch.arange(4 * h, dtype=torch.float64), torch.arange(4 * w, dtype=torch.float64),
+                            indexing="ij")
+    flow = torch.stack([xs, ys], -1)[None]  # identity warp
+    loss = Contrastive(min_matches=1)
+    assert float(loss({"dense_features1": f1, "dense_features2": f1.clone()}, None, {"flow": flow})) == 0.0
+    f2 = torch.roll(f1, 1, dims=3)  # every descriptor one cell off: positive 2, negative 2 -> margin 1
+    assert float(loss({"dense_features1": f1, "dense_features2": f2}, None, {"flow": flow})) == pytest.approx(1.0)
+
+
+def test_contrastive_skips_pairs_with_too_few_matches():
+    from benchmark.training.losses import Contrastive
+
+    f1, f2, flow = _pair_batch(b=2)
+    n = [len(_naive_matches(flow[b], 16, 16)) for b in range(2)]
+    assert n[0] != n[1]
+    loss = Contrastive(min_matches=max(n))  # only the pair with more matches counts
+    got = loss({"dense_features1": f1, "dense_features2": f2}, None, {"flow": flow})
+    want = _naive_contrastive(f1, f2, flow, min_matches=max(n))
+    assert float(got) == pytest.approx(want, rel=1e-12)
+    with pytest.raises(ValueError, match="enough ground-truth matches"):
+        Contrastive(min_matches=max(n) + 1)({"dense_features1": f1, "dense_features2": f2}, None, {"flow": flow})
+    with pytest.raises(ValueError, match="pairs"):
+        Contrastive()(torch.zeros(1, 3, 8, 8), None, {})
+
+
+def test_distillation_matches_a_float64_loop_recomputation():
+    from benchmark.training.losses import Distillation
+
+    f1, f2, flow = _pair_batch(seed=3)
+    t1, t2, _ = _pair_batch(seed=4)
+
+    class Teacher(nn.Module):  # stands for the frozen stage-1 extractor: features of (HR, Ref)
+        def __init__(self):
+            super().__init__()
+            self.w = nn.Parameter(torch.ones((), dtype=torch.float64))
+
+        def forward(self, hr, ref):
+            assert hr is HR and ref is REF
+            return {"dense_features1": t1 * self.w, "dense_features2": t2 * self.w}
+
+    HR, REF = torch.zeros(2, 3, 48, 48), torch.zeros(2, 3, 48, 48)
+    loss = Distillation(Teacher(), temperature=0.15, min_matches=1)
+    f1.requires_grad_(True)
+    got = loss({"dense_features1": f1, "dense_features2": f2}, HR, {"flow": flow, "ref": REF})
+    want = _naive_distillation(f1.detach(), f2, t1, t2, flow, 0.15)
+    assert float(got.detach()) == pytest.approx(want, rel=1e-10)
+    got.backward()
+    assert f1.grad.abs().sum() > 0 and loss.teacher.w.grad is None  # the teacher is frozen
+    same = loss({"dense_features1": t1, "dense_features2": t2}, HR, {"flow": flow, "ref": REF})
+    assert abs(float(same)) < 1e-12  # a student equal to its teacher: KL 0

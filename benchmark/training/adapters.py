@@ -4,6 +4,9 @@
 authors' trainers compute the loss on the unclamped network output; a model listed here is called
 that way. Models not listed are trained through ``model(lr, ref)``. An adapter returns the image, or
 (image, extras) when a loss asks for extras it provides (TTSR, SRNTT: ``texture``).
+
+A stage that trains a role other than the image output has a role adapter (``ROLE_ADAPTERS``):
+C2-Matching's contrastive stages train ``extractor`` and output its features.
 """
 from __future__ import annotations
 
@@ -79,6 +82,17 @@ def _srntt(model, lr: torch.Tensor, ref: torch.Tensor, needs=()):
     return sr, {"texture": [(feats["relu3_1"], maps[0]), (feats["relu2_1"], maps[1]), (feats["relu1_1"], maps[2])]}
 
 
+
+def _extractor(model, lr: torch.Tensor, ref: torch.Tensor, inputs: dict) -> dict[str, torch.Tensor]:
+    """C2-Matching's contrastive stages: ``net_extractor(query, ref)`` features (TeacherContrasModel: the HR;
+    StudentContrasDistillationModel: the upsampled LR), ``query`` from the recipe's ``pairs`` data."""
+    if "query" not in inputs:
+        raise ValueError(f"training {model.spec.name}'s extractor needs a recipe with 'pairs' (synthetic warped "
+                         f"pairs with their ground truth)")
+    return model.extract_features(inputs["query"], ref)
+
+
+ROLE_ADAPTERS: dict[str, Callable] = {"extractor": _extractor}
 ADAPTERS: dict[str, Callable] = {"masa": _masa, "ttsr": _ttsr, "c2_matching": _c2_family, "datsr": _c2_family,
                                  "frfsr": _frfsr, "srntt": _srntt}
 EXTRAS = {"ttsr": ("texture",), "srntt": ("texture",)}  # what each adapter can hand to the losses besides the image
@@ -87,13 +101,17 @@ EXTRAS = {"ttsr": ("texture",), "srntt": ("texture",)}  # what each adapter can 
 class TrainForward(nn.Module):
     """Wraps a zoo model so that DDP sees one ``forward(lr, ref)``: the model's training forward."""
 
-    def __init__(self, model: nn.Module):
+    def __init__(self, model: nn.Module, roles: list[str] | None = None):
         super().__init__()
         self.model = model
         self.fn = ADAPTERS.get(model.spec.name)
+        self.role_fn = ROLE_ADAPTERS.get((roles or [""])[0]) if len(roles or ()) == 1 else None
 
-    def forward(self, lr: torch.Tensor, ref: torch.Tensor, needs: tuple = ()):
-        """(sr, extras): the training output in [0, 1] and the extras named in ``needs``."""
+    def forward(self, lr: torch.Tensor, ref: torch.Tensor, needs: tuple = (), inputs: dict | None = None):
+        """(sr, extras): the training output in [0, 1] and the extras named in ``needs``; a role adapter's
+        output (features) instead when the run trains such a role. ``inputs``: the batch's other tensors."""
+        if self.role_fn is not None:
+            return self.role_fn(self.model, lr, ref, inputs or {}), {}
         missing = set(needs) - set(EXTRAS.get(self.model.spec.name, ()))
         if missing:
             raise ValueError(f"{self.model.spec.name}'s training forward provides no {sorted(missing)} "

@@ -11,19 +11,22 @@ from .data import StepBatchSampler, TrainCrops, loader_throughput, make_loader
 def bench_loader(trainer, batches: int = 10, steps: int = 3) -> dict:
     r, cfg, device = trainer.recipe, trainer.cfg, trainer.dist.device
     crops = TrainCrops(trainer.ds, trainer.table, r["protocol"], trainer.spec.scale, int(r["crop_size"]),
-                       int(r["ref_size"] or r["crop_size"]), r["augment"], cfg.seed, trainer.spe)
+                       int(r["ref_size"] or r["crop_size"]), r["augment"], cfg.seed, trainer.spe, pairs=r.get("pairs"))
     workers = cfg.workers if cfg.workers is not None else (4 if device.type == "cuda" else 0)
     sampler = StepBatchSampler(len(trainer.table), trainer.batch, cfg.seed, 0, batches + 1)
     loader = make_loader(crops, sampler, workers, pin_memory=device.type == "cuda")
     crops_s = loader_throughput(loader, batches)
     batch = next(iter(make_loader(crops, StepBatchSampler(len(trainer.table), trainer.batch, cfg.seed, 0, 1))))
     lr, ref, hr = (batch[k].to(device) for k in ("lr", "ref", "hr"))
+    extras = {k: v.to(device) for k, v in batch.items() if k not in ("lr", "ref", "hr")}
     trainer.forward.train()
     times = []
     for _ in range(steps + 1):
         t0 = time.perf_counter()
         trainer.optimizer.zero_grad()
-        loss = torch.nn.functional.l1_loss(trainer.forward(lr, ref)[0].float(), hr)
+        out = trainer.forward(lr, ref, (), extras)[0]
+        loss = (torch.nn.functional.l1_loss(out.float(), hr) if torch.is_tensor(out)  # an extractor stage: its losses
+                else sum(t.weight * t.module(out, hr, {"ref": ref, **extras}) for t in trainer.losses))
         loss.backward()
         if device.type == "cuda":
             torch.cuda.synchronize(device)

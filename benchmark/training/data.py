@@ -1,4 +1,5 @@
-"""The training loader over the dataset contract: HR crop, reference crop, LR by the protocol's kernel.
+"""The training loader over the dataset contract: HR crop, reference crop, LR by the protocol's kernel
+(or, for a recipe with ``pairs``, an HR crop and its copy under a known random homography).
 
 Every random choice of a sample (which crop, flips, rotations, jitter, shuffled reference) is drawn
 from ``keyed_rng(seed, "sample", step, slot)``, and the order of the split from
@@ -120,7 +121,7 @@ class TrainCrops(TorchDataset):
     """(HR, LR, Ref) float tensors in [0, 1] for :class:`Item` s, drawn as the recipe says."""
 
     def __init__(self, ds: Dataset, table, protocol: str | Protocol, scale: int, crop_size: int, ref_size: int,
-                 augment: dict, seed: int, steps_per_epoch: int, split: str = "train"):
+                 augment: dict, seed: int, steps_per_epoch: int, split: str = "train", pairs: dict | None = None):
         self.root = ds.root
         self.hr = list(table["hr"])
         self.ref = list(table["ref"])
@@ -128,6 +129,7 @@ class TrainCrops(TorchDataset):
         self.protocol = load_protocol(protocol) if not isinstance(protocol, Protocol) else protocol
         self.scale, self.crop, self.ref_size = scale, crop_size, ref_size
         self.aug, self.seed, self.spe = dict(augment), seed, steps_per_epoch
+        self.pairs = dict(pairs or {})  # the recipe's ``pairs``: synthetic warped pairs instead of HR + reference
         if crop_size % scale:
             raise ValueError(f"crop_size {crop_size} is not a multiple of the scale {scale}")
 
@@ -137,6 +139,8 @@ class TrainCrops(TorchDataset):
     def __getitem__(self, item: Item) -> dict[str, torch.Tensor]:
         aug = self.aug
         rng = keyed_rng(self.seed, "sample", str(item.step), str(item.slot))
+        if self.pairs:
+            return self._warped_pair(item, rng)
         hr = read_rgb(self.ds.path(self.hr[item.index]))[0]
         ref = read_rgb(self.ds.path(self.ref[item.index]))[0]
         if rng.random() < aug.get("swap", 0):
@@ -168,6 +172,50 @@ class TrainCrops(TorchDataset):
         if sh and rng.random() < sh.get("p", 1.0):
             ref = shuffle_reference(ref, int(sh.get("grid", 5)), sh.get("remainder", "zero"), rng)
         return {"hr": _tensor(hr), "lr": _tensor(lr), "ref": _tensor(ref)}
+
+    def _warped_pair(self, item: Item, rng: np.random.Generator) -> dict[str, torch.Tensor]:
+        """C2-Matching's contrastive data: an HR crop (flips/transpose as the recipe says) as a warped pair
+        (:func:`warped_sample`). The sample's reference crop is not used (the official ContrasDataset reads
+        only the input image)."""
+        hr = _fit(read_rgb(self.ds.path(self.hr[item.index]))[0], self.crop, rng)
+        (hr,) = _geometric([hr], self.aug, rng)
+        return warped_sample(hr, self.pairs, self.protocol, self.scale, rng)
+
+
+def warped_sample(hr: np.ndarray, pairs: dict, protocol: Protocol, scale: int, rng: np.random.Generator
+                  ) -> dict[str, torch.Tensor]:
+    """``hr`` and its copy under a random homography (``ref``), ``flow`` = where every HR pixel lands in the
+    copy, the protocol's LR, and ``query``: the image the extractor's first branch sees (``pairs.input``:
+    the HR, or the PIL-bicubic upsampled LR)."""
+    from core.resize import pil_bicubic
+
+    ref, flow = homography_pair(hr, pairs.get("perturb", (0, 10)), int(pairs.get("window", hr.shape[0])), rng)
+    hr, lr = protocol.make_pair(hr, scale)
+    query = hr if pairs.get("input", "hr") == "hr" else pil_bicubic(lr, hr.shape[:2])
+    return {"hr": _tensor(hr), "lr": _tensor(lr), "ref": _tensor(ref), "query": _tensor(query),
+            "flow": torch.from_numpy(flow)}
+
+
+def homography_pair(img: np.ndarray, perturb, window: int, rng: np.random.Generator
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """``img`` warped by a random homography, and the (H, W, 2) float64 [x, y] position in the warped image
+    of every pixel of ``img`` (C2-Matching's ``image_pair_generation``: the corners of a ``window``-sided
+    square with its top-left corner uniform in [hi, max(w, w - window - hi)) move by a uniform integer in
+    [lo, hi) of random sign each; bilinear warp, zero outside; the warped image stays float, unrounded)."""
+    import cv2
+
+    lo, hi = (int(v) for v in perturb)
+    h, w = img.shape[:2]
+    x0 = int(rng.integers(hi, max(w, w - window - hi)))
+    y0 = int(rng.integers(hi, max(h, h - window - hi)))
+    square = np.float32([[x0, y0], [x0 + window, y0], [x0 + window, y0 + window], [x0, y0 + window]])
+    moved = square + rng.integers(lo, hi, size=(4, 2)) * rng.choice([-1.0, 1.0], size=(4, 2))
+    inverse = np.linalg.inv(cv2.getPerspectiveTransform(square, moved.astype(np.float32)))
+    warped = cv2.warpPerspective(img.astype(np.float32), inverse, (w, h))
+    xs, ys = np.meshgrid(np.arange(w), np.arange(h))
+    pts = inverse @ np.stack([xs.ravel(), ys.ravel(), np.ones(h * w)]).astype(np.float64)
+    flow = (pts[:2] / pts[2]).T.reshape(h, w, 2)
+    return warped, np.ascontiguousarray(flow)
 
 
 def shuffle_reference(ref: np.ndarray, grid: int, remainder: str, rng: np.random.Generator) -> np.ndarray:

@@ -4,6 +4,8 @@ Every loss is called as ``loss(sr, hr, aux) -> scalar`` on RGB in [0, 1] (the ad
 authors' ranges), without its recipe weight (the trainer multiplies). ``aux`` holds what a model's
 training forward hands out besides the image (``texture``: TTSR's pairs of LTE features of the
 output and transferred textures). A loss that needs such extras names them in ``needs``.
+The contrastive extractor stages are the exception: their ``sr`` is the extractor's feature dict and
+``aux`` carries the batch's extras (``flow``: the synthetic pair's ground truth, ``ref``).
 
 A recipe entry may start late: ``after: {epochs: N}`` or ``after: {iterations: N}`` (TTSR's two
 reconstruction-only init epochs; C2-Matching's 10,000 pixel-only steps before the GAN phase).
@@ -290,6 +292,158 @@ class Adversarial(Loss):
     def load_train_state(self, state: dict) -> None:
         self.net_d.load_state_dict(state["net_d"])
         self.optimizer.load_state_dict(state["optimizer"])
+
+
+def ground_truth_matches(flow: torch.Tensor, h: int, w: int, stride: int, border: float):
+    """Ground-truth matches of one pair on the feature grids (C2-Matching's ``warp``).
+
+    ``flow`` (H, W, 2): the [x, y] position in image 2 of every pixel of image 1. Feature position
+    (i, j) of image 1 sits at pixel (stride i, stride j); it is kept when its image-2 position lies
+    more than ``border`` px inside image 2's (stride h, stride w) frame. Returns the kept flat indices
+    into image 1's grid, their (y, x) grid positions, and the rounded (y, x) grid positions in image 2.
+    """
+    pos = flow[::stride, ::stride, :2][:h, :w].reshape(-1, 2).to(torch.float64)
+    x, y = pos[:, 0], pos[:, 1]
+    keep = (x > border) & (x < stride * w - border) & (y > border) & (y < stride * h - border)
+    ids = keep.nonzero().squeeze(1)
+    grid1 = torch.stack(torch.meshgrid(torch.arange(h, device=flow.device), torch.arange(w, device=flow.device),
+                                       indexing="ij")).reshape(2, -1)
+    pos2 = torch.round(torch.stack([y[ids], x[ids]]) / stride).long()
+    return ids, grid1, pos2
+
+
+def _far(a: torch.Tensor, b: torch.Tensor, radius: float) -> torch.Tensor:
+    """(n, m) mask: grid positions a[:, i] and b[:, j] further apart than ``radius`` (Chebyshev)."""
+    return (a[:, :, None] - b[:, None, :]).abs().amax(0) > radius
+
+
+class TooFewMatches(ValueError):
+    """No pair of a batch has enough ground-truth matches for a correspondence loss."""
+
+
+class _Correspondence(Loss):
+    """Shared by the contrastive stages: per pair, the descriptors at the ground-truth matches.
+
+    The output of the training forward is the extractor's ``{dense_features1, dense_features2}``
+    (B, C, h, w); ``aux['flow']`` (B, H, W, 2) holds the ground truth of the synthetic pair (the
+    ``pairs`` data of a recipe). Pairs with fewer than ``min_matches`` matches are left out of the
+    batch mean, as the official trainer does (it fails when none is left; so does this one).
+    """
+
+    def __init__(self, scaling_steps: int = 2, border: float = 10.0, min_matches: int = 128):
+        super().__init__()
+        self.stride, self.border, self.min_matches = 2 ** int(scaling_steps), float(border), int(min_matches)
+
+    def pairs(self, out: dict, aux: dict | None):
+        flow = (aux or {}).get("flow")
+        if flow is None or not isinstance(out, dict):
+            raise ValueError(f"the {type(self).__name__.lower()} loss needs the extractor's features and the pairs' "
+                             f"ground truth (a recipe with 'pairs' that trains an extractor role)")
+        f1, f2 = out["dense_features1"], out["dense_features2"]
+        for b in range(f1.shape[0]):
+            c, h, w = f1[b].shape
+            ids, grid1, pos2 = ground_truth_matches(flow[b], h, w, self.stride, self.border)
+            if ids.numel() < self.min_matches:
+                continue
+            all1 = F.normalize(f1[b].reshape(c, -1), dim=0)
+            d2 = F.normalize(f2[b][:, pos2[0], pos2[1]], dim=0)
+            yield b, ids, grid1, pos2, all1, d2
+
+    @staticmethod
+    def mean(values: list, what: str) -> torch.Tensor:
+        if not values:
+            raise TooFewMatches(f"no pair of the batch has enough ground-truth matches for the {what} loss "
+                             f"(larger crops, or a smaller min_matches)")
+        return torch.stack(values).mean()
+
+
+@LOSSES.register("contrastive", source="C2-Matching mmsr/models/teacher_contras_model.py loss_function "
+                 "(options/train/stage1_teacher_contras_network.yml: margin 1, safe_radius 4, scaling_steps 2)")
+class Contrastive(_Correspondence):
+    """C2-Matching's contrastive correspondence loss (a hardest-negative margin loss, D2-Net style).
+
+    Distances are 2 - 2 cos between L2-normalised descriptors. For every ground-truth match i the
+    positive is d(a_i, b_i); the negative is the smaller of the hardest image-2 descriptor b_j and the
+    hardest image-1 descriptor a_k whose grid position is more than ``safe_radius`` (Chebyshev, in
+    feature cells) from the match. Loss per pair: mean_i relu(margin + positive - negative); the batch
+    value is the mean over the pairs kept.
+    """
+
+    def __init__(self, margin: float = 1.0, safe_radius: float = 4.0, **kwargs):
+        super().__init__(**kwargs)
+        self.margin, self.safe_radius = float(margin), float(safe_radius)
+
+    def forward(self, out, hr=None, aux=None):
+        values = []
+        for _, ids, grid1, pos2, all1, d2 in self.pairs(out, aux):
+            d1 = all1[:, ids]
+            positive = 2 - 2 * (d1 * d2).sum(0)
+            near2 = ~_far(pos2, pos2, self.safe_radius)
+            neg2 = (2 - 2 * d1.t() @ d2 + 10.0 * near2).amin(1)
+            near1 = ~_far(grid1[:, ids], grid1, self.safe_radius)
+            neg1 = (2 - 2 * d2.t() @ all1 + 10.0 * near1).amin(1)
+            values.append(F.relu(self.margin + positive - torch.minimum(neg1, neg2)).mean())
+        return self.mean(values, "contrastive")
+
+
+@LOSSES.register("distillation", source="C2-Matching mmsr/models/student_contras_distillation_model.py "
+                 "loss_function (options/train/stage2_student_contras_network.yml: distill_weight 15, "
+                 "temperature 0.15)")
+class Distillation(_Correspondence):
+    """C2-Matching's teacher-student distillation: KL(teacher || student) of the correlation rows.
+
+    For the ground-truth matches of a pair, the student's correlation a_i . b_j / T (i, j over the
+    matches; its image 1 is the upsampled LR) is log-softmaxed over j; the teacher's, computed by the
+    frozen stage-1 extractor on the HR image and the same reference, is softmaxed; KL summed and divided
+    by the number of matches (``batchmean``). The batch value is the mean over the pairs kept.
+
+    ``teacher``: ``{model: c2_matching, weights: <stage-1 run's OUT or a file>, role: extractor}``;
+    tests may pass the module itself.
+    """
+
+    def __init__(self, teacher, temperature: float = 0.15, **kwargs):
+        super().__init__(**kwargs)
+        self.temperature = float(temperature)
+        self.teacher = teacher if isinstance(teacher, nn.Module) else load_role(**teacher)
+        self.teacher.requires_grad_(False).eval()
+
+    def train(self, mode: bool = True):  # the teacher stays in eval mode
+        super().train(mode)
+        self.teacher.eval()
+        return self
+
+    def forward(self, out, hr=None, aux=None):
+        ref = (aux or {}).get("ref")
+        if hr is None or ref is None:
+            raise ValueError("the distillation loss needs the HR image and the reference (the teacher's inputs)")
+        with torch.no_grad():
+            t_out = self.teacher(hr, ref)
+        t1, t2 = t_out["dense_features1"], t_out["dense_features2"]
+        values = []
+        for b, ids, _, pos2, all1, d2 in self.pairs(out, aux):
+            c = t1.shape[1]
+            td1 = F.normalize(t1[b].reshape(c, -1), dim=0)[:, ids]
+            td2 = F.normalize(t2[b][:, pos2[0], pos2[1]], dim=0)
+            student = F.log_softmax(all1[:, ids].t() @ d2 / self.temperature, dim=1)
+            teacher = F.softmax(td1.t() @ td2 / self.temperature, dim=1)
+            values.append(F.kl_div(student, teacher, reduction="batchmean"))
+        return self.mean(values, "distillation")
+
+
+def load_role(model: str, weights: str | None = None, role: str = "extractor") -> nn.Module:
+    """One role of a zoo model loaded from a file or a run's OUT folder (a frozen teacher)."""
+    from models import create_model, get_spec
+    from models.registry import split_name
+    from models.weights import load_weights, parse_overrides
+
+    if not weights:
+        raise ValueError(f"the distillation teacher: give the {role} file of {model} (a run's OUT folder or the file), "
+                         f"e.g. --set losses.1.teacher.weights=<the c2_matching.teacher run's OUT>")
+    arch, tag = split_name(model)
+    names = {c.role: c.filename for c in get_spec(arch).tag(tag).files}
+    net = create_model(model)
+    load_weights(net, parse_overrides(weights, [role], names))
+    return net.checkpoint_modules()[role]
 
 
 KEYS = {"type", "weight", "after"}

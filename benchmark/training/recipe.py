@@ -8,12 +8,14 @@ default. Lengths are given in the authors' unit (``epochs`` of the training spli
 
 Fields (all but ``model`` optional)::
 
-    model: masa.rec                 # the zoo name[.tag] whose official files the run writes
+    model: masa.rec                 # the zoo name[.tag] whose official files the run writes (a stage's recipe
+                                    # may have its own name: c2_matching.teacher.yaml trains c2_matching's extractor)
     source: {paper: ..., code: ..., notes: ...}    # citations (free text)
     gpu_hours: "..."                # what the authors report (or "not reported")
     model_kwargs: {}                # architecture options (default: the official config)
     losses: [{type: l1, weight: 1.0}]      # benchmark/training/losses.py: l1 | mse | perceptual | texture |
-                                    # texture_gram | adversarial; options beside type/weight; after: {epochs|iterations: N}
+                                    # texture_gram | adversarial | contrastive | distillation; options beside
+                                    # type/weight; after: {epochs|iterations: N}
     optimizer: {type: adam, lr: 1.0e-4, betas: [0.9, 0.999], eps: 1.0e-8, weight_decay: 0,
                 param_groups: [{prefix: LTE., lr: 1.0e-5}, {contains: [offset, small], lr: 1.0e-6}],
                 freeze: [prefix, ...]}      # a parameter joins the first group that matches its name
@@ -31,9 +33,16 @@ Fields (all but ``model`` optional)::
     protocol: refsr-standard        # whose kernel makes the LR (benchmark/protocols)
     export: {wrapper: null}         # official file wrapper key ("params" for BasicSR files)
     train_roles: [net]              # which weight files the run trains and writes
-    init_from: {model: masa.rec, weights: official}   # start the trained roles from these files (a
-                                    # stage built on another: MASA's GAN on MASA-rec); weights: official |
-                                    # a folder/file as benchmark.run --weights takes (e.g. a run's OUT)
+    frozen_roles: null              # roles loaded from their official files and frozen (null: every role not
+                                    # trained; [] for a stage that uses only the trained role)
+    init_from: {model: masa.rec, weights: official, roles: [net]}   # start roles from these files (a stage
+                                    # built on another: MASA's GAN on MASA-rec); weights: official | a folder
+                                    # (a run's OUT) or file; a bare file name is also looked up in
+                                    # $REFSR_WEIGHTS[/<arch>]; roles: default the trained ones (a frozen role
+                                    # listed here comes from these files instead of its official one)
+    pairs: null                     # {type: homography, perturb: [lo, hi], window: N, input: hr | lr_up}:
+                                    # synthetic pairs (an HR crop and its warped copy with the ground-truth
+                                    # flow) instead of HR + reference, for correspondence (extractor) stages
     checkpoint_every: 1000          # steps
     validate_every: 0               # steps (0 = only at the end)
 """
@@ -53,10 +62,12 @@ from .losses import LOSSES
 
 RECIPE_DIR = Path(__file__).resolve().parent.parent / "recipes"
 
-LOSSES_KNOWN = ("l1", "mse", "perceptual", "adversarial", "texture", "texture_gram", "contrastive")
+LOSSES_KNOWN = ("l1", "mse", "perceptual", "adversarial", "texture", "texture_gram", "contrastive", "distillation")
 TOP_FIELDS = {"model", "source", "gpu_hours", "model_kwargs", "losses", "optimizer", "schedule", "epochs",
               "iterations", "batch_size", "crop_size", "ref_size", "grad_clip", "augment", "protocol", "export",
-              "train_roles", "checkpoint_every", "validate_every", "stages", "notes", "init_from"}
+              "train_roles", "checkpoint_every", "validate_every", "stages", "notes", "init_from", "frozen_roles",
+              "pairs"}
+PAIRS_FIELDS = {"type", "perturb", "window", "input"}
 AUGMENT_FIELDS = {"hflip", "vflip", "rot90", "transpose", "ref_independent", "swap", "color_jitter", "shuffle_ref",
                   "geometric_from_epoch"}
 SCHEDULES = ("constant", "cosine", "step", "multistep")
@@ -76,7 +87,9 @@ DEFAULTS: dict[str, Any] = {
     "protocol": "refsr-standard",
     "export": {"wrapper": None},
     "train_roles": None,
+    "frozen_roles": None,
     "init_from": None,
+    "pairs": None,
     "checkpoint_every": 1000,
     "validate_every": 0,
 }
@@ -102,6 +115,12 @@ class Recipe:
     def hash(self) -> str:
         canonical = json.dumps(self.data, sort_keys=True, separators=(",", ":"), default=str)
         return hashlib.sha256(canonical.encode()).hexdigest()
+
+    def roles(self, all_roles: list[str]) -> tuple[list[str], list[str]]:
+        """(trained, frozen) roles of a model whose weight files are ``all_roles`` (in the tag's order)."""
+        trained = list(self.data["train_roles"] or all_roles[:1])
+        frozen = self.data["frozen_roles"]
+        return trained, [r for r in all_roles if r not in trained] if frozen is None else list(frozen)
 
     def total_steps(self, steps_per_epoch: int) -> int:
         if self.data.get("iterations") is not None:
@@ -164,6 +183,13 @@ def validate(data: dict, source: str) -> None:
     unknown = sorted(set(data["augment"]) - AUGMENT_FIELDS)
     if unknown:
         raise RecipeError(f"{source}: unknown augment field(s) {unknown}; known: {sorted(AUGMENT_FIELDS)}")
+    pairs = data.get("pairs")
+    if pairs is not None:
+        unknown = sorted(set(pairs) - PAIRS_FIELDS)
+        kind, first = pairs.get("type", "homography"), pairs.get("input", "hr")
+        if unknown or kind != "homography" or first not in ("hr", "lr_up"):
+            raise RecipeError(f"{source}: pairs takes type: homography, perturb: [lo, hi], window, input: hr | lr_up; "
+                              f"got {pairs}")
     for loss in data["losses"]:
         t = loss.get("type")
         if t not in LOSSES_KNOWN:

@@ -22,6 +22,7 @@ import json
 import math
 import os
 import random
+import re
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -37,22 +38,23 @@ from core.files import atomic_write_json, atomic_write_with
 from core.seeding import keyed_rng
 from models import create_model, get_spec
 from models.registry import split_name
-from models.weights import MissingWeights, file_sha256, load_weights, official_path, resolve_weights
+from models.weights import (MissingWeights, file_sha256, load_weights, official_path, parse_overrides,
+                            resolve_weights, trained_label)
 
 from .adapters import TrainForward
-from .losses import Adversarial, build_loss, start_step
+from .losses import Adversarial, TooFewMatches, build_loss, start_step
 from .data import StepBatchSampler, TrainCrops, make_loader, steps_per_epoch, train_table
 from .recipe import Recipe, load_recipe
 
 CKPT_FORMAT = "refsr-bench-train/1"
 LOG_FIELDS = ["step", "epoch", "kind", "loss", "l1", "mse", "perceptual", "texture", "texture_gram", "adversarial",
-              "d_loss", "lr", "grad_norm", "steps_per_s", "crops_per_s", "psnr_y", "ssim_y", "lpips", "bicubic_psnr_y",
-              "elapsed_s"]
+              "d_loss", "contrastive", "distillation", "lr", "grad_norm", "steps_per_s", "crops_per_s", "psnr_y",
+              "ssim_y", "lpips", "bicubic_psnr_y", "elapsed_s"]
 
 
 @dataclass
 class TrainConfig:
-    model: str
+    model: str  # a recipe's name: the zoo name[.tag], or a stage of it (c2_matching.teacher)
     dataset: str
     out: str
     recipe: str = "official"
@@ -155,7 +157,8 @@ class Trainer:
         self.dist = Dist(cfg.device)
         self.out = Path(cfg.out)
         self.recipe: Recipe = load_recipe(cfg.model, cfg.recipe, cfg.overrides)
-        self.arch, self.tag = split_name(cfg.model)
+        self.name = self.recipe["model"]  # the zoo model whose files the run writes
+        self.arch, self.tag = split_name(self.name)
         self.spec = get_spec(self.arch)
         kwargs = self.recipe["model_kwargs"] if cfg.model_kwargs is None else cfg.model_kwargs
         self.model_kwargs = dict(kwargs or {})
@@ -171,24 +174,30 @@ class Trainer:
         self.fingerprint = self.ds.fingerprint()
 
         torch.manual_seed(cfg.seed)
-        model = create_model(cfg.model, **self.model_kwargs)
+        model = create_model(self.name, **self.model_kwargs)
         self.model = model.to(self.dist.device)
         tag = self.spec.tag(self.tag)
         self.files = {c.role: c.filename for c in (tag.files if tag else ())}
         if not self.files:
-            raise ValueError(f"{cfg.model} has no learned weights to train")
-        self.train_roles = list(r["train_roles"] or [next(iter(self.files))])
+            raise ValueError(f"{self.name} has no learned weights to train")
+        self.train_roles, frozen = r.roles(list(self.files))
         modules = model.checkpoint_modules()
-        frozen = [role for role in self.files if role not in self.train_roles]
-        if frozen:  # roles the recipe does not train come from their official files, frozen
-            paths = {role: official_path(self.arch, self.files[role]) for role in frozen}
+        from_init = set((r.get("init_from") or {}).get("roles") or ())
+        official = [role for role in frozen if role not in from_init]
+        # written with the trained roles: a frozen role from init_from's files is part of what the run trained with
+        # (stage 3 on a trained extractor: benchmark.run --weights OUT must score net_g with that extractor)
+        self.export_roles = self.train_roles + [role for role in frozen if role in from_init]
+        if official:  # frozen roles come from their official files (or init_from's)
+            paths = {role: official_path(self.arch, self.files[role]) for role in official}
             missing = [f"  {p}  [{role}]" for role, p in paths.items() if not p.is_file()]
             if missing:
-                raise MissingWeights(f"{cfg.model}: the recipe trains {', '.join(self.train_roles)} and keeps the "
-                                     f"official files of the other roles, which are missing:\n" + "\n".join(missing)
-                                     + "\nFetch them (python -m models.pretrained) or set $REFSR_WEIGHTS.")
+                raise MissingWeights(f"{self.name}: the recipe trains {', '.join(self.train_roles)} and keeps the "
+                                     f"official files of {', '.join(official)}, which are missing:\n"
+                                     + "\n".join(missing) + "\nFetch them (python -m models.pretrained) or set "
+                                     "$REFSR_WEIGHTS.")
             load_weights(model, paths)
-            for role in frozen:
+        for role in self.files:  # frozen, or unused by this stage (C2-Matching's net_g while its extractor trains)
+            if role not in self.train_roles:
                 modules[role].requires_grad_(False)
         opt = r["optimizer"]
         for prefix in opt.get("freeze") or []:
@@ -216,7 +225,7 @@ class Trainer:
                 for g in term.module.optimizer.param_groups:
                     g["base_lr"] = g["lr"]
         self.scaler = torch.amp.GradScaler(self.dist.device.type, enabled=cfg.precision == "fp16")
-        self.forward = TrainForward(self.model)
+        self.forward = TrainForward(self.model, self.train_roles)
         if self.dist.active:
             from torch.nn.parallel import DistributedDataParallel as DDP
 
@@ -269,11 +278,11 @@ class Trainer:
             return {}
         wrapper = (self.recipe["export"] or {}).get("wrapper")
         written = {}
-        for role in self.train_roles:  # the model writes its own official format (SRNTT: TensorLayer .npz)
+        for role in self.export_roles:  # the model writes its own official format (SRNTT: TensorLayer .npz)
             path = self.out / self.files[role]
             atomic_write_with(path, lambda tmp, role=role: self.model.write_checkpoint(role, tmp, wrapper))
             written[role] = path
-        fresh = create_model(self.cfg.model, **self.model_kwargs)  # the harness's loader must take them as-is
+        fresh = create_model(self.name, **self.model_kwargs)  # the harness's loader must take them as-is
         load_weights(fresh, written)
         mods = fresh.checkpoint_modules()
         for role in written:
@@ -281,7 +290,7 @@ class Trainer:
             for k, v in mods[role].state_dict().items():
                 if not torch.equal(v.cpu(), mine[k].detach().cpu()):
                     raise RuntimeError(f"exported {written[role]} does not reload to the trained values ({k})")
-        info = {"run_id": self.run_id, "model": self.cfg.model, "label": "custom (trained by benchmark.train, "
+        info = {"run_id": self.run_id, "model": self.name, "label": "custom (trained by benchmark.train, "
                 "not official)", "step": self.step, "total_steps": self.total, "final": final,
                 "files": {self.files[r]: {"role": r, "sha256": file_sha256(p)} for r, p in written.items()},
                 "dataset": str(self.cfg.dataset), "dataset_hash": self.fingerprint, "recipe": self.recipe.source_file,
@@ -328,16 +337,24 @@ class Trainer:
         atomic_write_with(path, write)
 
     def _init_from(self) -> dict | None:
-        """A fresh run of a recipe with ``init_from`` starts its trained roles from those files."""
+        """A fresh run of a recipe with ``init_from`` starts ``roles`` (default: the trained ones) from those files."""
         spec = self.recipe.get("init_from")
         if not spec:
             return None
+        roles = list(spec.get("roles") or self.train_roles)
         src = spec.get("weights", "official")
-        resolved = resolve_weights(spec["model"], None if src == "official" else src)
-        files = {role: resolved.files[role] for role in self.train_roles}
+        if src == "official":
+            resolved = resolve_weights(spec["model"])
+            files = {role: resolved.files[role] for role in roles}
+            label = resolved.label
+        else:
+            arch, tag = split_name(spec["model"])
+            names = {c.role: c.filename for c in get_spec(arch).tag(tag).files}
+            files = parse_overrides(weights_path(src, arch), roles, names)
+            label = trained_label(files, {role: file_sha256(p) for role, p in files.items()}) or "custom"
         load_weights(self.model, files)
-        return {"model": resolved.tag, "label": resolved.label,
-                "files": {role: {"path": str(p), "sha256": resolved.sha256[role]} for role, p in files.items()}}
+        return {"model": spec["model"], "label": label,
+                "files": {role: {"path": str(p), "sha256": file_sha256(p)} for role, p in files.items()}}
 
     def _write_run_json(self, resumed: bool, init: dict | None = None) -> None:
         if not self.dist.main:
@@ -368,6 +385,8 @@ class Trainer:
             df = df[df["level"] == cfg.val_level]
         groups = sorted(df["group"].unique())[: cfg.val_limit]
         df = df[df["group"].isin(groups)]
+        if self.recipe.get("pairs"):  # a correspondence stage: no SR to score (its other roles are untrained)
+            return self._validate_pairs(ds, df)
         return evaluate_model(self.model, ds, df, self.recipe["protocol"], self.spec.scale, self.dist.device,
                               list(cfg.val_metrics))
 
@@ -402,7 +421,7 @@ class Trainer:
         device = self.dist.device
         ref_size = int(r["ref_size"] or r["crop_size"])
         crops = TrainCrops(self.ds, self.table, r["protocol"], self.spec.scale, int(r["crop_size"]), ref_size,
-                           r["augment"], cfg.seed, self.spe, cfg.split)
+                           r["augment"], cfg.seed, self.spe, cfg.split, pairs=r.get("pairs"))
         sampler = StepBatchSampler(len(self.table), self.batch, cfg.seed, self.step, self.total,
                                    self.dist.rank, self.dist.world)
         workers = cfg.workers if cfg.workers is not None else (4 if device.type == "cuda" else 0)
@@ -429,6 +448,7 @@ class Trainer:
             lr_t = batch["lr"].to(device, non_blocking=True)
             ref_t = batch["ref"].to(device, non_blocking=True)
             hr_t = batch["hr"].to(device, non_blocking=True)
+            extras = {k: v.to(device, non_blocking=True) for k, v in batch.items() if k not in ("hr", "lr", "ref")}
             d_groups = [g for t in self.losses if isinstance(t.module, Adversarial) and t.module.scheduled
                         for g in t.module.optimizer.param_groups]
             for g in self.optimizer.param_groups + d_groups:
@@ -437,8 +457,9 @@ class Trainer:
             active = [t for t in self.losses if self.step >= t.start]
             needs = tuple(sorted({n for t in active for n in t.module.needs}))
             with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
-                sr, aux = self.forward(lr_t, ref_t, needs)
-            sr = sr.float()
+                sr, aux = self.forward(lr_t, ref_t, needs, extras)
+            sr = sr.float() if torch.is_tensor(sr) else {k: v.float() for k, v in sr.items()}
+            aux = {"ref": ref_t, **extras, **aux}  # the batch's extras (a pair's ground truth) for the losses
             parts, logged = {}, {}
             for t in active:  # discriminators first: the generator is scored by the updated one
                 if isinstance(t.module, Adversarial):
@@ -502,6 +523,36 @@ class Trainer:
         self.dist.close()
         return result
 
+    def _validate_pairs(self, ds: Dataset, samples) -> dict:
+        """The recipe's losses on held-out warped pairs: the central crop_size crop of each test HR under a
+        homography keyed by its sample id (the same pairs in every validation and every run; the official
+        stages validate the same way on CUFED5 with seeded homographies)."""
+        from builders.images import read_rgb
+
+        from ..protocol import load_protocol
+        from .data import warped_sample
+
+        r, device, crop = self.recipe, self.dist.device, int(self.recipe["crop_size"])
+        protocol, forward = load_protocol(r["protocol"]), TrainForward(self.model, self.train_roles)
+        sums: dict[str, float] = {}
+        n = 0
+        for s in samples.itertuples(index=False):
+            hr = read_rgb(ds.path(s.hr))[0]
+            y, x = max(0, (hr.shape[0] - crop) // 2), max(0, (hr.shape[1] - crop) // 2)
+            hr = np.ascontiguousarray(hr[y:y + crop, x:x + crop])
+            b = warped_sample(hr, r["pairs"], protocol, self.spec.scale, keyed_rng(0, "val-pair", str(s.sample_id)))
+            b = {k: v[None].to(device) for k, v in b.items()}
+            with torch.no_grad():
+                out, _ = forward(b["lr"], b["ref"], (), b)
+                try:
+                    vals = {t.name: float(t.weight * t.module(out, b["hr"], b)) for t in self.losses}
+                except TooFewMatches:  # a test image smaller than the crop: too little overlap to score
+                    continue
+            for k, v in {**vals, "loss": sum(vals.values())}.items():
+                sums[k] = sums.get(k, 0.0) + v
+            n += 1
+        return {k: v / n for k, v in sums.items()} if n else {}
+
     def _validation_row(self, t_start: float) -> dict:
         self.model.eval()
         vals = self.validate()
@@ -509,6 +560,23 @@ class Trainer:
             self._log_rows([{"step": self.step, "epoch": self.step // self.spe, "kind": "val", **vals,
                              "elapsed_s": time.perf_counter() - t_start}])
         return vals
+
+
+def weights_path(src: str, arch: str) -> Path:
+    """``init_from.weights``: a path as given, else a bare file name under $REFSR_WEIGHTS[/<arch>] (where
+    torchvision's ImageNet files live, e.g. vgg16-397923af.pth); never downloaded."""
+    path = Path(src).expanduser()
+    if path.exists() or path.is_absolute() or len(path.parts) > 1:
+        return path
+    from core.paths import weights_dir
+
+    for cand in (weights_dir() / path, weights_dir() / arch / path):
+        if cand.is_file():
+            return cand
+    where = (f"; torchvision publishes it at https://download.pytorch.org/models/{src}"
+             if re.fullmatch(r"\w+-[0-9a-f]{8}\.pth", src) else "")
+    raise MissingWeights(f"init_from file {src} not found (looked in ., {weights_dir()}, {weights_dir() / arch}); "
+                         f"place it there (nothing is downloaded){where}")
 
 
 def _average_grads(module: torch.nn.Module) -> None:
@@ -565,7 +633,8 @@ def plot_curves(log_csv: Path, out_png: Path) -> None:
     df = pd.read_csv(log_csv)
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.5))
     tr = df[df["kind"] == "train"]
-    terms = [c for c in ("loss", "l1", "mse", "perceptual", "texture", "texture_gram", "adversarial", "d_loss")
+    terms = [c for c in ("loss", "l1", "mse", "perceptual", "texture", "texture_gram", "adversarial", "d_loss",
+                         "contrastive", "distillation")
              if c in tr and tr[c].notna().any()]
     for c in terms if len(terms) > 2 else ["loss"]:  # one loss term: the total is that term
         axes[0].plot(tr["step"], tr[c], label=c)
