@@ -47,9 +47,10 @@ def _cached_mask(h: int, w: int, ws: int, shift: int) -> torch.Tensor:
 
 
 def shifted_window_mask(h: int, w: int, ws: int, shift: int) -> torch.Tensor:
-    """(nW, ws*ws, ws*ws) additive mask: 0 inside one region of the rolled map, -100 across."""
+    """(nW, ws*ws, ws*ws) additive mask: 0 inside one region of the rolled map, -100 across.
+    Made on the CPU whatever the default device (it is cached and moved to the input's device)."""
     def bands(n: int) -> torch.Tensor:
-        lab = torch.zeros(n, dtype=torch.long)
+        lab = torch.zeros(n, dtype=torch.long, device="cpu")
         lab[n - ws:] = 1
         lab[n - shift:] = 2
         return lab
@@ -57,7 +58,7 @@ def shifted_window_mask(h: int, w: int, ws: int, shift: int) -> torch.Tensor:
     lab = bands(h)[:, None] * 3 + bands(w)[None, :]
     win = lab.view(h // ws, ws, w // ws, ws).transpose(1, 2).reshape(-1, ws * ws)
     same = win[:, :, None] == win[:, None, :]
-    return torch.zeros(same.shape).masked_fill_(~same, -100.0)
+    return torch.zeros(same.shape, device="cpu").masked_fill_(~same, -100.0)
 
 
 def to_windows(x: torch.Tensor, ws: int) -> torch.Tensor:
