@@ -123,10 +123,11 @@ def patch_match_index(feat_in: torch.Tensor, feat_ref: torch.Tensor, patch_size:
     Score = <input patch, reference patch> / (||reference patch|| + 1e-5) on (c,h,w) features
     that are already L2-normalised per pixel. The official code correlates with every reference
     patch as a conv kernel (c*k*k multiply-adds per pair); here one pixel-to-pixel correlation
-    (c per pair) is shared by the k*k patch offsets, computed for a band of input rows at a time so
-    that about ``chunk_elems`` scores are held (three such buffers at the peak; a band has at least
-    one output row, k input rows). Returns (h-k+1, w-k+1) indices into the
-    row-major (H-k+1)*(W-k+1) reference patch grid.
+    (c per pair) is shared by the k*k patch offsets. Input rows are correlated in bands of about
+    ``chunk_elems`` scores (at least one row), each row once: its sums over the k x-shifts are
+    kept for the next band's first output rows, which also need the last k-1 rows (recomputing
+    them tripled the matching's multiply-adds at 1000² with k = 3). Returns (h-k+1, w-k+1) indices
+    into the row-major (H-k+1)*(W-k+1) reference patch grid.
     """
     c, h, w = feat_in.shape
     _, H, W = feat_ref.shape
@@ -138,24 +139,29 @@ def patch_match_index(feat_in: torch.Tensor, feat_ref: torch.Tensor, patch_size:
     patch_norm = (F.avg_pool2d(sq, k, 1) * (k * k)).clamp_min(0).sqrt()[0, 0]
     inv_norm = 1.0 / (patch_norm + 1e-5)  # (Ho, Wo)
     ref_flat = feat_ref.reshape(c, H * W)
-    rows = max(1, chunk_elems // (w * H * W) - (k - 1))
+    rows = max(1, chunk_elems // (w * H * W))  # input rows correlated per band
     out = torch.empty(ho, wo, dtype=torch.long, device=feat_in.device)
-    for r0 in range(0, ho, rows):
-        r1 = min(ho, r0 + rows)
-        n = r1 - r0
-        band = feat_in[:, r0:r1 + k - 1].reshape(c, -1)
-        corr = (band.t() @ ref_flat).view(n + k - 1, w, H, W)
-        # separable sum over the k*k diagonal shifts: first along x, then along y
+    carry = None  # x-summed correlations of the last k-1 input rows
+    for i0 in range(0, h, rows):
+        i1 = min(h, i0 + rows)
+        corr = (feat_in[:, i0:i1].reshape(c, -1).t() @ ref_flat).view(i1 - i0, w, H, W)
+        # separable sum over the k*k diagonal shifts: first along x (per input row), then along y
         sx = corr[:, 0:wo, :, 0:Wo].clone()
         for b in range(1, k):
             sx += corr[:, b:b + wo, :, b:b + Wo]
         del corr
-        score = sx[0:n, :, 0:Ho].clone()
-        for a in range(1, k):
-            score += sx[a:a + n, :, a:a + Ho]
-        del sx
-        score *= inv_norm
-        out[r0:r1] = score.view(n, wo, Ho * Wo).argmax(-1)
+        if carry is not None:
+            sx = torch.cat((carry, sx))
+        r0 = i1 - sx.shape[0]  # the input row sx starts at = the first output row it completes
+        n = sx.shape[0] - k + 1  # output rows r0 .. r0+n-1 have all their k input rows here
+        if n > 0:
+            score = sx[0:n, :, 0:Ho].clone()
+            for a in range(1, k):
+                score += sx[a:a + n, :, a:a + Ho]
+            score *= inv_norm
+            out[r0:r0 + n] = score.view(n, wo, Ho * Wo).argmax(-1)
+            del score
+        carry = sx[max(0, n):] if k > 1 else None
     return out
 
 
