@@ -1,9 +1,11 @@
 """Model profiles: parameters, FLOPs, runtime and peak memory at declared input sizes.
 
-FLOPs come from ``torch.utils.flop_counter.FlopCounterMode`` (2 FLOPs per multiply-add), plus a
-formula for ``torchvision::deform_conv2d``, which it does not count: the convolution's
-multiply-adds at the sampled positions (the bilinear sampling itself is not counted, as for the
-other ops FlopCounterMode skips: interpolation, softmax, element-wise). GMACs = GFLOPs / 2.
+FLOPs come from ``torch.utils.flop_counter.FlopCounterMode`` (2 FLOPs per multiply-add), plus
+formulas for two ops it does not count: ``torchvision::deform_conv2d`` (the convolution's
+multiply-adds at the sampled positions; the bilinear sampling itself is not counted, as for the
+other ops FlopCounterMode skips: interpolation, softmax, element-wise) and the CPU kernel of
+``scaled_dot_product_attention`` (its two matrix products, as FlopCounterMode counts the CUDA kernels
+and as the math path on the meta device is counted). GMACs = GFLOPs / 2.
 Runtime: warm-up runs, then N timed runs (CUDA events on a GPU, ``perf_counter`` on the CPU: see
 ``runtime_timer``), median and spread. Peak memory is the forward's own extra memory, measured
 differently per device and labelled so (``peak_memory_measure``): on a GPU the allocator's peak of
@@ -18,7 +20,7 @@ import statistics
 from dataclasses import asdict, dataclass
 
 import torch
-from torch.utils.flop_counter import FlopCounterMode, register_flop_formula
+from torch.utils.flop_counter import FlopCounterMode, register_flop_formula, sdpa_flop_count
 
 from .device import ForwardTimer, peak_memory_bytes, reset_peak_memory
 
@@ -31,14 +33,20 @@ CPU_PEAK_FALLBACK = "cpu: ru_maxrss growth over one forward in a fresh process (
 _registered = False
 
 
-def _register_deform_conv() -> None:
+def _register_formulas() -> None:
     global _registered
     if _registered:
         return
     import torchvision  # noqa: F401  (registers torch.ops.torchvision)
 
     register_flop_formula(torch.ops.torchvision.deform_conv2d, get_raw=True)(_deform_conv2d_flops_raw)
+    register_flop_formula(torch.ops.aten._scaled_dot_product_flash_attention_for_cpu)(_sdpa_cpu_flops)
     _registered = True
+
+
+def _sdpa_cpu_flops(query_shape, key_shape, value_shape, *args, out_shape=None, **kwargs) -> int:
+    """QK^T and attention x V multiply-adds, x2 (FlopCounterMode's formula for the CUDA kernels)."""
+    return sdpa_flop_count(query_shape, key_shape, value_shape)
 
 
 def _deform_conv2d_flops_raw(input, weight, *args, out_val=None, **kwargs):
@@ -78,10 +86,23 @@ def count_params(model: torch.nn.Module) -> tuple[int, int]:
 
 
 def count_flops(model: torch.nn.Module, lr: torch.Tensor, ref: torch.Tensor) -> int:
-    _register_deform_conv()
+    _register_formulas()
     with torch.no_grad(), FlopCounterMode(display=False) as counter:
         model(lr, ref)
     return int(counter.get_total_flops())
+
+
+def count_on_meta(name: str, lr_hw, ref_hw, model_kwargs: dict | None = None) -> tuple[int, int]:
+    """(parameters, FLOPs) of one forward on the meta device: shapes only, nothing is computed or
+    allocated, so sizes too large or slow to run can be counted. Same counter as :func:`count_flops`;
+    a model whose FLOPs depend on values (none in the zoo: ``tests/test_profile_meta.py`` checks the
+    counts agree with a real forward) would need a real run."""
+    from models import create_model
+
+    with torch.device("meta"):
+        model = create_model(name, **(model_kwargs or {})).eval()
+        flops = count_flops(model, torch.rand(1, 3, *lr_hw), torch.rand(1, 3, *ref_hw))
+    return count_params(model)[0], flops
 
 
 def time_forward(model: torch.nn.Module, lr: torch.Tensor, ref: torch.Tensor, device: torch.device,

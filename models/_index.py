@@ -90,11 +90,11 @@
                                  'licence': 'CC-BY-NC-4.0 (README; portions from C2-Matching MIT and BasicSR '
                                             'Apache-2.0)',
                                  'lr_multiple': 1,
-                                 'max_ref_side': 768,
-                                 'memory': {'base_mib': 161,
-                                            'per_lr_px': 196124,
-                                            'per_lr_ref_px': 0.447,
-                                            'per_ref_px': 0.0},
+                                 'max_ref_side': 1000,
+                                 'memory': {'base_mib': 301,
+                                            'per_lr_px': 155261,
+                                            'per_lr_ref_px': 0.0,
+                                            'per_ref_px': 7389},
                                  'name': 'datsr',
                                  'notes': 'Weights: restoration_mse.pth / restoration_gan.pth and '
                                           "feature_extraction.pth from the authors' GitHub Releases page "

@@ -136,10 +136,11 @@ def patch_match_index(feat_in: torch.Tensor, feat_ref: torch.Tensor, patch_size:
     Score = <input patch, reference patch> / (||reference patch|| + 1e-5) on (c,h,w) features
     that are already L2-normalised per pixel. The official code correlates with every reference
     patch as a conv kernel (c*k*k multiply-adds per pair); here one pixel-to-pixel correlation
-    (c per pair) is shared by the k*k patch offsets, computed for a band of input rows at a time so
-    that about ``chunk_elems`` scores are held (three such buffers at the peak; a band has at least
-    one output row, k input rows). Returns (h-k+1, w-k+1) indices into the
-    row-major (H-k+1)*(W-k+1) reference patch grid.
+    (c per pair) is shared by the k*k patch offsets. Input rows are correlated in bands of about
+    ``chunk_elems`` scores (at least one row), each row once: its sums over the k x-shifts are
+    kept for the next band's first output rows, which also need the last k-1 rows (recomputing
+    them tripled the matching's multiply-adds at 1000² with k = 3). Returns (h-k+1, w-k+1) indices
+    into the row-major (H-k+1)*(W-k+1) reference patch grid.
     """
     c, h, w = feat_in.shape
     _, H, W = feat_ref.shape
@@ -151,24 +152,29 @@ def patch_match_index(feat_in: torch.Tensor, feat_ref: torch.Tensor, patch_size:
     patch_norm = (F.avg_pool2d(sq, k, 1) * (k * k)).clamp_min(0).sqrt()[0, 0]
     inv_norm = 1.0 / (patch_norm + 1e-5)  # (Ho, Wo)
     ref_flat = feat_ref.reshape(c, H * W)
-    rows = max(1, chunk_elems // (w * H * W) - (k - 1))
+    rows = max(1, chunk_elems // (w * H * W))  # input rows correlated per band
     out = torch.empty(ho, wo, dtype=torch.long, device=feat_in.device)
-    for r0 in range(0, ho, rows):
-        r1 = min(ho, r0 + rows)
-        n = r1 - r0
-        band = feat_in[:, r0:r1 + k - 1].reshape(c, -1)
-        corr = (band.t() @ ref_flat).view(n + k - 1, w, H, W)
-        # separable sum over the k*k diagonal shifts: first along x, then along y
+    carry = None  # x-summed correlations of the last k-1 input rows
+    for i0 in range(0, h, rows):
+        i1 = min(h, i0 + rows)
+        corr = (feat_in[:, i0:i1].reshape(c, -1).t() @ ref_flat).view(i1 - i0, w, H, W)
+        # separable sum over the k*k diagonal shifts: first along x (per input row), then along y
         sx = corr[:, 0:wo, :, 0:Wo].clone()
         for b in range(1, k):
             sx += corr[:, b:b + wo, :, b:b + Wo]
         del corr
-        score = sx[0:n, :, 0:Ho].clone()
-        for a in range(1, k):
-            score += sx[a:a + n, :, a:a + Ho]
-        del sx
-        score *= inv_norm
-        out[r0:r1] = score.view(n, wo, Ho * Wo).argmax(-1)
+        if carry is not None:
+            sx = torch.cat((carry, sx))
+        r0 = i1 - sx.shape[0]  # the input row sx starts at = the first output row it completes
+        n = sx.shape[0] - k + 1  # output rows r0 .. r0+n-1 have all their k input rows here
+        if n > 0:
+            score = sx[0:n, :, 0:Ho].clone()
+            for a in range(1, k):
+                score += sx[a:a + n, :, a:a + Ho]
+            score *= inv_norm
+            out[r0:r0 + n] = score.view(n, wo, Ho * Wo).argmax(-1)
+            del score
+        carry = sx[max(0, n):] if k > 1 else None
     return out
 
 
@@ -234,16 +240,48 @@ class ContentExtractor(nn.Module):
         return self.body(self.lrelu(self.conv_first(x)))
 
 
+def flow_offsets(pre_offset: torch.Tensor) -> torch.Tensor:
+    """(B, k*k, h, w, 2) [x, y] matched flow -> (B, 2*k*k, h, w) interleaved [y0, x0, y1, x1, ...],
+    the offset layout of one DCNv2 / torchvision deformable group."""
+    b, kk, h, w, _ = pre_offset.shape
+    return pre_offset.flip(-1).permute(0, 1, 4, 2, 3).reshape(b, 2 * kk, h, w)
+
+
 def offset_and_mask(offset_mask: torch.Tensor, pre_offset: torch.Tensor, groups: int
                     ) -> tuple[torch.Tensor, torch.Tensor]:
     """The DCN offsets and mask of C2-Matching's dynamic aggregation: the learnt offsets (the first
     two thirds of ``offset_mask``) plus the matched flow ``pre_offset`` ((B, k*k, h, w, 2) in [x, y],
-    the same for every group), and the sigmoid of the last third."""
-    o1, o2, mask = torch.chunk(offset_mask, 3, dim=1)
-    b, kk, h, w, _ = pre_offset.shape
-    # [x, y] -> interleaved [y0, x0, y1, x1, ...] per group, as DCNv2 and torchvision expect
-    pre = pre_offset.flip(-1).permute(0, 1, 4, 2, 3).reshape(b, 2 * kk, h, w)
-    return torch.cat((o1, o2), 1) + pre.repeat(1, groups, 1, 1), torch.sigmoid(mask)
+    the same for every group), and the sigmoid of the last third. Computed in place on a fresh
+    tensor, the flow broadcast over the groups (no per-group copies: these are ~0.6 GB at 1000²)."""
+    n = offset_mask.shape[1] // 3
+    b, _, h, w = offset_mask.shape
+    offset = offset_mask[:, : 2 * n].clone()
+    offset.view(b, groups, -1, h, w).add_(flow_offsets(pre_offset).unsqueeze(1))
+    return offset, torch.sigmoid(offset_mask[:, 2 * n:])
+
+
+def deform_conv2d_by_group(x: torch.Tensor, offset: torch.Tensor, weight: torch.Tensor,
+                           bias: torch.Tensor | None, mask: torch.Tensor, groups: int) -> torch.Tensor:
+    """``deform_conv2d(x, offset, weight, bias, padding=k//2, mask=mask)`` with ``groups`` offset
+    groups, run one offset group at a time and summed.
+
+    torchvision's CPU kernel first samples a (C*k*k, H*W) column buffer (2.3 GB for 64 channels at
+    1000x1000, the peak of the C2-Matching family's forwards at WR-SR size); a group's call samples
+    its C/groups channels only. The sampling is the same kernel's; the result differs from the
+    single call by float summation order only.
+    """
+    c = x.shape[1]
+    k = weight.shape[-1]
+    cg, og, mg = c // groups, offset.shape[1] // groups, mask.shape[1] // groups
+    pad = (k // 2, k // 2)
+    out = None
+    for g in range(groups):
+        part = deform_conv2d(x[:, g * cg:(g + 1) * cg], offset[:, g * og:(g + 1) * og],
+                             weight[:, g * cg:(g + 1) * cg], padding=pad, mask=mask[:, g * mg:(g + 1) * mg])
+        out = part if out is None else out.add_(part)
+    if bias is not None:
+        out += bias.view(1, -1, 1, 1)
+    return out
 
 
 class DynamicAggregation(nn.Module):
@@ -269,8 +307,7 @@ class DynamicAggregation(nn.Module):
     def forward(self, ref_feat: torch.Tensor, cond: torch.Tensor, pre_offset: torch.Tensor) -> torch.Tensor:
         """``pre_offset``: (B, k*k, h, w, 2) in [x, y] order, shared by every deformable group."""
         offset, mask = offset_and_mask(self.conv_offset_mask(cond), pre_offset, self.groups)
-        pad = self.kernel_size // 2
-        out = deform_conv2d(ref_feat, offset, self.weight, self.bias, padding=(pad, pad), mask=mask)
+        out = deform_conv2d_by_group(ref_feat, offset, self.weight, self.bias, mask, self.groups)
         return out.contiguous(memory_format=_layout(cond))
 
 

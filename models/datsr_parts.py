@@ -21,10 +21,9 @@ import functools
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torchvision.ops import deform_conv2d
 
-from .c2_matching_parts import (ContentExtractor, DynamicAggregation, VGGFeatureExtractor, index_to_flow,
-                                patch_match_index, shifted_offsets, upscale_flow)
+from .c2_matching_parts import (ContentExtractor, DynamicAggregation, VGGFeatureExtractor, deform_conv2d_by_group,
+                                flow_offsets, index_to_flow, patch_match_index, shifted_offsets, upscale_flow)
 from .checkpoint import CheckpointError
 
 #: the official construction sizes of the three U-Net levels (img_size of each SwinBlock); the
@@ -48,9 +47,10 @@ def _cached_mask(h: int, w: int, ws: int, shift: int) -> torch.Tensor:
 
 
 def shifted_window_mask(h: int, w: int, ws: int, shift: int) -> torch.Tensor:
-    """(nW, ws*ws, ws*ws) additive mask: 0 inside one region of the rolled map, -100 across."""
+    """(nW, ws*ws, ws*ws) additive mask: 0 inside one region of the rolled map, -100 across.
+    Made on the CPU whatever the default device (it is cached and moved to the input's device)."""
     def bands(n: int) -> torch.Tensor:
-        lab = torch.zeros(n, dtype=torch.long)
+        lab = torch.zeros(n, dtype=torch.long, device="cpu")
         lab[n - ws:] = 1
         lab[n - shift:] = 2
         return lab
@@ -58,7 +58,7 @@ def shifted_window_mask(h: int, w: int, ws: int, shift: int) -> torch.Tensor:
     lab = bands(h)[:, None] * 3 + bands(w)[None, :]
     win = lab.view(h // ws, ws, w // ws, ws).transpose(1, 2).reshape(-1, ws * ws)
     same = win[:, :, None] == win[:, None, :]
-    return torch.zeros(same.shape).masked_fill_(~same, -100.0)
+    return torch.zeros(same.shape, device="cpu").masked_fill_(~same, -100.0)
 
 
 def to_windows(x: torch.Tensor, ws: int) -> torch.Tensor:
@@ -134,19 +134,30 @@ class SwinTransformerBlock(nn.Module):
             return None
         return _cached_mask(h, w, self.window_size, self.shift_size).to(device)
 
-    def forward(self, x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, size: tuple[int, int], chunk_tokens: int = 1 << 16) -> torch.Tensor:
+        """x: (B, h*w, C). Runs on bands of window rows of about ``chunk_tokens`` tokens each.
+
+        Windows are independent and LayerNorm/MLP act per token, so the block is computed band by
+        band in the rolled frame and rolled back once: the same values as the whole-map form, whose
+        q/k/v, attention and MLP temporaries reach several GB at the x4 level of a 1000² canvas.
+        """
         h, w = size
         b, _, c = x.shape
         ws, s = self.window_size, self.shift_size
-        y = self.norm1(x).view(b, h, w, c)
-        if s:
-            y = torch.roll(y, (-s, -s), (1, 2))
-        y = self.attn(to_windows(y, ws), self.mask(h, w, x.device))
-        y = from_windows(y, ws, b, h, w)
+        y = x.view(b, h, w, c)
+        y = torch.roll(y, (-s, -s), (1, 2)) if s else y.clone()  # a fresh tensor, written band by band
+        mask = self.mask(h, w, x.device)
+        nwx = w // ws
+        rows = max(1, chunk_tokens // (ws * w))  # window rows per band
+        for r0 in range(0, h // ws, rows):
+            r1 = min(h // ws, r0 + rows)
+            band = y[:, r0 * ws:r1 * ws]
+            att = self.attn(to_windows(self.norm1(band), ws), None if mask is None else mask[r0 * nwx:r1 * nwx])
+            t = band + from_windows(att, ws, b, (r1 - r0) * ws, w)
+            band.copy_(t + self.mlp(self.norm2(t)))
         if s:
             y = torch.roll(y, (s, s), (1, 2))
-        x = x + y.reshape(b, h * w, c)
-        return x + self.mlp(self.norm2(x))
+        return y.reshape(b, h * w, c)
 
 
 class BasicLayer(nn.Module):
@@ -227,13 +238,15 @@ class SimilarityDynAgg(DynamicAggregation):
 
     def forward(self, ref_feat: torch.Tensor, cond: torch.Tensor, pre_offset: torch.Tensor,
                 pre_sim: torch.Tensor) -> torch.Tensor:
-        o1, o2, mask = torch.chunk(self.conv_offset_mask(cond), 3, dim=1)
-        b, kk, h, w, _ = pre_offset.shape
-        pre = pre_offset.flip(-1).permute(0, 1, 4, 2, 3).reshape(b, 2 * kk, h, w)  # [x,y] -> y0,x0,y1,x1..
-        offset = self.max_residue_magnitude * torch.tanh(torch.cat((o1, o2), 1)) + pre.repeat(1, self.groups, 1, 1)
-        pad = self.kernel_size // 2
-        return deform_conv2d(ref_feat, offset, self.weight, self.bias, padding=(pad, pad),
-                             mask=torch.sigmoid(mask * pre_sim))
+        offset_mask = self.conv_offset_mask(cond)
+        n = offset_mask.shape[1] // 3
+        b, _, h, w = offset_mask.shape
+        # in place on fresh tensors: at the x4 level of a 1000² canvas each of these is ~0.6 GB
+        offset = offset_mask[:, : 2 * n].tanh().mul_(self.max_residue_magnitude)
+        offset.view(b, self.groups, -1, h, w).add_(flow_offsets(pre_offset).unsqueeze(1))
+        mask = offset_mask[:, 2 * n:].mul(pre_sim).sigmoid_()
+        del offset_mask
+        return deform_conv2d_by_group(ref_feat, offset, self.weight, self.bias, mask, self.groups)
 
 
 def flow_warp(x: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:

@@ -56,8 +56,8 @@ def ddf(x: torch.Tensor, channel_filter: torch.Tensor, spatial_filter: torch.Ten
             tap = windows[..., i * d, j * d]  # (b, c, ho, wo)
             sf = spatial_filter[:, i * k + j].unsqueeze(1)  # (b, 1, ho, wo)
             cf = channel_filter[:, :, i, j, None, None]  # (b, c, 1, 1)
-            term = tap * sf * cf if kernel_combine == "mul" else tap * (sf + cf)
-            out = term if out is None else out + term
+            term = (tap * sf).mul_(cf) if kernel_combine == "mul" else tap * (sf + cf)
+            out = term if out is None else out.add_(term)  # in place: out is a fresh tensor
     return out
 
 

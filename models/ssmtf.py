@@ -24,8 +24,8 @@ from torchvision.ops import DeformConv2d
 from . import selective_scan as scan_ops
 from .base import CheckpointFile, MemoryCost, ModelSpec, RefSRModel, WeightTag
 from .c2_matching import C2Matching, _MapNet
-from .c2_matching_parts import (ContentExtractor, ContrasExtractorSep, offset_and_mask, run_on_common_canvas,
-                                torchvision_vgg_to_official)
+from .c2_matching_parts import (ContentExtractor, ContrasExtractorSep, deform_conv2d_by_group, offset_and_mask,
+                                run_on_common_canvas, torchvision_vgg_to_official)
 from .c2_matching_parts import DynamicAggregationRestoration as C2DynamicAggregationRestoration
 from .registry import register_model
 
@@ -272,7 +272,8 @@ class DynAgg(nn.Module):
 
     def forward(self, ref_feat: torch.Tensor, cond: torch.Tensor, pre_offset: torch.Tensor) -> torch.Tensor:
         offset, mask = offset_and_mask(self.conv_offset_mask(cond), pre_offset, self.groups)
-        return self.deform_conv(ref_feat, offset, mask)
+        conv = self.deform_conv
+        return deform_conv2d_by_group(ref_feat, offset, conv.weight, conv.bias, mask, self.groups)
 
 
 class DynamicAggregationRestoration(C2DynamicAggregationRestoration):

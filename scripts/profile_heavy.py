@@ -1,7 +1,8 @@
-"""Profile the two models too slow for profile_zoo.py on a CPU (SSMTF, DEF) at LR 128x128 / Ref 512x512.
+"""Profile the two models too slow for profile_zoo.py on a CPU (SSMTF, DEF), at LR 128x128 / Ref 512x512 or --lr/--ref.
 
     python scripts/profile_heavy.py --model ssmtf --part flops   # seconds: meta-device count
     python scripts/profile_heavy.py --model def --part flops
+    python scripts/profile_heavy.py --model def --part flops --lr 256x256 --ref 1024x1024
     python scripts/profile_heavy.py --model ssmtf --part time    # one full forward (tens of minutes)
     python scripts/profile_heavy.py --model def --part time      # one UNet evaluation + the texture network
 
@@ -29,11 +30,12 @@ import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmark.profile import _register_deform_conv, count_params  # noqa: E402
+from benchmark.profile import _register_formulas, count_params  # noqa: E402
 from models import create_model  # noqa: E402
+from models.def_model import windows  # noqa: E402
 import models.selective_scan as scan_ops  # noqa: E402
 
-LR, REF = (1, 3, 128, 128), (1, 3, 512, 512)
+LR, REF = (1, 3, 128, 128), (1, 3, 512, 512)  # set from --lr / --ref
 
 
 def timed(fn) -> str:
@@ -66,9 +68,11 @@ def def_flops() -> None:
             model.denoiser(torch.randn(1, 3, 256, 256), torch.tensor([500.0]))
         unet = c.get_total_flops()
         with torch.no_grad(), FlopCounterMode(display=False) as c:
-            model.transfer(torch.rand(LR), torch.rand(REF), torch.rand(REF))
+            model.transfer(torch.rand(LR), torch.rand(*LR[:2], 4 * LR[2], 4 * LR[3]), torch.rand(REF))
+    n_win = len(windows(LR[2], LR[3], model.enhancer.patch // model.enhancer.scale))
     print(f"def: params {count_params(model)[0]:,} (denoiser {sum(p.numel() for p in model.denoiser.parameters()):,}); "
-          f"GFLOPs per UNet evaluation (256x256) {unet / 1e9:,.2f}; texture network {c.get_total_flops() / 1e9:,.2f}")
+          f"GFLOPs per UNet evaluation (256x256) {unet / 1e9:,.2f}; texture network {c.get_total_flops() / 1e9:,.2f}; "
+          f"{n_win} windows at LR {LR[2]}x{LR[3]} (a forward: {n_win} x steps UNet evaluations + the texture network)")
 
 
 def ssmtf_time() -> None:
@@ -92,10 +96,14 @@ def main() -> None:
     p.add_argument("--model", choices=["ssmtf", "def"], required=True)
     p.add_argument("--part", choices=["flops", "time"], required=True)
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--lr", default="128x128", help="LR height x width")
+    p.add_argument("--ref", default="512x512", help="reference height x width")
     a = p.parse_args()
+    global LR, REF
+    LR, REF = ((1, 3, *(int(v) for v in s.split("x"))) for s in (a.lr, a.ref))
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
-    _register_deform_conv()
+    _register_formulas()
     {("ssmtf", "flops"): ssmtf_flops, ("def", "flops"): def_flops,
      ("ssmtf", "time"): ssmtf_time, ("def", "time"): def_time}[a.model, a.part]()
 
