@@ -12,7 +12,8 @@ Differences in form (not in results): mmcv's ``modulated_deform_conv2d`` is
 ``relative_position_index`` and ``attn_mask`` buffers are not stored (the official files carry
 them; :func:`drop_swin_buffers` checks and removes them) but recomputed, the masks per runtime size
 exactly as the official blocks do whenever the runtime size differs from the construction size;
-window attention uses ``F.scaled_dot_product_attention``.
+window attention uses ``F.scaled_dot_product_attention``. Stochastic depth (the official
+blocks' timm ``DropPath``, rates ``linspace(0, 0.1)`` over each body's blocks) acts in training only.
 """
 from __future__ import annotations
 
@@ -74,6 +75,15 @@ def from_windows(x: torch.Tensor, ws: int, b: int, h: int, w: int) -> torch.Tens
     return x.view(b, h // ws, w // ws, ws, ws, c).transpose(2, 3).reshape(b, h, w, c)
 
 
+def drop_path(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
+    """Stochastic depth on a residual branch: in training each sample's branch is zeroed with
+    probability ``p`` and otherwise scaled by 1/(1-p) (timm's ``DropPath``); identity at test."""
+    if not training or p == 0.0:
+        return x
+    keep = x.new_empty((x.shape[0],) + (1,) * (x.ndim - 1)).bernoulli_(1.0 - p)
+    return x * keep / (1.0 - p)
+
+
 class WindowAttention(nn.Module):
     """Multi-head self-attention inside windows with a learnt relative-position bias."""
 
@@ -118,11 +128,12 @@ class Mlp(nn.Module):
 
 
 class SwinTransformerBlock(nn.Module):
-    """Pre-norm (shifted-)window attention + MLP, both residual (drop-path inactive at test)."""
+    """Pre-norm (shifted-)window attention + MLP, both residual, each branch with stochastic depth ``drop``."""
 
-    def __init__(self, dim: int, num_heads: int, window_size: int, shift_size: int, mlp_ratio: float):
+    def __init__(self, dim: int, num_heads: int, window_size: int, shift_size: int, mlp_ratio: float,
+                 drop: float = 0.0):
         super().__init__()
-        self.window_size, self.shift_size = window_size, shift_size
+        self.window_size, self.shift_size, self.drop = window_size, shift_size, drop
         self.norm1 = nn.LayerNorm(dim)
         self.attn = WindowAttention(dim, window_size, num_heads)
         self.norm2 = nn.LayerNorm(dim)
@@ -145,18 +156,18 @@ class SwinTransformerBlock(nn.Module):
         y = from_windows(y, ws, b, h, w)
         if s:
             y = torch.roll(y, (s, s), (1, 2))
-        x = x + y.reshape(b, h * w, c)
-        return x + self.mlp(self.norm2(x))
+        x = x + drop_path(y.reshape(b, h * w, c), self.drop, self.training)
+        return x + drop_path(self.mlp(self.norm2(x)), self.drop, self.training)
 
 
 class BasicLayer(nn.Module):
-    """``depth`` Swin blocks, every second one shifted by half a window."""
+    """Swin blocks (one per stochastic-depth rate in ``drops``), every second one shifted by half a window."""
 
-    def __init__(self, dim: int, depth: int, num_heads: int, window_size: int, mlp_ratio: float):
+    def __init__(self, dim: int, drops: list[float], num_heads: int, window_size: int, mlp_ratio: float):
         super().__init__()
         self.blocks = nn.ModuleList(
-            SwinTransformerBlock(dim, num_heads, window_size, 0 if i % 2 == 0 else window_size // 2, mlp_ratio)
-            for i in range(depth))
+            SwinTransformerBlock(dim, num_heads, window_size, 0 if i % 2 == 0 else window_size // 2, mlp_ratio, p)
+            for i, p in enumerate(drops))
 
     def forward(self, x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
         for blk in self.blocks:
@@ -167,9 +178,9 @@ class BasicLayer(nn.Module):
 class RSTB(nn.Module):
     """Residual Swin group: blocks, then a 3x3 conv on the image layout, plus the input."""
 
-    def __init__(self, dim: int, depth: int, num_heads: int, window_size: int, mlp_ratio: float):
+    def __init__(self, dim: int, drops: list[float], num_heads: int, window_size: int, mlp_ratio: float):
         super().__init__()
-        self.residual_group = BasicLayer(dim, depth, num_heads, window_size, mlp_ratio)
+        self.residual_group = BasicLayer(dim, drops, num_heads, window_size, mlp_ratio)
         self.conv = nn.Conv2d(dim, dim, 3, 1, 1)
 
     def forward(self, x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
@@ -193,13 +204,19 @@ class SwinBody(nn.Module):
     """Official ``SwinBlock``: token LayerNorm, residual Swin groups, LayerNorm, back to (B,C,H,W).
 
     The official constructor's ``img_size`` only fixes the stored masks, which are not kept here.
+    Stochastic depth grows linearly from 0 to ``drop_path_rate`` over all blocks (the official
+    default 0.1, which DATSR does not override).
     """
 
-    def __init__(self, dim: int, depths=(4, 4), num_heads=(4, 4), window_size: int = 8, mlp_ratio: float = 2.0):
+    def __init__(self, dim: int, depths=(4, 4), num_heads=(4, 4), window_size: int = 8, mlp_ratio: float = 2.0,
+                 drop_path_rate: float = 0.1):
         super().__init__()
         self.window_size = window_size
         self.patch_embed = _TokenNorm(dim)
-        self.layers = nn.ModuleList(RSTB(dim, d, nh, window_size, mlp_ratio) for d, nh in zip(depths, num_heads))
+        rates = torch.linspace(0, drop_path_rate, sum(depths)).tolist()
+        starts = [sum(depths[:i]) for i in range(len(depths))]
+        self.layers = nn.ModuleList(RSTB(dim, rates[s:s + d], nh, window_size, mlp_ratio)
+                                    for s, d, nh in zip(starts, depths, num_heads))
         self.norm = nn.LayerNorm(dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

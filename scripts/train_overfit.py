@@ -111,6 +111,7 @@ def main(argv=None) -> int:
     p.add_argument("--full", action="store_true", help="official architectures (slow on CPU)")
     p.add_argument("--lr", type=float, default=1e-3, help="learning rate of every group's base (default 1e-3)")
     p.add_argument("--kwargs", help="JSON architecture options for every model listed (instead of OVERFIT_KWARGS)")
+    p.add_argument("--out", help="keep each run (log.csv, weights) under OUT/<name> instead of a temporary folder")
     p.add_argument("--stand-ins", action="store_true",
                    help="random-init stand-ins for missing frozen files (pipeline check only)")
     args = p.parse_args(argv)
@@ -133,7 +134,7 @@ def main(argv=None) -> int:
                                for spec in recipe["losses"]],
                     "augment": {"hflip": 0, "vflip": 0, "rot90": 0, "transpose": 0, "swap": 0, "color_jitter": None,
                                 "shuffle_ref": None, "ref_independent": True, "geometric_from_epoch": 0}}
-            out = Path(tmp) / name
+            out = (Path(args.out) if args.out else Path(tmp)) / name
             note = ""
             old = os.environ.get("REFSR_WEIGHTS")
             if args.stand_ins:
