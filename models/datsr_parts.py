@@ -213,7 +213,7 @@ class SwinBody(nn.Module):
         super().__init__()
         self.window_size = window_size
         self.patch_embed = _TokenNorm(dim)
-        rates = torch.linspace(0, drop_path_rate, sum(depths)).tolist()
+        rates = torch.linspace(0, drop_path_rate, sum(depths), device="cpu").tolist()  # also under a meta device
         starts = [sum(depths[:i]) for i in range(len(depths))]
         self.layers = nn.ModuleList(RSTB(dim, rates[s:s + d], nh, window_size, mlp_ratio)
                                     for s, d, nh in zip(starts, depths, num_heads))
