@@ -12,7 +12,8 @@ Differences in form (not in results): mmcv's ``modulated_deform_conv2d`` is
 ``relative_position_index`` and ``attn_mask`` buffers are not stored (the official files carry
 them; :func:`drop_swin_buffers` checks and removes them) but recomputed, the masks per runtime size
 exactly as the official blocks do whenever the runtime size differs from the construction size;
-window attention uses ``F.scaled_dot_product_attention``.
+window attention uses ``F.scaled_dot_product_attention``. Stochastic depth (the official
+blocks' timm ``DropPath``, rates ``linspace(0, 0.1)`` over each body's blocks) acts in training only.
 """
 from __future__ import annotations
 
@@ -74,6 +75,15 @@ def from_windows(x: torch.Tensor, ws: int, b: int, h: int, w: int) -> torch.Tens
     return x.view(b, h // ws, w // ws, ws, ws, c).transpose(2, 3).reshape(b, h, w, c)
 
 
+def drop_path(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
+    """Stochastic depth on a residual branch: in training each sample's branch is zeroed with
+    probability ``p`` and otherwise scaled by 1/(1-p) (timm's ``DropPath``); identity at test."""
+    if not training or p == 0.0:
+        return x
+    keep = x.new_empty((x.shape[0],) + (1,) * (x.ndim - 1)).bernoulli_(1.0 - p)
+    return x * keep / (1.0 - p)
+
+
 class WindowAttention(nn.Module):
     """Multi-head self-attention inside windows with a learnt relative-position bias."""
 
@@ -118,11 +128,12 @@ class Mlp(nn.Module):
 
 
 class SwinTransformerBlock(nn.Module):
-    """Pre-norm (shifted-)window attention + MLP, both residual (drop-path inactive at test)."""
+    """Pre-norm (shifted-)window attention + MLP, both residual, each branch with stochastic depth ``drop``."""
 
-    def __init__(self, dim: int, num_heads: int, window_size: int, shift_size: int, mlp_ratio: float):
+    def __init__(self, dim: int, num_heads: int, window_size: int, shift_size: int, mlp_ratio: float,
+                 drop: float = 0.0):
         super().__init__()
-        self.window_size, self.shift_size = window_size, shift_size
+        self.window_size, self.shift_size, self.drop = window_size, shift_size, drop
         self.norm1 = nn.LayerNorm(dim)
         self.attn = WindowAttention(dim, window_size, num_heads)
         self.norm2 = nn.LayerNorm(dim)
@@ -135,15 +146,24 @@ class SwinTransformerBlock(nn.Module):
         return _cached_mask(h, w, self.window_size, self.shift_size).to(device)
 
     def forward(self, x: torch.Tensor, size: tuple[int, int], chunk_tokens: int = 1 << 16) -> torch.Tensor:
-        """x: (B, h*w, C). Runs on bands of window rows of about ``chunk_tokens`` tokens each.
+        """x: (B, h*w, C). In training: the whole map, each residual branch with stochastic depth (one draw
+        per sample, as the official block). At test: bands of window rows of about ``chunk_tokens`` tokens.
 
-        Windows are independent and LayerNorm/MLP act per token, so the block is computed band by
-        band in the rolled frame and rolled back once: the same values as the whole-map form, whose
-        q/k/v, attention and MLP temporaries reach several GB at the x4 level of a 1000² canvas.
+        Windows are independent and LayerNorm/MLP act per token, so at test the block is computed band
+        by band in the rolled frame (written in place) and rolled back once: the same values as the
+        whole-map form, whose q/k/v, attention and MLP temporaries reach several GB at the x4 level of a
+        1000² canvas.
         """
         h, w = size
         b, _, c = x.shape
         ws, s = self.window_size, self.shift_size
+        if self.training:
+            y = self.norm1(x).view(b, h, w, c)
+            y = torch.roll(y, (-s, -s), (1, 2)) if s else y
+            y = from_windows(self.attn(to_windows(y, ws), self.mask(h, w, x.device)), ws, b, h, w)
+            y = torch.roll(y, (s, s), (1, 2)) if s else y
+            x = x + drop_path(y.reshape(b, h * w, c), self.drop, True)
+            return x + drop_path(self.mlp(self.norm2(x)), self.drop, True)
         y = x.view(b, h, w, c)
         y = torch.roll(y, (-s, -s), (1, 2)) if s else y.clone()  # a fresh tensor, written band by band
         mask = self.mask(h, w, x.device)
@@ -161,13 +181,13 @@ class SwinTransformerBlock(nn.Module):
 
 
 class BasicLayer(nn.Module):
-    """``depth`` Swin blocks, every second one shifted by half a window."""
+    """Swin blocks (one per stochastic-depth rate in ``drops``), every second one shifted by half a window."""
 
-    def __init__(self, dim: int, depth: int, num_heads: int, window_size: int, mlp_ratio: float):
+    def __init__(self, dim: int, drops: list[float], num_heads: int, window_size: int, mlp_ratio: float):
         super().__init__()
         self.blocks = nn.ModuleList(
-            SwinTransformerBlock(dim, num_heads, window_size, 0 if i % 2 == 0 else window_size // 2, mlp_ratio)
-            for i in range(depth))
+            SwinTransformerBlock(dim, num_heads, window_size, 0 if i % 2 == 0 else window_size // 2, mlp_ratio, p)
+            for i, p in enumerate(drops))
 
     def forward(self, x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
         for blk in self.blocks:
@@ -178,9 +198,9 @@ class BasicLayer(nn.Module):
 class RSTB(nn.Module):
     """Residual Swin group: blocks, then a 3x3 conv on the image layout, plus the input."""
 
-    def __init__(self, dim: int, depth: int, num_heads: int, window_size: int, mlp_ratio: float):
+    def __init__(self, dim: int, drops: list[float], num_heads: int, window_size: int, mlp_ratio: float):
         super().__init__()
-        self.residual_group = BasicLayer(dim, depth, num_heads, window_size, mlp_ratio)
+        self.residual_group = BasicLayer(dim, drops, num_heads, window_size, mlp_ratio)
         self.conv = nn.Conv2d(dim, dim, 3, 1, 1)
 
     def forward(self, x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
@@ -204,13 +224,19 @@ class SwinBody(nn.Module):
     """Official ``SwinBlock``: token LayerNorm, residual Swin groups, LayerNorm, back to (B,C,H,W).
 
     The official constructor's ``img_size`` only fixes the stored masks, which are not kept here.
+    Stochastic depth grows linearly from 0 to ``drop_path_rate`` over all blocks (the official
+    default 0.1, which DATSR does not override).
     """
 
-    def __init__(self, dim: int, depths=(4, 4), num_heads=(4, 4), window_size: int = 8, mlp_ratio: float = 2.0):
+    def __init__(self, dim: int, depths=(4, 4), num_heads=(4, 4), window_size: int = 8, mlp_ratio: float = 2.0,
+                 drop_path_rate: float = 0.1):
         super().__init__()
         self.window_size = window_size
         self.patch_embed = _TokenNorm(dim)
-        self.layers = nn.ModuleList(RSTB(dim, d, nh, window_size, mlp_ratio) for d, nh in zip(depths, num_heads))
+        rates = torch.linspace(0, drop_path_rate, sum(depths), device="cpu").tolist()  # also under a meta device
+        starts = [sum(depths[:i]) for i in range(len(depths))]
+        self.layers = nn.ModuleList(RSTB(dim, rates[s:s + d], nh, window_size, mlp_ratio)
+                                    for s, d, nh in zip(starts, depths, num_heads))
         self.norm = nn.LayerNorm(dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -107,3 +107,19 @@ def test_swin_block_by_bands_equals_whole_map(shift, chunk):
         got = blk(x, (h, w), chunk_tokens=chunk)
     assert torch.equal(x, x_before)  # the input is not written to (RSTB adds it back)
     assert (got - want).abs().max() <= 1e-5 * want.abs().max()
+
+
+@pytest.mark.parametrize("shift", [0, 4])
+def test_swin_block_training_path_equals_the_bands_and_trains(shift):
+    """Training runs the whole map (stochastic depth needs one draw per sample); with drop 0 it gives
+    the test-time bands' values, and gradients reach the input and every parameter."""
+    torch.manual_seed(5)
+    h, w = 16, 24
+    blk = SwinTransformerBlock(16, 2, 8, shift, 2.0)
+    x = torch.randn(2, h * w, 16, requires_grad=True)
+    trained = blk.train()(x, (h, w))
+    with torch.no_grad():
+        tested = blk.eval()(x, (h, w), chunk_tokens=200)
+    assert (trained - tested).abs().max() <= 1e-5 * tested.abs().max()
+    trained.square().mean().backward()
+    assert x.grad is not None and all(p.grad is not None for p in blk.parameters())

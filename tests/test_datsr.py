@@ -14,7 +14,7 @@ from torchvision.ops import deform_conv2d
 from core.resize import pil_bicubic_tensor
 from models import create_model, get_spec
 from models.checkpoint import CheckpointError, load_into, read_state_dict
-from models.datsr_parts import drop_swin_buffers, relative_position_index, shifted_window_mask
+from models.datsr_parts import SwinBody, drop_path, drop_swin_buffers, relative_position_index, shifted_window_mask
 from models.weights import MissingWeights, load_weights, resolve_weights
 from tests.parity import assert_intermediates_match
 
@@ -113,6 +113,22 @@ def test_shifted_window_mask_matches_region_labels():
     win = img.view(h // ws, ws, w // ws, ws).permute(0, 2, 1, 3).reshape(-1, ws * ws)
     want = (win[:, None, :] - win[:, :, None]).ne(0).float() * -100.0
     assert torch.equal(shifted_window_mask(h, w, ws, s), want)
+
+
+def test_stochastic_depth_acts_in_training_only_with_the_official_rates():
+    torch.manual_seed(0)
+    x = torch.randn(4000, 3, 2)
+    y = drop_path(x, 0.25, True)
+    dropped = (y == 0).flatten(1).all(1)
+    assert torch.allclose(y[~dropped], x[~dropped] / 0.75)  # a kept sample is kept whole, rescaled
+    assert abs(dropped.float().mean().item() - 0.25) < 0.03
+    assert drop_path(x, 0.25, False) is x
+    body = SwinBody(8, depths=(2, 3), num_heads=(2, 2))  # official SwinBlock: linspace(0, 0.1) over all blocks
+    assert [b.drop for layer in body.layers for b in layer.residual_group.blocks] == pytest.approx(
+        [0, 0.025, 0.05, 0.075, 0.1])
+    t = torch.randn(16, 8, 8, 8)
+    assert torch.equal(body.eval()(t), body(t))
+    assert not torch.equal(body.train()(t), body(t))
 
 
 def test_deform_conv_offset_layout_is_dy_dx():
