@@ -267,8 +267,10 @@ class SimilarityDynAgg(DynamicAggregation):
         offset_mask = self.conv_offset_mask(cond)
         n = offset_mask.shape[1] // 3
         b, _, h, w = offset_mask.shape
-        # in place on fresh tensors: at the x4 level of a 1000² canvas each of these is ~0.6 GB
-        offset = offset_mask[:, : 2 * n].tanh().mul_(self.max_residue_magnitude)
+        # in place on fresh tensors: at the x4 level of a 1000² canvas each of these is ~0.6 GB (the
+        # tanh's output only when no autograd graph keeps it for its backward)
+        offset = offset_mask[:, : 2 * n].tanh()
+        offset = offset * self.max_residue_magnitude if torch.is_grad_enabled() else offset.mul_(self.max_residue_magnitude)
         offset.view(b, self.groups, -1, h, w).add_(flow_offsets(pre_offset).unsqueeze(1))
         mask = offset_mask[:, 2 * n:].mul(pre_sim).sigmoid_()
         del offset_mask
