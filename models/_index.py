@@ -176,11 +176,11 @@
              'def': {'brief': {'batchable': False,
                                'licence': 'no official code; denoiser weights: openai/guided-diffusion (MIT)',
                                'lr_multiple': 1,
-                               'max_ref_side': 2304,
-                               'memory': {'base_mib': 926,
-                                          'per_lr_px': 69530,
-                                          'per_lr_ref_px': 0.0,
-                                          'per_ref_px': 706},
+                               'max_ref_side': 1152,
+                               'memory': {'base_mib': 887,
+                                          'per_lr_px': 40274,
+                                          'per_lr_ref_px': 0.186,
+                                          'per_ref_px': 0.0},
                                'name': 'def',
                                'notes': 'No official code, no published DEF weights: only the denoiser '
                                         '(256x256_diffusion_uncond.pt, openai/guided-diffusion, MIT) is '

@@ -103,10 +103,11 @@ SPEC = ModelSpec(
     scale=4,
     lr_multiple=1,
     ref_multiple=4,
-    # the denoiser runs one 256x256 window at a time: 926 MiB at LR 32x32 and 64x64 alike (steps=2; the
-    # peak does not depend on the step count), plus TTSR's fitted cost for the TTSR-like net_g
-    max_ref_side=2304,
-    memory=MemoryCost(base_mib=926, per_lr_px=69530, per_ref_px=706),  # scripts/memory_zoo.py
+    # the denoiser runs one 256x256 window at a time (the peak does not depend on the step count); fitted
+    # (scripts/memory_zoo.py --fit-table) to LR 32²/Ref 128², 64²/256², CUFED5 and WR-SR size (3,832 MiB
+    # extra, 6,696 MiB peak RSS, steps=2; docs/reliability.md), none above its estimate
+    max_ref_side=1152,
+    memory=MemoryCost(base_mib=887, per_lr_px=40274, per_lr_ref_px=0.186),
     num_refs=1,
     paper="Wang, Xiong, Tang, Yuan. Detail-Enhancing Framework for Reference-Based Image "
           "Super-Resolution (arXiv:2405.00431, 2024)",
