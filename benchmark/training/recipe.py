@@ -34,6 +34,8 @@ Fields (all but ``model`` optional)::
     init_from: {model: masa.rec, weights: official}   # start the trained roles from these files (a
                                     # stage built on another: MASA's GAN on MASA-rec); weights: official |
                                     # a folder/file as benchmark.run --weights takes (e.g. a run's OUT)
+    vgg19_init: [net_g.LTE]         # submodules a fresh run loads from torchvision's ImageNet VGG19 file
+                                    # (layers keep torchvision's features indices; DEF's frozen extractor)
     checkpoint_every: 1000          # steps
     validate_every: 0               # steps (0 = only at the end)
 """
@@ -56,7 +58,8 @@ RECIPE_DIR = Path(__file__).resolve().parent.parent / "recipes"
 LOSSES_KNOWN = ("l1", "mse", "perceptual", "adversarial", "texture", "contrastive", "gram")
 TOP_FIELDS = {"model", "source", "gpu_hours", "model_kwargs", "losses", "optimizer", "schedule", "epochs",
               "iterations", "batch_size", "crop_size", "ref_size", "grad_clip", "augment", "protocol", "export",
-              "train_roles", "checkpoint_every", "validate_every", "stages", "notes", "init_from"}
+              "train_roles", "checkpoint_every", "validate_every", "stages", "notes", "init_from",
+              "vgg19_init"}
 AUGMENT_FIELDS = {"hflip", "vflip", "rot90", "transpose", "ref_independent", "swap", "color_jitter", "shuffle_ref",
                   "geometric_from_epoch"}
 SCHEDULES = ("constant", "cosine", "step", "multistep")

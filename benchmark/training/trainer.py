@@ -40,7 +40,7 @@ from models.registry import split_name
 from models.weights import MissingWeights, file_sha256, load_weights, official_path, resolve_weights
 
 from .adapters import TrainForward
-from .losses import Adversarial, build_loss, start_step
+from .losses import Adversarial, build_loss, load_vgg19_into, start_step
 from .data import StepBatchSampler, TrainCrops, make_loader, steps_per_epoch, train_table
 from .recipe import Recipe, load_recipe
 
@@ -330,15 +330,20 @@ class Trainer:
         atomic_write_with(path, write)
 
     def _init_from(self) -> dict | None:
-        """A fresh run of a recipe with ``init_from`` starts its trained roles from those files."""
+        """A fresh run starts the ``vgg19_init`` submodules from ImageNet VGG19, then, with ``init_from``,
+        its trained roles from those files."""
+        vgg = {}
+        for name in self.recipe.get("vgg19_init") or []:
+            path = load_vgg19_into(self.model.get_submodule(name))
+            vgg[name] = {"path": str(path), "sha256": file_sha256(path)}
         spec = self.recipe.get("init_from")
         if not spec:
-            return None
+            return {"vgg19_init": vgg} if vgg else None
         src = spec.get("weights", "official")
         resolved = resolve_weights(spec["model"], None if src == "official" else src)
         files = {role: resolved.files[role] for role in self.train_roles}
         load_weights(self.model, files)
-        return {"model": resolved.tag, "label": resolved.label,
+        return {"model": resolved.tag, "label": resolved.label, **({"vgg19_init": vgg} if vgg else {}),
                 "files": {role: {"path": str(p), "sha256": resolved.sha256[role]} for role, p in files.items()}}
 
     def _write_run_json(self, resumed: bool, init: dict | None = None) -> None:
