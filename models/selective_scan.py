@@ -39,7 +39,9 @@ call and reused by every block, stay cache-sized; the per-step reference materia
 (batch, D, L, N) tensors. ``<C_t, h_t>`` is one batched matmul per block.
 
 :func:`selective_scan` dispatches: mamba-ssm's CUDA kernel when the package is importable and
-the tensors are on CUDA, else the chunked scan; :data:`LAST_BACKEND` and the ``backend`` return of
+the tensors are on CUDA, else the chunked scan, or, when a gradient is needed (training),
+:func:`selective_scan_grad` (the chunked scan works in place and has no backward; the per-step
+loop's backward grows with L squared); :data:`LAST_BACKEND` and the ``backend`` return of
 :func:`scan_backend` record which one ran. :func:`selective_scan_ref` is the definition as a
 per-step loop in mamba-ssm's formulation (the baseline of ``scripts/selective_scan_speed.py``).
 """
@@ -50,7 +52,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-#: which implementation the last :func:`selective_scan` call used: "mamba_ssm" or "chunked".
+#: which implementation the last :func:`selective_scan` call used: "mamba_ssm", "chunked", "grad" or "ref".
 LAST_BACKEND: str | None = None
 
 _MAX_LOG_SPAN = {torch.float32: 40.0, torch.float64: 300.0}
@@ -64,22 +66,25 @@ def _mamba_ssm_fn():
     return selective_scan_fn
 
 
-def scan_backend(device: torch.device | str) -> str:
-    """The backend :func:`selective_scan` uses for tensors on ``device``."""
+def scan_backend(device: torch.device | str, needs_grad: bool = False) -> str:
+    """The backend :func:`selective_scan` uses for tensors on ``device`` (``needs_grad``: autograd
+    must reach the inputs; mamba-ssm's kernel has a backward, the chunked scan does not)."""
     if torch.device(device).type == "cuda" and _mamba_ssm_fn() is not None:
         return "mamba_ssm"
-    return "chunked"
+    return "grad" if needs_grad else "chunked"
 
 
 def selective_scan(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False,
                    return_last_state=False, backend: str = "auto"):
     """mamba-ssm's ``selective_scan_fn`` where available (CUDA), else :func:`selective_scan_chunked`.
 
-    ``backend``: "auto", "chunked", "mamba_ssm" or "ref" (the per-step loop).
+    ``backend``: "auto", "chunked", "grad" (differentiable), "mamba_ssm" or "ref" (the per-step loop).
     """
     global LAST_BACKEND
     if backend == "auto":
-        backend = scan_backend(u.device)
+        needs_grad = torch.is_grad_enabled() and any(
+            t is not None and t.requires_grad for t in (u, delta, A, B, C, D, z, delta_bias))
+        backend = scan_backend(u.device, needs_grad)
     if backend == "mamba_ssm":
         fn = _mamba_ssm_fn()
         if fn is None:
@@ -88,6 +93,8 @@ def selective_scan(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_sof
     elif backend == "chunked":
         out = selective_scan_chunked(u, delta, A, B, C, D, z, delta_bias, delta_softplus,
                                      return_last_state)
+    elif backend == "grad":
+        out = selective_scan_grad(u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state)
     elif backend == "ref":
         out = selective_scan_ref(u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state)
     else:
@@ -155,6 +162,38 @@ def selective_scan_ref(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta
     y = torch.stack(ys, dim=-1) if ys else u.new_zeros(batch, dim, 0)
     out = _epilogue(y, u, D, z, dtype_in)
     return (out, h) if return_last_state else out
+
+
+# ----------------------------------------------------------------------------- differentiable scan
+def selective_scan_grad(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False,
+                        return_last_state=False, max_chunk: int = 64):
+    """Same result as :func:`selective_scan_ref`, built from out-of-place ops so autograd can
+    differentiate it (training without mamba-ssm): the "log" form of the module doc on chunks of at
+    most ``max_chunk`` steps, short enough (:func:`chunk_length`) that exp(+-S) stays within 40
+    e-folds in float32, and the chunk-to-chunk carry by :func:`_carry`. Memory: a few
+    (batch, D, L, N) tensors, as the per-step reference."""
+    dtype_in = u.dtype
+    dt, u, delta, A, Bg, Cg = _prepare(u, delta, A, B, C, delta_bias, delta_softplus)
+    batch, dim, L = u.shape
+    N = A.shape[1]
+    T = chunk_length(delta.detach(), A.detach(), _MAX_LOG_SPAN[dt], _fit_chunk(L, max_chunk))
+    n = -(-L // T)
+    pad = n * T - L  # padded steps: no decay (delta 0), no input
+
+    def chunks(x):  # (batch, dim, L, N) -> (batch, dim, n, T, N)
+        return F.pad(x, (0, 0, 0, pad)).view(batch, dim, n, T, N)
+
+    Bd = Bg.repeat_interleave(dim // Bg.shape[1], dim=1).transpose(2, 3)  # (batch, dim, L, N)
+    Cd = Cg.repeat_interleave(dim // Cg.shape[1], dim=1).transpose(2, 3)
+    S = chunks(torch.einsum("bdl,dn->bdln", delta, A)).cumsum(3)  # log-decay since the chunk start
+    drive = chunks((delta * u)[..., None] * Bd)
+    local = drive if T == 1 else torch.exp(S) * torch.cumsum(torch.exp(-S) * drive, 3)  # state from 0
+    decay_end = torch.exp(S[:, :, :, -1])  # (batch, dim, n, N): each chunk's total decay
+    starts, last = _carry(decay_end.movedim(2, -1), local[:, :, :, -1].movedim(2, -1), u.new_zeros(batch, dim, N))
+    h = local + torch.exp(S) * starts.movedim(-1, 2)[:, :, :, None]
+    y = (h * chunks(Cd)).sum(-1).reshape(batch, dim, n * T)[..., :L]
+    out = _epilogue(y, u, D, z, dtype_in)
+    return (out, last) if return_last_state else out
 
 
 # ----------------------------------------------------------------------------- chunked scan

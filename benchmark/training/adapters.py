@@ -54,7 +54,7 @@ def _c2_correspondence(model, lr: torch.Tensor, ref: torch.Tensor):
 
 
 def _c2_family(model, lr: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
-    """C2-Matching stage 3 and DATSR: ``net_g(img_in_lq, pre_offset, img_ref_feat)``, unclamped."""
+    """C2-Matching stage 3, DATSR and SSMTF: ``net_g(img_in_lq, pre_offset, img_ref_feat)``, unclamped."""
     return model.restore(lr, *_c2_correspondence(model, lr, ref))
 
 
@@ -92,9 +92,15 @@ def _extractor(model, lr: torch.Tensor, ref: torch.Tensor, inputs: dict) -> dict
     return model.extract_features(inputs["query"], ref)
 
 
+def _def(model, lr: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
+    """DEF: the texture-transfer network on the detail-enhanced image, unclamped. The enhancement (DDNM
+    with the frozen denoiser, the model's own steps and seeds) runs without gradient, as at test time."""
+    return model.transfer(lr, model.enhance(lr), ref)
+
+
 ROLE_ADAPTERS: dict[str, Callable] = {"extractor": _extractor}
 ADAPTERS: dict[str, Callable] = {"masa": _masa, "ttsr": _ttsr, "c2_matching": _c2_family, "datsr": _c2_family,
-                                 "frfsr": _frfsr, "srntt": _srntt}
+                                 "frfsr": _frfsr, "srntt": _srntt, "ssmtf": _c2_family, "def": _def}
 EXTRAS = {"ttsr": ("texture",), "srntt": ("texture",)}  # what each adapter can hand to the losses besides the image
 
 

@@ -53,22 +53,27 @@ class MSE(Loss):
 def vgg19_candidates() -> list[Path]:
     """Where the ImageNet VGG19 file is looked for: the weights root, then the models that ship it."""
     root = weights_dir()
-    return [root / VGG19_FILE] + [root / arch / VGG19_FILE for arch in ("c2_matching", "datsr", "frfsr")]
+    return [root / VGG19_FILE] + [root / arch / VGG19_FILE for arch in ("c2_matching", "datsr", "frfsr", "ssmtf")]
+
+
+def vgg19_file(file: str | None = None, needed_by: str = "the perceptual loss") -> Path:
+    """The ImageNet VGG19 file: ``file`` if given, else the first of :func:`vgg19_candidates`; never downloads."""
+    paths = [Path(file).expanduser()] if file else vgg19_candidates()
+    path = next((p for p in paths if p.is_file()), None)
+    if path is None:
+        raise MissingWeights(f"{needed_by} needs torchvision's ImageNet VGG19 (" + VGG19_FILE + ", "
+                             "https://download.pytorch.org/models/" + VGG19_FILE + "); looked in:\n"
+                             + "\n".join(f"  {p}" for p in paths)
+                             + "\nPlace it there; nothing is downloaded.")
+    return path
 
 
 def imagenet_vgg19(layer: str = "relu5_1", file: str | None = None) -> nn.Sequential:
     """torchvision VGG19 ``features`` up to ``layer`` with the ImageNet weights, frozen; never downloads."""
     import torchvision
 
-    paths = [Path(file).expanduser()] if file else vgg19_candidates()
-    path = next((p for p in paths if p.is_file()), None)
-    if path is None:
-        raise MissingWeights("the perceptual loss needs torchvision's ImageNet VGG19 (" + VGG19_FILE + ", "
-                             "https://download.pytorch.org/models/" + VGG19_FILE + "); looked in:\n"
-                             + "\n".join(f"  {p}" for p in paths)
-                             + "\nPlace it there (or give losses[].file); nothing is downloaded.")
     net = torchvision.models.vgg19(weights=None).features[:VGG19_LAYERS[layer]]
-    sd = read_state_dict(path)
+    sd = read_state_dict(vgg19_file(file))
     net.load_state_dict({k[len("features."):]: v for k, v in sd.items()
                          if k.startswith("features.") and int(k.split(".")[1]) < VGG19_LAYERS[layer]})
     return net.eval().requires_grad_(False)
@@ -98,6 +103,28 @@ def matconvnet_vgg19(layer: str = "relu5_1", file: str | None = None) -> nn.Sequ
     net.load_state_dict({f"{i}.{leaf}": sd[f"vgg19/{name}/{tf}:0"]
                          for i, name in zip(convs, VGG19_CONVS) for leaf, tf in (("weight", "w"), ("bias", "b"))})
     return net.eval().requires_grad_(False)
+
+
+def load_vgg19_into(module: nn.Module, file: str | None = None) -> Path:
+    """Copy the ImageNet VGG19 ``features.N.*`` tensors onto ``module``'s layers whose names end in the
+    same index ``N`` (a slice of VGG19 that keeps torchvision's indices, e.g. TTSR's LTE: slice1.0,
+    slice2.2, ... slice3.10). Every such layer must be found with the file's shape; other tensors (TTSR's
+    fixed mean shift) are left alone. Returns the file read."""
+    path = vgg19_file(file, needed_by=f"initialising {type(module).__name__} from ImageNet")
+    sd = read_state_dict(path)
+    new = {}
+    for key, value in module.state_dict().items():
+        parts = key.split(".")
+        if len(parts) < 2 or not parts[-2].isdigit() or parts[-1] not in ("weight", "bias"):
+            continue
+        src = sd.get(f"features.{parts[-2]}.{parts[-1]}")
+        if src is None or src.shape != value.shape:
+            raise ValueError(f"{path}: no features.{parts[-2]}.{parts[-1]} of shape {tuple(value.shape)} for {key}")
+        new[key] = src
+    if not new:
+        raise ValueError(f"{type(module).__name__} has no VGG19-indexed layers (names ending in .N.weight)")
+    module.load_state_dict(new, strict=False)
+    return path
 
 
 @LOSSES.register("perceptual", source="TTSR loss/loss.py PerceptualLoss + model/Vgg19.py; C2-Matching "

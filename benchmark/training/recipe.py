@@ -43,6 +43,8 @@ Fields (all but ``model`` optional)::
     pairs: null                     # {type: homography, perturb: [lo, hi], window: N, input: hr | lr_up}:
                                     # synthetic pairs (an HR crop and its warped copy with the ground-truth
                                     # flow) instead of HR + reference, for correspondence (extractor) stages
+    vgg19_init: [net_g.LTE]         # submodules a fresh run loads from torchvision's ImageNet VGG19 file
+                                    # (layers keep torchvision's features indices; DEF's frozen extractor)
     checkpoint_every: 1000          # steps
     validate_every: 0               # steps (0 = only at the end)
 """
@@ -66,7 +68,7 @@ LOSSES_KNOWN = ("l1", "mse", "perceptual", "adversarial", "texture", "texture_gr
 TOP_FIELDS = {"model", "source", "gpu_hours", "model_kwargs", "losses", "optimizer", "schedule", "epochs",
               "iterations", "batch_size", "crop_size", "ref_size", "grad_clip", "augment", "protocol", "export",
               "train_roles", "checkpoint_every", "validate_every", "stages", "notes", "init_from", "frozen_roles",
-              "pairs"}
+              "pairs", "vgg19_init"}
 PAIRS_FIELDS = {"type", "perturb", "window", "input"}
 AUGMENT_FIELDS = {"hflip", "vflip", "rot90", "transpose", "ref_independent", "swap", "color_jitter", "shuffle_ref",
                   "geometric_from_epoch"}

@@ -42,7 +42,7 @@ from models.weights import (MissingWeights, file_sha256, load_weights, official_
                             resolve_weights, trained_label)
 
 from .adapters import TrainForward
-from .losses import Adversarial, TooFewMatches, build_loss, start_step
+from .losses import Adversarial, TooFewMatches, build_loss, load_vgg19_into, start_step
 from .data import StepBatchSampler, TrainCrops, make_loader, steps_per_epoch, train_table
 from .recipe import Recipe, load_recipe
 
@@ -337,10 +337,15 @@ class Trainer:
         atomic_write_with(path, write)
 
     def _init_from(self) -> dict | None:
-        """A fresh run of a recipe with ``init_from`` starts ``roles`` (default: the trained ones) from those files."""
+        """A fresh run starts the ``vgg19_init`` submodules from ImageNet VGG19, then, with ``init_from``,
+        ``roles`` (default: the trained ones) from those files."""
+        vgg = {}
+        for name in self.recipe.get("vgg19_init") or []:
+            path = load_vgg19_into(self.model.get_submodule(name))
+            vgg[name] = {"path": str(path), "sha256": file_sha256(path)}
         spec = self.recipe.get("init_from")
         if not spec:
-            return None
+            return {"vgg19_init": vgg} if vgg else None
         roles = list(spec.get("roles") or self.train_roles)
         src = spec.get("weights", "official")
         if src == "official":
@@ -353,7 +358,7 @@ class Trainer:
             files = parse_overrides(weights_path(src, arch), roles, names)
             label = trained_label(files, {role: file_sha256(p) for role, p in files.items()}) or "custom"
         load_weights(self.model, files)
-        return {"model": spec["model"], "label": label,
+        return {"model": spec["model"], "label": label, **({"vgg19_init": vgg} if vgg else {}),
                 "files": {role: {"path": str(p), "sha256": file_sha256(p)} for role, p in files.items()}}
 
     def _write_run_json(self, resumed: bool, init: dict | None = None) -> None:
