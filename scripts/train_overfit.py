@@ -28,7 +28,7 @@ branches then begin identical, so their descriptors already correspond; the zoo'
 each branch independently (no correspondence at all), and from there the loss's nearest minimum is the
 collapse to one direction (loss = the margin). From this random start, Adam at 1e-3 wrecks the start in
 one step (a random VGG is far more fragile than the ImageNet one the official 1e-3 is set for): use
---lr 1e-4 for these stages (docs/training.md).
+--lr 3e-4 for these stages (passes; 1e-4 gives -45 %, docs/training.md).
 
 Frozen official files a recipe needs (C2-Matching's extractor and VGG19, SRNTT's content extractor
 and MatConvNet VGG19, the perceptual loss's ImageNet VGG19) are never downloaded: a model whose files are missing is SKIPPED, or with
