@@ -6,7 +6,9 @@ Imports ``mmsr/models/teacher_contras_model.py`` and ``student_contras_distillat
 checkout of yumingj/C2-Matching (@6d60149e) with their framework imports stubbed (only the loss code
 runs), feeds both sides the same random features (B x 256 x 40 x 40, the conv3_1 grid of a 160x160
 crop) and the flows of random homographies from our ``homography_pair`` (the official ContrasDataset's
-draw: window 160, corners moved by [0, 10) px), and prints each side's value and the relative difference.
+draw: window 160, corners moved by [0, 10) px), and prints each side's value and the relative difference,
+and for the contrastive loss the largest difference of the two sides' gradients w.r.t. both feature maps
+(relative to the largest gradient entry).
 """
 from __future__ import annotations
 
@@ -77,6 +79,21 @@ def main(argv=None) -> int:
             ("stage 2 loss (contrastive + 15 x distillation)", float(s_loss), ours_c + 15 * ours_d)]
     for what, theirs, ours in rows:
         print(f"{what:<48} official {theirs:.7f}  ours {ours:.7f}  rel. diff {abs(ours - theirs) / abs(theirs):.1e}")
+    grads = []
+    for side in ("official", "ours"):
+        f1, f2 = s1.clone().requires_grad_(True), s2.clone().requires_grad_(True)
+        if side == "official":
+            obj = teacher_mod.TeacherContrasModel.__new__(teacher_mod.TeacherContrasModel)
+            obj.__dict__.update(opts, device=torch.device("cpu"), transformed_coordinates=flow,
+                                output={"dense_features1": f1, "dense_features2": f2})
+            loss = obj.loss_function()[0].sum()
+        else:
+            loss = Contrastive(margin=1.0, safe_radius=4)({"dense_features1": f1, "dense_features2": f2}, None, aux)
+        grads.append(torch.autograd.grad(loss, (f1, f2)))
+    for k, name in enumerate(("dense_features1 (query branch)", "dense_features2 (reference branch)")):
+        a, b = grads[0][k], grads[1][k]
+        print(f"contrastive gradient w.r.t. {name:<34} max |diff| / max |official| "
+              f"{float((a - b).abs().max() / a.abs().max()):.1e}")
     return 0
 
 

@@ -27,8 +27,13 @@ descriptor (cosine, over the whole grid) is within one feature cell, before and 
 (recomputed on 8 fixed pairs). The student's teacher is the teacher run of the same invocation
 (list c2_matching.teacher before c2_matching.student). Unlike the other recipes' ``init_from`` (another
 stage's weights, dropped here), theirs is the method's start (torchvision's ImageNet VGG16 in both
-branches): it is kept when the file is in $REFSR_WEIGHTS, else the extractor starts from random weights
-(said in the output line).
+branches): it is kept when the file is in $REFSR_WEIGHTS, else both branches start from one random VGG16
+in torchvision's initialisation (seed 0; said in the output line): like the official start, the two
+branches then begin identical, so their descriptors already correspond; the zoo's own random init draws
+each branch independently (no correspondence at all), and from there the loss's nearest minimum is the
+collapse to one direction (loss = the margin). From this random start, Adam at 1e-3 wrecks the start in
+one step (a random VGG is far more fragile than the ImageNet one the official 1e-3 is set for): use
+--lr 3e-4 for these stages (passes; 1e-4 gives -45 %, docs/training.md).
 
 Frozen official files a recipe needs (C2-Matching's extractor and VGG19, SRNTT's content extractor
 and MatConvNet VGG19, the perceptual loss's ImageNet VGG19) are never downloaded: a model whose files are missing is SKIPPED, or with
@@ -180,6 +185,19 @@ def imagenet_start(recipe, arch: str) -> str:
         return ""
 
 
+def random_vgg16_start(folder: Path) -> str:
+    """A torchvision ``vgg16`` state dict in torchvision's own initialisation (seed 0): the check's stand-in
+    for the ImageNet file a correspondence stage starts both branches from."""
+    import torch
+    import torchvision
+
+    torch.manual_seed(0)
+    path = folder / "vgg16-random-init.pth"
+    state = torchvision.models.vgg16(weights=None).state_dict()
+    torch.save({k: v for k, v in state.items() if k.startswith("features.")}, path)  # the extractor's part
+    return str(path)
+
+
 def match_accuracy(model, ds: Dataset, recipe, size: int, pairs: int = 8) -> float:
     """Share of ground-truth matches whose nearest image-2 descriptor (cosine, whole grid) lies within one
     feature cell of the true one, on ``pairs`` fixed warped pairs of the crops (keyed, not training draws)."""
@@ -264,13 +282,14 @@ def main(argv=None) -> int:
                                 "shuffle_ref": None, "ref_independent": True, "geometric_from_epoch": 0}}
             if pairs:
                 over["pairs.window"] = size
-                start = imagenet_start(recipe, arch)  # the method's own start when its file is here, else random
-                if start:
-                    over["init_from"] = {**recipe["init_from"], "weights": start}
+                start = imagenet_start(recipe, arch)  # the method's own start when its file is here
+                imagenet = bool(start)
+                start = start or random_vgg16_start(Path(tmp))
+                over["init_from"] = {**recipe["init_from"], "weights": start}
             out = (Path(args.out) if args.out else Path(tmp)) / name
             outs[name] = out
-            note = (f" [start: {start}]" if start else " [random start: the recipe's ImageNet file is absent]") \
-                if pairs else ""
+            note = (f" [start: {start}]" if imagenet else " [random start: one torchvision-init VGG16 (seed 0) in both "
+                    "branches; the recipe's ImageNet file is absent]") if pairs else ""
             old = os.environ.get("REFSR_WEIGHTS")
             if args.stand_ins:
                 folder = Path(tmp) / f"weights-{name}"
