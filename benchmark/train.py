@@ -17,7 +17,7 @@ import argparse
 import json
 import sys
 
-import yaml
+from core.yaml_io import load_yaml
 
 
 def _kv(items: list[str]) -> dict:
@@ -26,7 +26,7 @@ def _kv(items: list[str]) -> dict:
         key, sep, value = item.partition("=")
         if not sep:
             raise SystemExit(f"--set {item}: use KEY=VALUE (e.g. --set iterations=1000)")
-        out[key] = yaml.safe_load(value)
+        out[key] = load_yaml(value)
     return out
 
 

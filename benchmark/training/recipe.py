@@ -58,7 +58,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
+from core.yaml_io import load_yaml
 
 from .losses import LOSSES
 
@@ -157,7 +157,7 @@ def load_recipe(model: str, recipe: str | os.PathLike | None = "official", overr
     path = official_recipe_path(model) if recipe in (None, "official") else Path(recipe)
     if not path.is_file():
         raise RecipeError(f"recipe file not found: {path}")
-    raw = yaml.safe_load(path.read_text()) or {}
+    raw = load_yaml(path.read_text()) or {}
     if not isinstance(raw, dict):
         raise RecipeError(f"{path}: a recipe is a YAML mapping")
     data = _merge(DEFAULTS, raw)
