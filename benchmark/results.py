@@ -24,6 +24,7 @@ COLUMNS = KEY + ["value", "higher_is_better", "status", "reason", "protocol_hash
                  "weights_sha256", "device", "dtype", "seed", "git_sha", "dataset_hash", "versions"]
 RESULTS = "results.parquet"
 TIMINGS = "timings.parquet"
+LOCK = ".results.lock"  # taken by merges of results and of timings
 #: one forward time per (model, dataset, variant, image, protocol): a later measurement replaces an earlier one
 TIMING_KEY = ["model", "dataset", "variant", "image", "protocol"]
 
@@ -59,7 +60,7 @@ class ResultStore:
         self._last_flush = time.monotonic()
 
     def _lock(self):
-        return locked(self.run_dir / ".results.lock")
+        return locked(self.run_dir / LOCK)
 
     def _read_all(self) -> tuple[pd.DataFrame, list[Path]]:
         """The merged results then every part in write order (later rows win), and the parts read."""
@@ -129,7 +130,7 @@ def save_timings(run_dir: str | os.PathLike, rows: list[dict], shard: tuple[int,
     run_dir = Path(run_dir)
     k, n = shard
     own = run_dir / (TIMINGS if n == 1 else f"shards/timings-{k}-of-{n}.parquet")
-    with locked(run_dir / ".results.lock"):
+    with locked(run_dir / LOCK):
         frames = [pd.read_parquet(own)] if own.is_file() else []
         atomic_to_parquet(_dedupe(pd.concat([*frames, pd.DataFrame(rows)], ignore_index=True)), own)
         if n > 1:
