@@ -239,11 +239,9 @@ def ratio_matches(fa: Features, fb: Features, ratio: float, device: str | torch.
     if device is not None:
         dev = torch.device(device)
         u = torch.addmm(b_term.to(dev, torch.float32), a.to(dev, torch.float32), b.to(dev, torch.float32).T, alpha=2)
-        top = u.topk(2, dim=1).values.cpu().numpy().astype(np.int64)
-        nearest = u.argmax(dim=1).cpu().numpy()
-        d1, d2 = a_term - top[:, 0], a_term - top[:, 1]
-        query = np.flatnonzero(np.sqrt(d1) < ratio * np.sqrt(d2))
-        return np.stack([query, nearest[query]], axis=1).astype(np.int64)
+        top = u.topk(2, dim=1)  # a tie for the nearest fails the test whichever index topk gives
+        best, nearest = top.values.cpu().numpy().astype(np.int64), top.indices[:, 0].cpu().numpy()
+        return _lowe(a_term - best[:, 0], a_term - best[:, 1], nearest, ratio)
     # u[i, j] = 2 a'_i.b'_j + b_term[j];  d^2(i, j) = a_term[i] - u[i, j]  (larger u is nearer)
     u = torch._int_mm(a, b.T)
     u = torch.add(b_term, u, alpha=2, out=u).numpy()
@@ -251,10 +249,14 @@ def ratio_matches(fa: Features, fb: Features, ratio: float, device: str | torch.
     nearest = u.argmax(axis=1)
     d1 = a_term - u[rows, nearest]
     u[rows, nearest] = np.iinfo(np.int32).min
-    d2 = a_term - u.max(axis=1)
+    return _lowe(d1, a_term - u.max(axis=1), nearest, ratio)
+
+
+def _lowe(d1: np.ndarray, d2: np.ndarray, nearest: np.ndarray, ratio: float) -> np.ndarray:
+    """(k, 2) matches of the rows whose nearest squared distance ``d1`` passes Lowe's test against the
+    second nearest ``d2``."""
     query = np.flatnonzero(np.sqrt(d1) < ratio * np.sqrt(d2))
     return np.stack([query, nearest[query]], axis=1).astype(np.int64)
-
 
 def match(fa: Features, fb: Features, params: SiftParams, idx: np.ndarray | None = None) -> PairScore:
     """Ratio-test matches a -> b (or the given ones), then RANSAC verification; deterministic for
