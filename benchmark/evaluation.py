@@ -212,9 +212,13 @@ def score_rows(sr: torch.Tensor, hr_eval: np.ndarray, protocol: Protocol, drift:
     values = protocol.score(protocol.quantise(sr_img), hr_eval, metrics=scorable, device=device, scale=scale)
     rows = [_row(m, protocol, values[m]) if m in values else _row(m, protocol, math.nan, "unavailable", available[m][1])
             for m in metrics]
+    scored = {protocol.scoring_key: values}  # a drift protocol that scores alike reuses the values
     for p in drift:
-        for m, v in p.score(p.quantise(sr_img), hr_eval, metrics=DRIFT_METRICS, device=device, scale=scale).items():
-            rows.append(_row(m, p, v))
+        known = scored.get(p.scoring_key, {})
+        if not all(m in known for m in DRIFT_METRICS):
+            known = scored[p.scoring_key] = p.score(p.quantise(sr_img), hr_eval, metrics=DRIFT_METRICS,
+                                                    device=device, scale=scale)
+        rows.extend(_row(m, p, known[m]) for m in DRIFT_METRICS)
     return rows
 
 
@@ -313,7 +317,7 @@ class Evaluator:
             made_from = tuple(protocol.hash if k == "protocol_hash" else base_all[k] for k in PROVENANCE_KEY)
             todo = [s for s in samples.itertuples(index=False)
                     if (lm.name, lm.weights.label, job.dataset, job.variant, s.sample_id, *made_from) not in done
-                    and in_shard(f"{job.key}|{s.sample_id}", *self.cfg.shard)]
+                    and in_shard(shard_key(job, s, lm.model.spec.uses_ref), *self.cfg.shard)]
             size = max(1, self.cfg.batch_size) if lm.model.spec.batchable else 1
             bar = tqdm(total=len(todo), desc=f"{job.model} · {job.dataset} · {job.variant}", unit="img", leave=False)
             with ThreadPoolExecutor(1) as prefetch, bar:  # the next images' inputs are made during this forward
@@ -477,6 +481,14 @@ def _build_variant(spec: str):
     if VARIANTS.info(name).get("pool") and arg:
         dataset_registry.resolve_pool(arg)
     return get_variant(spec)
+
+
+def shard_key(job: Job, sample, uses_ref: bool) -> str:
+    """What decides an image's shard: the job and sample; for a reference-free model its HR (every
+    level and variant of one HR then lands in one shard, which runs it once and reuses the rows)."""
+    if uses_ref:
+        return f"{job.key}|{sample.sample_id}"
+    return f"{job.model}|{job.dataset}|{sample.hr}" + (f"|{job.protocol}" if job.protocol else "")
 
 
 def in_shard(key: str, index: int, count: int) -> bool:

@@ -132,6 +132,12 @@ class Protocol:
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.as_dict(), sort_keys=False)
 
+    @property
+    def scoring_key(self) -> tuple:
+        """What decides the score of a given SR against a given ``hr_eval``: protocols with equal keys
+        (e.g. ones that differ only in the LR kernel) give equal values when re-scoring one output."""
+        return (self.hr, self.output, self.y, self.score_policy)
+
     def border(self, scale: int) -> int:
         b = self.score_policy.border_crop
         return scale if b == SCALE else int(b)

@@ -224,3 +224,26 @@ def test_reference_policies():
         masa.prepare_ref([_image(600, 20)])
     with pytest.raises(ValueError, match="takes one reference"):
         load_protocol("refsr-standard").prepare_ref([ref, ref])
+
+
+def test_drift_protocols_that_score_alike_reuse_the_values(monkeypatch):
+    """basicsr differs from refsr-standard only in its LR kernel, which re-scoring an output never
+    uses: its drift rows reuse the suite protocol's values; the others are scored on their own."""
+    from benchmark.evaluation import score_rows
+    from benchmark.protocol import Protocol
+
+    std, basicsr, ttsr, masa = (load_protocol(n) for n in ("refsr-standard", "basicsr", "ttsr", "masa"))
+    assert std.scoring_key == basicsr.scoring_key and len({std.scoring_key, ttsr.scoring_key, masa.scoring_key}) == 3
+    hr = _image(48, 64)
+    sr = torch.from_numpy(_image(48, 64, seed=1)).permute(2, 0, 1)[None].float() / 255 * 1.02 - 0.01
+    calls = []
+    real = Protocol.score
+    monkeypatch.setattr(Protocol, "score", lambda self, *a, **k: calls.append(self.name) or real(self, *a, **k))
+    rows = score_rows(sr, hr, std, [basicsr, ttsr, masa], ["psnr_y", "ssim_y"],
+                      {"psnr_y": (True, ""), "ssim_y": (True, "")}, "cpu", 4)
+    assert calls == ["refsr-standard", "ttsr", "masa"]
+    sr_img = sr[0].permute(1, 2, 0).numpy()
+    for p in (basicsr, ttsr, masa):
+        direct = real(p, p.quantise(sr_img), hr, metrics=["psnr_y", "ssim_y"], device="cpu", scale=4)
+        got = {r["metric"]: r["value"] for r in rows if r["protocol"] == p.name}
+        assert got == pytest.approx(direct, rel=0, abs=0), p.name
