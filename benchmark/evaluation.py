@@ -341,7 +341,6 @@ class Evaluator:
                         self.store.add([{**base, **r} for r in rows])
                     self.store.maybe_flush()
                     bar.update(len(group))
-            self.store.flush()
         return self.store.merge(current={name: fp for name, (_, fp) in self._datasets.items()})
 
     def prepare(self, lm: LoadedModel, ds: Dataset, variant, s, protocol: Protocol | None = None) -> tuple:
@@ -488,7 +487,7 @@ def shard_key(job: Job, sample, uses_ref: bool) -> str:
     level and variant of one HR then lands in one shard, which runs it once and reuses the rows)."""
     if uses_ref:
         return f"{job.key}|{sample.sample_id}"
-    return f"{job.model}|{job.dataset}|{sample.hr}" + (f"|{job.protocol}" if job.protocol else "")
+    return f"{job.model}|{Path(job.dataset).name}|{sample.hr}" + (f"|{job.protocol}" if job.protocol else "")
 
 
 def in_shard(key: str, index: int, count: int) -> bool:

@@ -69,3 +69,10 @@ def test_cached_hr_features_give_the_fresh_values():
             fresh = create_metric("lpips", device="cpu")(sr, target)
             torch.testing.assert_close(cached(sr, target), fresh, rtol=0, atol=0)
     assert len(cached._hr_features) == 2  # hr and its clone share one entry
+    one = sum(f.nelement() * f.element_size() for f in cached._hr_features[next(iter(cached._hr_features))])
+    cached.HR_CACHE_BYTES = one  # room for one HR's features: the older is dropped, values unchanged
+    cached._hr_features.popitem(last=False)
+    for target in (hr, other, hr):
+        torch.testing.assert_close(cached(outputs[0], target), create_metric("lpips", device="cpu")(outputs[0], target),
+                                   rtol=0, atol=0)
+        assert len(cached._hr_features) == 1

@@ -71,8 +71,9 @@ class LPIPS(Metric):
     higher_is_better = False
     space = "rgb"
 
-    #: HR images whose features are kept (the most recently used)
-    HR_CACHE = 4
+    #: bytes of HR features kept, most recently used first (about 7 MB per 500x372 HR: a suite scores
+    #: each HR once per model, level and variant, so small test sets stay whole)
+    HR_CACHE_BYTES = 256 * 2 ** 20
 
     def __init__(self, name: str = "lpips", device=None):
         super().__init__(name, device)
@@ -101,7 +102,8 @@ class LPIPS(Metric):
             self._hr_features.move_to_end(key)
         else:
             self._hr_features[key] = _features(net, hr)
-            while len(self._hr_features) > self.HR_CACHE:
+            while len(self._hr_features) > 1 and sum(
+                    f.nelement() * f.element_size() for fs in self._hr_features.values() for f in fs) > self.HR_CACHE_BYTES:
                 self._hr_features.popitem(last=False)
         return self._hr_features[key]
 
