@@ -183,6 +183,26 @@ def test_schedule_matches_the_official_epoch_scheduler():
     assert lr_factor(load_recipe("ttsr.rec")["schedule"], 10 ** 6, spe, 1e-4) == 1.0
 
 
+@pytest.mark.filterwarnings("ignore:Detected call of")
+@pytest.mark.parametrize("name", ["c2_matching", "c2_matching.gan", "c2_matching.student", "datsr", "datsr.gan",
+                                  "frfsr", "frfsr.gan", "ssmtf", "ssmtf.gan"])
+def test_multistep_schedules_drop_where_the_official_mmsr_loop_does(name):
+    """The mmsr trainers (C2-Matching, DATSR, FRFSR, SSMTF: train.py and base_model.update_learning_rate)
+    step the scheduler before each update except the first, so the learning rate of 0-based update s is
+    MultiStepLR's after s steps: the drop comes at update s = milestone. Checked with the recipe's own
+    schedule and milestones scaled down (same semantics, a short loop)."""
+    from benchmark.training.trainer import lr_factor
+
+    sched = {**load_recipe(name)["schedule"], "milestones": [3, 7][: len(load_recipe(name)["schedule"]["milestones"])]}
+    p = torch.nn.Parameter(torch.zeros(1))
+    opt = torch.optim.Adam([p], lr=1e-4)
+    official = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=sched["milestones"], gamma=sched["gamma"])
+    for current_iter in range(1, 12):  # mmsr's 1-based loop
+        if current_iter > 1:
+            official.step()
+        assert lr_factor(sched, current_iter - 1, 5, 1e-4) * 1e-4 == pytest.approx(opt.param_groups[0]["lr"], rel=1e-9)
+
+
 @pytest.mark.parametrize("name", ["c2_matching", "datsr", "frfsr"])
 def test_multi_role_model_trains_one_role_and_keeps_the_official_others(dataset, tmp_path, monkeypatch, name):
     """C2-Matching stage 3, DATSR, FRFSR: net_g trains; the extractor, VGG (and FRFSR's RRDB) come from their
