@@ -268,8 +268,13 @@ def deform_conv2d_by_group(x: torch.Tensor, offset: torch.Tensor, weight: torch.
     torchvision's CPU kernel first samples a (C*k*k, H*W) column buffer (2.3 GB for 64 channels at
     1000x1000, the peak of the C2-Matching family's forwards at WR-SR size); a group's call samples
     its C/groups channels only. The sampling is the same kernel's; the result differs from the
-    single call by float summation order only.
+    single call by float summation order only. On CPU, when autograd needs a gradient (training),
+    :func:`deform_conv2d_sampled` runs instead: torchvision's CPU backward is a scalar loop (most of
+    a C2-family training step on CPU), the sampled form's is grid_sample's and a matmul's.
     """
+    if x.device.type == "cpu" and torch.is_grad_enabled() and any(
+            t is not None and t.requires_grad for t in (x, offset, weight, bias, mask)):
+        return deform_conv2d_sampled(x, offset, weight, bias, mask, groups)
     c = x.shape[1]
     k = weight.shape[-1]
     cg, og, mg = c // groups, offset.shape[1] // groups, mask.shape[1] // groups
@@ -282,6 +287,33 @@ def deform_conv2d_by_group(x: torch.Tensor, offset: torch.Tensor, weight: torch.
     if bias is not None:
         out += bias.view(1, -1, 1, 1)
     return out
+
+
+def deform_conv2d_sampled(x: torch.Tensor, offset: torch.Tensor, weight: torch.Tensor,
+                          bias: torch.Tensor | None, mask: torch.Tensor, groups: int) -> torch.Tensor:
+    """The same modulated deformable conv (odd k x k kernel, stride 1, padding k//2, ``groups``
+    offset groups with torchvision's layout: per group and kernel position a (dy, dx) pair) built
+    from differentiable ops: each group's input sampled by ``F.grid_sample`` (bilinear, zeros outside:
+    torchvision's interpolation) at the k*k displaced positions, times the mask, then one matmul with
+    the weight. Equal to torchvision's values and gradients to float32 rounding (the sampling
+    positions go through grid_sample's normalised coordinates); its column tensor is the full
+    (C*k*k, H*W) one, so it is meant for training crops, not for whole test images."""
+    b, c, h, w = x.shape
+    k = weight.shape[-1]
+    kk, cg = k * k, c // groups
+    off = offset.view(b, groups, kk, 2, h, w)
+    tap = torch.arange(kk, device=x.device)
+    ky = (tap // k - k // 2).to(x.dtype).view(kk, 1, 1)
+    kx = (tap % k - k // 2).to(x.dtype).view(kk, 1, 1)
+    py = torch.arange(h, dtype=x.dtype, device=x.device).view(h, 1) + ky + off[:, :, :, 0]
+    px = torch.arange(w, dtype=x.dtype, device=x.device).view(1, w) + kx + off[:, :, :, 1]
+    # pixel p -> (2p + 1) / size - 1: grid_sample's align_corners=False maps it back to p
+    grid = torch.stack(((2 * px + 1) / w - 1, (2 * py + 1) / h - 1), -1).view(b * groups, kk * h, w, 2)
+    cols = F.grid_sample(x.reshape(b * groups, cg, h, w), grid, mode="bilinear", padding_mode="zeros",
+                         align_corners=False)  # (b*groups, cg, kk*h, w)
+    cols = cols.view(b, groups, cg, kk, h * w) * mask.view(b, groups, 1, kk, h * w)
+    out = torch.matmul(weight.reshape(weight.shape[0], c * kk), cols.view(b, c * kk, h * w)).view(b, -1, h, w)
+    return out if bias is None else out + bias.view(1, -1, 1, 1)
 
 
 class DynamicAggregation(nn.Module):

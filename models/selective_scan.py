@@ -40,8 +40,9 @@ call and reused by every block, stay cache-sized; the per-step reference materia
 
 :func:`selective_scan` dispatches: mamba-ssm's CUDA kernel when the package is importable and
 the tensors are on CUDA, else the chunked scan, or, when a gradient is needed (training),
-:func:`selective_scan_grad` (the chunked scan works in place and has no backward; the per-step
-loop's backward grows with L squared); :data:`LAST_BACKEND` and the ``backend`` return of
+:func:`selective_scan_grad` (the chunked scan works in place and has no backward): the doubling
+form keeping every state, with a hand-written backward that runs the same scan from the end on the
+states' gradients (as mamba-ssm's kernel does); :data:`LAST_BACKEND` and the ``backend`` return of
 :func:`scan_backend` record which one ran. :func:`selective_scan_ref` is the definition as a
 per-step loop in mamba-ssm's formulation (the baseline of ``scripts/selective_scan_speed.py``).
 """
@@ -167,33 +168,122 @@ def selective_scan_ref(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta
 # ----------------------------------------------------------------------------- differentiable scan
 def selective_scan_grad(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False,
                         return_last_state=False, max_chunk: int = 64):
-    """Same result as :func:`selective_scan_ref`, built from out-of-place ops so autograd can
-    differentiate it (training without mamba-ssm): the "log" form of the module doc on chunks of at
-    most ``max_chunk`` steps, short enough (:func:`chunk_length`) that exp(+-S) stays within 40
-    e-folds in float32, and the chunk-to-chunk carry by :func:`_carry`. Memory: a few
-    (batch, D, L, N) tensors, as the per-step reference."""
+    """Same result as :func:`selective_scan_ref`, differentiable (training without mamba-ssm).
+
+    The recurrence and its adjoint are :class:`_StateScan`, an autograd function with a hand-written
+    backward (as mamba-ssm's kernel has): the forward runs the "doubling" form of the module doc on
+    chunks of ``max_chunk`` steps and keeps the states h_t; the backward is the same scan run backwards
+    in time on dL/dh, followed by contractions for the gradients of u, delta, A, B and C. The prologue
+    (delta_bias, softplus) and the epilogue (D, z) are ordinary autograd ops. Memory: the states, one
+    (batch, D, L, N) tensor, plus the backward's temporaries of that size."""
     dtype_in = u.dtype
     dt, u, delta, A, Bg, Cg = _prepare(u, delta, A, B, C, delta_bias, delta_softplus)
-    batch, dim, L = u.shape
-    N = A.shape[1]
-    T = chunk_length(delta.detach(), A.detach(), _MAX_LOG_SPAN[dt], _fit_chunk(L, max_chunk))
-    n = -(-L // T)
-    pad = n * T - L  # padded steps: no decay (delta 0), no input
-
-    def chunks(x):  # (batch, dim, L, N) -> (batch, dim, n, T, N)
-        return F.pad(x, (0, 0, 0, pad)).view(batch, dim, n, T, N)
-
-    Bd = Bg.repeat_interleave(dim // Bg.shape[1], dim=1).transpose(2, 3)  # (batch, dim, L, N)
-    Cd = Cg.repeat_interleave(dim // Cg.shape[1], dim=1).transpose(2, 3)
-    S = chunks(torch.einsum("bdl,dn->bdln", delta, A)).cumsum(3)  # log-decay since the chunk start
-    drive = chunks((delta * u)[..., None] * Bd)
-    local = drive if T == 1 else torch.exp(S) * torch.cumsum(torch.exp(-S) * drive, 3)  # state from 0
-    decay_end = torch.exp(S[:, :, :, -1])  # (batch, dim, n, N): each chunk's total decay
-    starts, last = _carry(decay_end.movedim(2, -1), local[:, :, :, -1].movedim(2, -1), u.new_zeros(batch, dim, N))
-    h = local + torch.exp(S) * starts.movedim(-1, 2)[:, :, :, None]
-    y = (h * chunks(Cd)).sum(-1).reshape(batch, dim, n * T)[..., :L]
+    dim = u.shape[1]
+    if Bg.shape[1] != Cg.shape[1]:  # different grouping of B and C: expand both to channels
+        Bg = Bg.repeat_interleave(dim // Bg.shape[1], dim=1)
+        Cg = Cg.repeat_interleave(dim // Cg.shape[1], dim=1)
+    y, last = _StateScan.apply(u, delta, A, Bg, Cg, _fit_chunk(u.shape[-1], max_chunk))
     out = _epilogue(y, u, D, z, dtype_in)
     return (out, last) if return_last_state else out
+
+
+def _time_major(x: torch.Tensor, T: int, n_chunks: int, shape: tuple) -> torch.Tensor:
+    """(batch, C, L) or (batch, G, N, L) -> contiguous (batch, n_chunks, T, *shape), zero-padded in time."""
+    x = x.movedim(-1, 1)
+    x = F.pad(x, (0, 0) * (x.dim() - 2) + (0, n_chunks * T - x.shape[1]))
+    return x.contiguous().view(x.shape[0], n_chunks, T, *shape)
+
+
+def _scan_states_(E: torch.Tensor, P: torch.Tensor, reverse: bool = False) -> None:
+    """In place on (batch, chunks, T, ...): P_t <- E_t * P_{t-1} + P_t over the flattened time
+    (chunk, step), from a zero state; E is overwritten. Prefix scans inside every chunk at once
+    (:func:`_prefix_scan`), then the chunk-to-chunk carry (:func:`_carry`). ``reverse``: from the
+    end, P_t <- E_t * P_{t+1} + P_t."""
+    _prefix_scan(P, E, reverse)  # E_t = decay to the chunk's start (end), P_t = state built from 0 in it
+    edge = 0 if reverse else -1
+    E_end, P_end = E[:, :, edge].movedim(1, -1), P[:, :, edge].movedim(1, -1)
+    if reverse:
+        E_end, P_end = E_end.flip(-1), P_end.flip(-1)
+    starts, _ = _carry(E_end, P_end, P.new_zeros(P_end.shape[:-1]))
+    if reverse:
+        starts = starts.flip(-1)
+    P.addcmul_(E, starts.movedim(-1, 1)[:, :, None])
+
+
+class _StateScan(torch.autograd.Function):
+    """y_t = <C_t, h_t>, h_t = exp(delta_t A) h_{t-1} + delta_t B_t u_t (h_{-1} = 0), and the final state.
+
+    u, delta (batch, D, L) (delta already bias-added and softplus'd); A (D, N); Bg, Cg (batch, G, N, L)
+    with G groups of H = D / G channels. Internally time-major (batch, chunk, T, G, N, H), channel
+    innermost, as :func:`selective_scan_chunked`. Backward, with g_t = dL/dh_t in total:
+    g_t = C_t dy_t + exp(delta_{t+1} A) g_{t+1} (the same scan, time reversed), then
+    du = delta sum_n g B, d delta = u sum_n g B + sum_n A g (h_t - b_t), dA = sum g (h_t - b_t) delta,
+    dB = sum_h g delta u, dC = sum_h dy h, where b_t = delta_t B_t u_t (so h_t - b_t = a_t h_{t-1})."""
+
+    @staticmethod
+    def forward(ctx, u, delta, A, Bg, Cg, T):
+        batch, dim, L = u.shape
+        G, N = Bg.shape[1], A.shape[1]
+        H = dim // G
+        n = -(-L // T)
+        d_t = _time_major(delta, T, n, (G, 1, H))  # padded steps: no decay (delta 0), no input
+        du_t = _time_major(delta * u, T, n, (G, 1, H))
+        B_t = _time_major(Bg, T, n, (G, N, 1))
+        C_t = _time_major(Cg, T, n, (G, N)).unsqueeze(-2)  # (batch, n, T, G, 1, N)
+        Ag = A.view(G, H, N).transpose(1, 2).contiguous()  # (G, N, H)
+        E = torch.mul(d_t, Ag).exp_()
+        h = torch.mul(du_t, B_t)
+        _scan_states_(E, h)
+        y = torch.matmul(C_t, h).view(batch, n * T, dim)[:, :L].transpose(1, 2)
+        last = h.view(batch, n * T, G, N, H)[:, L - 1].transpose(-1, -2).reshape(batch, dim, N)
+        ctx.save_for_backward(u, delta, A, Bg, Cg, h)
+        ctx.T = T
+        return y.contiguous(), last
+
+    @staticmethod
+    def backward(ctx, gy, glast):
+        u, delta, A, Bg, Cg, h = ctx.saved_tensors
+        T = ctx.T
+        batch, dim, L = u.shape
+        G, N = Bg.shape[1], A.shape[1]
+        H = dim // G
+        n = -(-L // T)
+        Lp = n * T
+        d_t = _time_major(delta, T, n, (G, 1, H))
+        u_t = _time_major(u, T, n, (G, 1, H))
+        B_t = _time_major(Bg, T, n, (G, N, 1))
+        C_t = _time_major(Cg, T, n, (G, N, 1))
+        gy_t = _time_major(gy, T, n, (G, 1, H))
+        Ag = A.view(G, H, N).transpose(1, 2).contiguous()
+        # adjoint, scanned from the end: g_t = C_t dy_t + a_{t+1} g_{t+1} (+ the final state's gradient)
+        g = torch.mul(C_t, gy_t)
+        if glast is not None:
+            g.view(batch, Lp, G, N, H)[:, L - 1] += glast.view(batch, G, H, N).transpose(-1, -2)
+        E = torch.empty_like(g)
+        Ev = E.view(batch, Lp, G, N, H)
+        torch.mul(d_t.view(batch, Lp, G, 1, H)[:, 1:], Ag, out=Ev[:, :-1]).exp_()  # a_{t+1}
+        Ev[:, -1] = 0
+        _scan_states_(E, g, reverse=True)  # g_t = dL/dh_t
+        du_t = d_t * u_t
+        gB = torch.matmul(g, du_t.transpose(-1, -2))  # sum over the group's channels: (batch, n, T, G, N, 1)
+        gC = torch.matmul(h, gy_t.transpose(-1, -2))
+        # W = g (h_t - b_t) = g a_t h_{t-1}: the gradient of the log-decay delta_t A
+        W = torch.addcmul(h, B_t, du_t, value=-1, out=E).mul_(g)  # (E's buffer reused)
+        sGB = torch.zeros_like(gy_t)  # sum_n g B, (batch, n, T, G, 1, H)
+        gdelta = torch.zeros_like(gy_t)  # sum_n A W
+        for k in range(N):  # N passes over 1/N of the states each: no (batch, D, L, N) temporaries
+            sGB.addcmul_(g[..., k:k + 1, :], B_t[..., k:k + 1, :])
+            gdelta.addcmul_(W[..., k:k + 1, :], Ag[:, k:k + 1])
+        gdelta.addcmul_(sGB, u_t)
+        gA = W.mul_(d_t).sum((0, 1, 2))  # (G, N, H)
+        gu = (sGB * d_t).view(batch, Lp, dim)[:, :L].transpose(1, 2)
+        gdelta = gdelta.view(batch, Lp, dim)[:, :L].transpose(1, 2)
+        gA = gA.transpose(1, 2).reshape(dim, N)
+
+        def groups_back(x):  # (batch, n, T, G, N, 1) -> (batch, G, N, L)
+            return x.view(batch, Lp, G, N)[:, :L].permute(0, 2, 3, 1)
+
+        return gu, gdelta, gA, groups_back(gB), groups_back(gC), None
 
 
 # ----------------------------------------------------------------------------- chunked scan
@@ -236,15 +326,22 @@ def _fit_chunk(L: int, max_chunk: int) -> int:
     return T
 
 
-def _prefix_scan(P: torch.Tensor, E: torch.Tensor | None) -> None:
+def _prefix_scan(P: torch.Tensor, E: torch.Tensor | None, reverse: bool = False) -> None:
     """In place along dim 2 (length T, a power of two): P_t <- sum over s <= t of
     (prod of E over s < r <= t) * P_s, and E_t <- prod of E over r <= t (plain prefix sums when
     ``E`` is None). Work-efficient parallel scan (up-sweep, then down-sweep) on strided views whose
-    elements are whole contiguous rows: 2 log2(T) vectorised steps, no loop over time steps."""
+    elements are whole contiguous rows: 2 log2(T) vectorised steps, no loop over time steps.
+    ``reverse``: the same from the end (suffix scan): P_t <- sum over s >= t of
+    (prod of E over t <= r < s) * P_s, E_t <- prod of E over r >= t (index t mirrored to T-1-t)."""
     T = P.shape[2]
+    blocks = {"all": slice(None), "later": slice(1, None), "earlier": slice(None, -1)}
+    mirror = {"all": "all", "later": "earlier", "earlier": "later"}
 
     def step(s: int, dst: tuple, src: tuple) -> None:
-        dst, src = (slice(None), slice(None)) + dst, (slice(None), slice(None)) + src
+        """dst <- dst + E[dst] * src (and E[dst] *= E[src]); (blocks, position) in blocks of 2s."""
+        if reverse:
+            dst, src = ((mirror[b], 2 * s - 1 - j) for b, j in (dst, src))
+        dst, src = ((slice(None), slice(None), blocks[b], j) for b, j in (dst, src))
         Pv = P.unflatten(2, (T // (2 * s), 2 * s))
         if E is None:
             Pv[dst].add_(Pv[src])
@@ -255,11 +352,11 @@ def _prefix_scan(P: torch.Tensor, E: torch.Tensor | None) -> None:
 
     s = 1
     while s < T:  # up-sweep: the last step of every block of 2s holds the block's total
-        step(s, (slice(None), 2 * s - 1), (slice(None), s - 1))
+        step(s, ("all", 2 * s - 1), ("all", s - 1))
         s *= 2
     s = T // 4
     while s >= 1:  # down-sweep: the middle of each block gets the total of everything before it
-        step(s, (slice(1, None), s - 1), (slice(None, -1), 2 * s - 1))
+        step(s, ("later", s - 1), ("earlier", 2 * s - 1))
         s //= 2
 
 

@@ -309,8 +309,11 @@ class RestorationNet(nn.Module):
         self.content_extractor = ContentExtractor(3, ngf, n_blocks)
         self.dyn_agg_restore = DynamicAggregationRestoration(ngf, groups, mamba_groups, mamba_depth,
                                                              d_state, scan_backend)
-        for m in self.modules():  # official srntt_init_weights: N(0, 0.02) convs, zero biases
-            if isinstance(m, nn.Conv2d):
+        # official srntt_init_weights: N(0, 0.02) weights and zero biases on every module whose class name
+        # has 'Conv' or 'Linear': the convs, torchvision's DeformConv2d and SS2D's in/out projections (its
+        # x_proj / dt_projs are plain parameters by then and keep Mamba's init)
+        for m in self.modules():
+            if isinstance(m, (nn.Conv2d, nn.Linear, DeformConv2d)):
                 nn.init.normal_(m.weight, 0.0, 0.02)
                 if m.bias is not None:
                     nn.init.zeros_(m.bias)

@@ -6,7 +6,8 @@ import torch
 import torch.nn.functional as F
 from torchvision.ops import deform_conv2d
 
-from models.c2_matching_parts import DynamicAggregation, deform_conv2d_by_group, offset_and_mask
+from models.c2_matching_parts import (DynamicAggregation, deform_conv2d_by_group, deform_conv2d_sampled,
+                                      offset_and_mask)
 from models.datsr_parts import SimilarityDynAgg, SwinTransformerBlock, from_windows, shifted_window_mask, to_windows
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -27,6 +28,25 @@ def test_deform_conv_by_group_equals_one_call(groups):
     want = deform_conv2d(x, offset, weight, bias, padding=(1, 1), mask=mask)
     got = deform_conv2d_by_group(x, offset, weight, bias, mask, groups)
     assert (got - want).abs().max() <= 1e-5 * want.abs().max()
+
+
+@pytest.mark.parametrize("groups, dtype, tol", [(1, torch.float64, 1e-10), (4, torch.float64, 1e-10),
+                                                 (4, torch.float32, 2e-5)])
+def test_sampled_deform_conv_equals_torchvision_values_and_gradients(groups, dtype, tol):
+    """The training form (grid_sample + matmul) = torchvision's kernel: output and the gradients of input,
+    offsets (past the border too), mask, weight and bias; and training on CPU picks it."""
+    ins = [t.to(dtype) for t in _dcn_inputs(groups=groups)]
+    w = torch.randn(2, 7, 11, 13, generator=torch.Generator().manual_seed(3), dtype=dtype)
+    grads = []
+    for fn in (lambda x, o, wt, b, m: deform_conv2d(x, o, wt, b, padding=(1, 1), mask=m),
+               lambda *a: deform_conv2d_sampled(*a, groups), lambda *a: deform_conv2d_by_group(*a, groups)):
+        ts = [t.clone().requires_grad_() for t in ins]
+        out = fn(*ts)
+        (out * w).sum().backward()
+        grads.append([out.detach()] + [t.grad for t in ts])
+    for want, got, picked in zip(*grads):
+        assert (got - want).abs().max() <= tol * want.abs().max()
+        assert torch.equal(got, picked)  # deform_conv2d_by_group ran the sampled form
 
 
 def _pre_offset_and_conv(groups, seed=1):

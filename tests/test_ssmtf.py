@@ -180,6 +180,25 @@ def _shapes(module: torch.nn.Module) -> dict[str, list[int]]:
     return {k: list(v.shape) for k, v in module.state_dict().items()}
 
 
+def test_net_g_random_init_is_the_official_one():
+    """srntt_init_weights: N(0, 0.02) and zero bias on every Conv2d, Linear and DeformConv2d (class names with
+    'Conv' or 'Linear'), then the DCN offset/mask convs zeroed; Mamba's own init for x_proj / dt_projs."""
+    from torchvision.ops import DeformConv2d
+
+    torch.manual_seed(0)
+    net = create_model("ssmtf", ngf=64, n_blocks=1, groups=8, mamba_groups=1, mamba_depth=1).net_g
+    mods = [(n, m) for n, m in net.named_modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear, DeformConv2d))]
+    assert {type(m) for _, m in mods} == {torch.nn.Conv2d, torch.nn.Linear, DeformConv2d}
+    for name, m in mods:
+        assert m.bias is None or not m.bias.any(), name
+        if name.endswith("conv_offset_mask"):
+            assert not m.weight.any(), name
+        elif m.weight.numel() >= 4096:
+            assert abs(m.weight.std().item() - 0.02) < 0.002, name
+    ss2d = net.dyn_agg_restore.body_large.mamaba[0].residual_group.blocks[0].self_attention
+    assert ss2d.x_proj_weight.abs().max() <= ss2d.d_inner ** -0.5  # uniform(+-d_inner^-1/2), not N(0, 0.02)
+
+
 def test_registered_with_tags():
     assert "ssmtf" in list_models() and get_spec("ssmtf") is SPEC
     assert SPEC.tag_names() == ["ssmtf", "ssmtf.gan"]

@@ -153,6 +153,34 @@ def test_differentiable_scan_matches_the_per_step_loop_and_its_gradients(dtype, 
         assert (a.grad - b.grad).abs().max() <= tol * a.grad.abs().max()
 
 
+@pytest.mark.parametrize("b_shape, c_shape", [((2, 3, 4, 300), (2, 6, 4, 300)),  # B by 3 groups, C by 6
+                                              ((2, 4, 300), (12, 4))])  # B shared by all channels, C fixed
+def test_differentiable_scan_many_chunks_other_layouts_and_final_state(b_shape, c_shape):
+    """selective_scan_grad over 19 chunks of 16 steps (the last one padded), with B and C grouped differently,
+    shared or fixed, and a loss on the final state too: values and gradients = the per-step loop (float64)."""
+    g = torch.Generator().manual_seed(4)
+
+    def mk(*shape):
+        return torch.randn(*shape, generator=g, dtype=torch.float64).requires_grad_()
+
+    xs = [mk(2, 12, 300), mk(2, 12, 300), (-6 * torch.rand(12, 4, generator=g, dtype=torch.float64)).requires_grad_(),
+          mk(*b_shape), mk(*c_shape), mk(12), None, mk(12)]
+    ys = [x.detach().clone().requires_grad_() if x is not None else None for x in xs]
+    w = torch.randn(2, 12, 300, generator=g, dtype=torch.float64)
+    wl = torch.randn(2, 12, 4, generator=g, dtype=torch.float64)
+    for fn, ins in ((scan_ops.selective_scan_ref, xs), (scan_ops.selective_scan_grad, ys)):
+        kw = {"max_chunk": 16} if fn is scan_ops.selective_scan_grad else {}
+        out, last = fn(*ins, delta_softplus=True, return_last_state=True, **kw)
+        ((out * w).sum() + (last * wl).sum()).backward()
+    o1, l1 = scan_ops.selective_scan_ref(*xs, delta_softplus=True, return_last_state=True)
+    o2, l2 = scan_ops.selective_scan_grad(*ys, delta_softplus=True, return_last_state=True, max_chunk=16)
+    torch.testing.assert_close(o2, o1, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(l2, l1, rtol=1e-12, atol=1e-12)
+    for a, b in zip(xs, ys):
+        if a is not None:
+            assert (a.grad - b.grad).abs().max() <= 1e-12 * a.grad.abs().max()
+
+
 def test_auto_backend_is_differentiable_only_when_a_gradient_is_needed():
     xs = _scan_inputs(torch.float32)
     with torch.no_grad():
