@@ -21,7 +21,7 @@ spec.test_kwargs) unless --full. DATSR (ZERO_OUTPUT) starts from its official in
 conv zeroed, passed to the trainer as ``init_from``: at the official init its LayerNorm-ended Swin bodies add
 a residual of std 0.039 to the base image (C2-Matching's: 0.0006), and once Adam has removed it the
 second-moment estimates of the early steps hold every layer before the tail 200-500x below the learning rate
-for thousands of steps (docs/training.md), which 200 steps cannot show past.
+for thousands of steps (docs/training.md), far longer than the check's 200.
 
 Correspondence stages (a recipe with ``pairs``: C2-Matching's c2_matching.teacher / .student) train on
 the same four photos cut at 128x128 (a 64x64 crop leaves fewer ground-truth matches inside the border
@@ -79,9 +79,10 @@ OVERFIT_KWARGS = {"masa": {"nf": 32, "n_blks": [1, 1, 1], "n_blks_dec": [1, 1, 1
                   "ttsr": {"n_feats": 32, "num_res_blocks": [1, 1, 1, 1]}}
 #: starts with the output conv zeroed: a net whose official init adds a large residual to its base image
 #: (DATSR's Swin bodies end in a LayerNorm: residual std 0.039 on the check's crops at the check architecture,
-#: 0.237 at the official one; C2-Matching's 0.0006 and 0.0083) spends its first steps removing it, and Adam's second moments (beta2 0.999) then
-#: keep the layers before the tail hundreds of times below the learning rate for thousands of steps; from this
-#: start it outputs its base image, as the other residual nets do at init ({arch: (role, conv)})
+#: 0.237 at the official one; C2-Matching's 0.0006 and 0.0083) spends its first steps removing it, and Adam's
+#: second moments (beta2 0.999) then keep the layers before the tail hundreds of times below the learning rate
+#: for thousands of steps; from this start it outputs its base image, as the other residual nets nearly do at
+#: init ({arch: (role, conv)})
 ZERO_OUTPUT = {"datsr": ("net_g", "dyn_agg_restore.up_tail_large.2")}
 
 
