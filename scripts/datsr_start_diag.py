@@ -72,7 +72,8 @@ def adam(args) -> None:
         corr = _c2_correspondence(model, lr, ref)
     groups: dict[str, list] = {"rest": [], "offset": [], "small": [], "medium": []}
     for n, p in net.named_parameters():  # the official groups (datsr.yaml), scaled to --lr
-        groups[("small" if "small" in n else "medium" if "medium" in n else "offset") if "offset" in n else "rest"].append(p)
+        key = ("small" if "small" in n else "medium" if "medium" in n else "offset") if "offset" in n else "rest"
+        groups[key].append(p)
     opt = torch.optim.Adam([{"params": groups["rest"]}, {"params": groups["offset"]},
                             {"params": groups["small"], "lr": args.lr * 1e-2},
                             {"params": groups["medium"], "lr": args.lr * 1e-1}], lr=args.lr, betas=(0.9, 0.999))
