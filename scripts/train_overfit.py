@@ -17,7 +17,11 @@ of its weighted l1/mse, perceptual and texture terms; for L1-only recipes the wh
 those crops (the harness's protocol code) ends above bicubic's. The adversarial term is not in the
 objective: it is the generator's side of a two-player game and rises as the discriminator learns,
 so it is not a quantity training lowers. Small architectures (OVERFIT_KWARGS, else
-spec.test_kwargs) unless --full.
+spec.test_kwargs) unless --full. DATSR (ZERO_OUTPUT) starts from its official initialisation with the output
+conv zeroed, passed to the trainer as ``init_from``: at the official init its LayerNorm-ended Swin bodies add
+a residual of std 0.039 to the base image (C2-Matching's: 0.0006), and once Adam has removed it the
+second-moment estimates of the early steps hold every layer before the tail 200-500x below the learning rate
+for thousands of steps (docs/training.md), far longer than the check's 200.
 
 Correspondence stages (a recipe with ``pairs``: C2-Matching's c2_matching.teacher / .student) train on
 the same four photos cut at 128x128 (a 64x64 crop leaves fewer ground-truth matches inside the border
@@ -73,6 +77,35 @@ DESCENT = RECONSTRUCTION + ("perceptual", "texture")
 #: configs barely represent the crops: MASA stays above -50 %, TTSR beats bicubic by 0.05 dB with L1 alone)
 OVERFIT_KWARGS = {"masa": {"nf": 32, "n_blks": [1, 1, 1], "n_blks_dec": [1, 1, 1, 1, 1, 1]},
                   "ttsr": {"n_feats": 32, "num_res_blocks": [1, 1, 1, 1]}}
+#: starts with the output conv zeroed: a net whose official init adds a large residual to its base image
+#: (DATSR's Swin bodies end in a LayerNorm: residual std 0.039 on the check's crops at the check architecture,
+#: 0.237 at the official one; C2-Matching's 0.0006 and 0.0083) spends its first steps removing it, and Adam's
+#: second moments (beta2 0.999) then keep the layers before the tail hundreds of times below the learning rate
+#: for thousands of steps; from this start it outputs its base image, as the other residual nets nearly do at
+#: init ({arch: (role, conv)})
+ZERO_OUTPUT = {"datsr": ("net_g", "dyn_agg_restore.up_tail_large.2")}
+
+
+def zero_output_start(zoo: str, kwargs: dict, folder: Path) -> dict | None:
+    """``init_from`` of a ZERO_OUTPUT model's check: the trainer's own initialisation (seed 0) with the output
+    conv's weight and bias zeroed, written as the role's official file in ``folder``; None for other models."""
+    import torch
+
+    from models import create_model, get_spec
+
+    arch, tag = split_name(zoo)
+    if arch not in ZERO_OUTPUT:
+        return None
+    role, conv = ZERO_OUTPUT[arch]
+    torch.manual_seed(0)
+    model = create_model(zoo, **kwargs)
+    layer = model.checkpoint_modules()[role].get_submodule(conv)
+    with torch.no_grad():
+        layer.weight.zero_()
+        layer.bias.zero_()
+    folder.mkdir(parents=True, exist_ok=True)
+    model.write_checkpoint(role, folder / {c.role: c.filename for c in get_spec(arch).tag(tag).files}[role])
+    return {"model": zoo, "weights": str(folder), "roles": [role]}
 
 
 def objective_drop(train_rows: pd.DataFrame) -> tuple[float, float]:
@@ -286,10 +319,14 @@ def main(argv=None) -> int:
                 imagenet = bool(start)
                 start = start or random_vgg16_start(Path(tmp))
                 over["init_from"] = {**recipe["init_from"], "weights": start}
+            zero = None if pairs else zero_output_start(zoo, kwargs, Path(tmp) / f"start-{name}")
+            if zero:
+                over["init_from"] = zero
             out = (Path(args.out) if args.out else Path(tmp)) / name
             outs[name] = out
             note = (f" [start: {start}]" if imagenet else " [random start: one torchvision-init VGG16 (seed 0) in both "
                     "branches; the recipe's ImageNet file is absent]") if pairs else ""
+            note += f" [start: the init with {ZERO_OUTPUT[arch][1]} zeroed]" if zero else ""
             old = os.environ.get("REFSR_WEIGHTS")
             if args.stand_ins:
                 folder = Path(tmp) / f"weights-{name}"
