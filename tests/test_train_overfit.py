@@ -1,4 +1,4 @@
-"""scripts/train_overfit.py: the check's start for a ZERO_OUTPUT model (DATSR)."""
+"""scripts/train_overfit.py: the check's start for a ZERO_OUTPUT model (DATSR, SSMTF)."""
 from __future__ import annotations
 
 import importlib.util
@@ -25,16 +25,18 @@ def overfit():
     return module
 
 
-@pytest.mark.parametrize("zoo,filename", [("datsr", "restoration_mse.pth"), ("datsr.gan", "restoration_gan.pth")])
+@pytest.mark.parametrize("zoo,filename", [("datsr", "restoration_mse.pth"), ("datsr.gan", "restoration_gan.pth"),
+                                         ("ssmtf", "net_g_445000.pth"), ("ssmtf.gan", "net_g_235000_gan.pth")])
 def test_zero_output_start_is_the_trainer_init_outputting_the_base(overfit, tmp_path, zoo, filename):
-    tiny = get_spec("datsr").test_kwargs
+    arch = zoo.split(".")[0]
+    tiny = get_spec(arch).test_kwargs
     init = overfit.zero_output_start(zoo, tiny, tmp_path / "start")
     assert init == {"model": zoo, "weights": str(tmp_path / "start"), "roles": ["net_g"]}
     torch.manual_seed(0)  # what the trainer starts from (seed 0)
     official = create_model(zoo, **tiny)
     model = create_model(zoo, **tiny)
     load_weights(model, {"net_g": tmp_path / "start" / filename})
-    conv = overfit.ZERO_OUTPUT["datsr"][1]
+    conv = overfit.ZERO_OUTPUT[arch][1]
     a, b = model.net_g.state_dict(), official.net_g.state_dict()
     assert set(a) == set(b)
     changed = {k for k in a if not torch.equal(a[k], b[k])}
