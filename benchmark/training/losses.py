@@ -235,19 +235,20 @@ class Adversarial(Loss):
     (SRNTT's official code reduces the squared gradient over the last, channel axis only).
     ``d_steps`` D updates per step on the same batch (TTSR's GAN_k). ``input_range`` the range D
     sees (TTSR works in [-1, 1]); ``bgr`` its channel order (MASA-SR). ``scheduled``: D's learning rate
-    follows the recipe's schedule (C2-Matching's MultiStepLR steps both optimisers; TTSR's and MASA's D
-    keep theirs).
+    follows the recipe's schedule (``true``) or its own (a schedule mapping: the mmsr trainers of
+    C2-Matching, DATSR, FRFSR and SSMTF step only optimizer_d; TTSR's and MASA's D keep theirs).
     """
 
     def __init__(self, discriminator: dict, crop_size: int, gan: str = "wgan", gp_weight: float = 10.0,
                  d_steps: int = 1, d_optimizer: dict | None = None, input_range=(0, 1), bgr: bool = False,
-                 scheduled: bool = False, gp_norm: str = "sample"):
+                 scheduled: bool | dict = False, gp_norm: str = "sample"):
         super().__init__()
         if gan not in ("wgan", "vanilla", "relativistic"):
             raise ValueError(f"adversarial gan must be wgan, vanilla or relativistic, got {gan!r}")
         d = dict(discriminator)
         kind = d.pop("type")
         self.bgr, self.scheduled = bool(bgr), bool(scheduled)
+        self.schedule = dict(scheduled) if isinstance(scheduled, dict) else None  # None: the recipe's
         if gp_norm not in ("sample", "channel"):
             raise ValueError(f"adversarial gp_norm must be sample or channel, got {gp_norm!r}")
         self.gp_norm = gp_norm

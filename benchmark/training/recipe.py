@@ -203,6 +203,10 @@ def validate(data: dict, source: str) -> None:
         raise RecipeError(f"{source}: optimizer.type {data['optimizer'].get('type')!r}: only adam is implemented")
     if data["schedule"].get("type", "constant") not in SCHEDULES:
         raise RecipeError(f"{source}: schedule.type must be one of {SCHEDULES}")
+    for loss in data["losses"]:  # a discriminator's own schedule
+        own = loss.get("scheduled")
+        if isinstance(own, dict) and own.get("type", "constant") not in SCHEDULES:
+            raise RecipeError(f"{source}: losses: {loss['type']}.scheduled.type must be one of {SCHEDULES}")
     if data.get("iterations") is None and data.get("epochs") is None:
         raise RecipeError(f"{source}: give epochs or iterations")
     for key in ("batch_size", "crop_size", "checkpoint_every"):

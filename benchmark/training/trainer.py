@@ -454,10 +454,11 @@ class Trainer:
             ref_t = batch["ref"].to(device, non_blocking=True)
             hr_t = batch["hr"].to(device, non_blocking=True)
             extras = {k: v.to(device, non_blocking=True) for k, v in batch.items() if k not in ("hr", "lr", "ref")}
-            d_groups = [g for t in self.losses if isinstance(t.module, Adversarial) and t.module.scheduled
-                        for g in t.module.optimizer.param_groups]
-            for g in self.optimizer.param_groups + d_groups:
-                g["lr"] = g["base_lr"] * lr_factor(r["schedule"], self.step, self.spe, g["base_lr"])
+            groups = [(g, r["schedule"]) for g in self.optimizer.param_groups]
+            groups += [(g, t.module.schedule or r["schedule"]) for t in self.losses
+                       if isinstance(t.module, Adversarial) and t.module.scheduled for g in t.module.optimizer.param_groups]
+            for g, schedule in groups:
+                g["lr"] = g["base_lr"] * lr_factor(schedule, self.step, self.spe, g["base_lr"])
             self.optimizer.zero_grad(set_to_none=True)
             active = [t for t in self.losses if self.step >= t.start]
             needs = tuple(sorted({n for t in active for n in t.module.needs}))
