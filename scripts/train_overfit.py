@@ -11,18 +11,20 @@ model: at the recipes' 1e-4, 200 Adam steps are too few for the -50 % bar) and a
 Losses that start late in a recipe (``after``) start at step 20 here. A recipe that starts from
 another's weights (``init_from``: MASA's GAN, from a trained masa.rec) starts from scratch, and its
 non-reconstruction losses start at step 20 too, the 20 L1-only steps standing in for the
-reconstruction training it would start from. Passes when the generator's descent objective (the sum
-of its weighted l1/mse, perceptual and texture terms; for L1-only recipes the whole loss) drops by
->= 50 % (mean of the first 10 steps in which all those terms count vs the last 10) and the PSNR-Y on
-those crops (the harness's protocol code) ends above bicubic's. The adversarial term is not in the
-objective: it is the generator's side of a two-player game and rises as the discriminator learns,
-so it is not a quantity training lowers. Small architectures (OVERFIT_KWARGS, else
+reconstruction training it would start from. Passes when the descent objective (the sum of every
+weighted term of the recipe's loss but the adversarial one: l1/mse, perceptual, texture, Gram texture,
+contrastive, distillation; for L1-only recipes the whole loss) drops by >= 50 % (mean of the first 10
+steps in which all those terms count vs the last 10) and the PSNR-Y on those crops (the harness's
+protocol code) ends above bicubic's. The adversarial term is not in the objective: it is the
+generator's side of a two-player game and rises as the discriminator learns, so it is not a quantity
+training lowers. Small architectures (OVERFIT_KWARGS, else
 spec.test_kwargs) unless --full.
 
 Correspondence stages (a recipe with ``pairs``: C2-Matching's c2_matching.teacher / .student) train on
 the same four photos cut at 128x128 (a 64x64 crop leaves fewer ground-truth matches inside the border
 than the recipes' 128), each step a fresh random homography of each crop; they pass when the
-contrastive term drops by >= 50 %, and print the share of ground-truth matches whose nearest
+objective (teacher: the contrastive term; student: contrastive + 15 x distillation, its whole training
+loss) drops by >= 50 %, and print the contrastive term alone and the share of ground-truth matches whose nearest
 descriptor (cosine, over the whole grid) is within one feature cell, before and after training
 (recomputed on 8 fixed pairs). The student's teacher is the teacher run of the same invocation
 (list c2_matching.teacher before c2_matching.student). Unlike the other recipes' ``init_from`` (another
@@ -66,19 +68,26 @@ SIZE = 64
 PAIR_SIZE = 128  # crops of the correspondence stages (see the docstring)
 LATE_START = 20
 RECONSTRUCTION = ("l1", "mse")
-#: the terms the loss bar measures; the adversarial term is left out: it is one player's side of a
-#: two-player game whose value rises as the discriminator improves, not a quantity gradient descent lowers
-DESCENT = RECONSTRUCTION + ("perceptual", "texture")
+#: the one loss the bar leaves out: one player's side of a two-player game whose value rises as the
+#: discriminator improves, not a quantity gradient descent lowers
+GAME = "adversarial"
 #: architectures of the check: MASA and TTSR at 32 channels, one block per stage (their 8-channel test
 #: configs barely represent the crops: MASA stays above -50 %, TTSR beats bicubic by 0.05 dB with L1 alone)
 OVERFIT_KWARGS = {"masa": {"nf": 32, "n_blks": [1, 1, 1], "n_blks_dec": [1, 1, 1, 1, 1, 1]},
                   "ttsr": {"n_feats": 32, "num_res_blocks": [1, 1, 1, 1]}}
 
 
-def objective_drop(train_rows: pd.DataFrame) -> tuple[float, float]:
-    """Mean of the generator's descent objective (the weighted DESCENT terms of log.csv, summed) over
-    the first 10 steps in which all of them count and over the last 10 steps."""
-    terms = [c for c in DESCENT if c in train_rows and train_rows[c].notna().any()]
+def descent_terms(losses: list[dict]) -> list[str]:
+    """The log.csv columns the objective sums: every loss of the recipe but the adversarial one."""
+    return list(dict.fromkeys(spec["type"] for spec in losses if spec["type"] != GAME))
+
+
+def objective_drop(train_rows: pd.DataFrame, terms: list[str]) -> tuple[float, float]:
+    """Mean of the descent objective (the weighted ``terms`` of log.csv, summed) over the first 10 steps in
+    which all of them count and over the last 10 steps."""
+    missing = [c for c in terms if c not in train_rows or train_rows[c].isna().all()]
+    if missing:
+        raise ValueError(f"log.csv has no values of {missing}")
     loss = train_rows[train_rows[terms].notna().all(axis=1)][terms].sum(axis=1).to_numpy()
     return float(loss[:10].mean()), float(loss[-10:].mean())
 
@@ -317,16 +326,12 @@ def main(argv=None) -> int:
                     os.environ.pop("REFSR_WEIGHTS") if old is None else os.environ.__setitem__("REFSR_WEIGHTS", old)
             log = pd.read_csv(out / "log.csv")
             train_rows = log[log["kind"] == "train"]
-            if pairs:
-                loss = train_rows["contrastive"].to_numpy()
-                first, last = loss[:10].mean(), loss[-10:].mean()
-                summary = f"contrastive {first:.4f} -> {last:.4f}"
-            else:
-                rec = next(c for c in RECONSTRUCTION if c in train_rows and train_rows[c].notna().all())
-                first, last = objective_drop(train_rows)
-                rec_first, rec_last = train_rows[rec].iloc[:10].mean(), train_rows[rec].iloc[-10:].mean()
-                summary = (f"objective {first:.4f} -> {last:.4f} ({rec} {rec_first:.4f} -> {rec_last:.4f}, "
-                           f"{100 * (1 - rec_last / rec_first):.0f} % lower)")
+            first, last = objective_drop(train_rows, descent_terms(recipe["losses"]))
+            # the main term alone, for reading: the reconstruction loss, or a correspondence stage's contrastive one
+            rec = next(c for c in RECONSTRUCTION + ("contrastive",) if c in train_rows and train_rows[c].notna().all())
+            rec_first, rec_last = train_rows[rec].iloc[:10].mean(), train_rows[rec].iloc[-10:].mean()
+            summary = (f"objective {first:.4f} -> {last:.4f} ({rec} {rec_first:.4f} -> {rec_last:.4f}, "
+                       f"{100 * (1 - rec_last / rec_first):.0f} % lower)")
             drop = 1 - last / first
             terms = "+".join(spec["type"] for spec in recipe["losses"])
             head = f"{name:<16} {json.dumps(kwargs)} lr {args.lr:g} losses {terms}: {summary}: {100 * drop:.0f} % lower"
