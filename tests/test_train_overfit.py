@@ -42,3 +42,29 @@ def test_objective_sums_the_terms_from_the_first_step_all_count_and_leaves_the_g
     assert last == pytest.approx(l1[-10:].mean() + 0.5)
     with pytest.raises(ValueError, match="distillation"):
         overfit.objective_drop(rows, ["l1", "distillation"])
+
+
+class _Extractor:
+    """Stand-in for an extractor role: ``features(h, w)`` gives both images the same descriptor map."""
+
+    def __init__(self, features):
+        self.features = features
+
+    def extract_features(self, query, ref):
+        h, w = (n // 4 for n in query.shape[-2:])
+        f = self.features(h, w)[None]
+        return {"dense_features1": f, "dense_features2": f}
+
+
+def test_correspondence_baseline_is_the_no_search_guess_and_a_collapse_ends_below_it(overfit, tmp_path):
+    import torch
+
+    ds = overfit.Dataset.open(overfit.demo_crops(tmp_path / "pairs", overfit.PAIR_SIZE))
+    recipe = load_recipe("c2_matching.teacher")
+    baseline = overfit.match_accuracy(None, ds, recipe, overfit.PAIR_SIZE)
+    assert 0.1 < baseline < 0.9
+    # descriptors that encode the grid position only (identical in both images): the nearest is the same cell
+    position = _Extractor(lambda h, w: torch.eye(h * w).reshape(h * w, h, w))
+    assert overfit.match_accuracy(position, ds, recipe, overfit.PAIR_SIZE) == pytest.approx(baseline)
+    collapsed = _Extractor(lambda h, w: torch.ones(8, h, w))  # every descriptor one direction
+    assert overfit.match_accuracy(collapsed, ds, recipe, overfit.PAIR_SIZE) < baseline
