@@ -70,7 +70,7 @@ def main(argv=None) -> int:
         sr = forward(lr, ref)[0]
         d_real, d_fake = (adv.net_d(adv._range(x)).flatten().tolist() for x in (hr, sr))
     print(f"{recipe['model']} step {state['step']}: weighted L1 {v_l1:.4f} (gradient norm {g_l1.norm():.3e}); "
-          f"weighted adversarial ({spec['gan']}, x{spec['weight']:g}) {v_adv:.4f} (gradient norm {g_adv.norm():.3e}); "
+          f"weighted adversarial ({spec['gan']}, x{spec['weight']:g}) {v_adv:.3g} (gradient norm {g_adv.norm():.3e}); "
           f"adversarial / L1 gradient {float(g_adv.norm() / g_l1.norm()):.3g}, cosine "
           f"{float(F.cosine_similarity(g_adv, g_l1, dim=0)):.3f}")
     print("discriminator on the real crops", " ".join(f"{v:.2f}" for v in d_real),
