@@ -17,8 +17,7 @@ contrastive, distillation; for L1-only recipes the whole loss) drops by >= 50 % 
 steps in which all those terms count vs the last 10) and the PSNR-Y on those crops (the harness's
 protocol code) ends above bicubic's. The adversarial term is not in the objective: it is the
 generator's side of a two-player game and rises as the discriminator learns, so it is not a quantity
-training lowers. Small architectures (OVERFIT_KWARGS, else
-spec.test_kwargs) unless --full.
+training lowers. Small architectures (OVERFIT_KWARGS, else spec.test_kwargs) unless --full.
 
 Correspondence stages (a recipe with ``pairs``: C2-Matching's c2_matching.teacher / .student) train on
 the same four photos cut at 128x128 (a 64x64 crop leaves fewer ground-truth matches inside the border
@@ -28,8 +27,9 @@ loss) drops by >= 50 % and the share of ground-truth matches whose nearest descr
 whole grid) is within one feature cell (on 8 fixed pairs) ends above the no-search baseline's (each match
 guessed at its own position: 40.0 % on these pairs), as an SR recipe must end above bicubic; a collapsed
 extractor (one direction for every descriptor), whose distillation term to a collapsed teacher also
-vanishes, ends below it. The line also gives that share before training and the contrastive term alone. The student's teacher is the teacher run of the same invocation
-(list c2_matching.teacher before c2_matching.student). Unlike the other recipes' ``init_from`` (another
+vanishes, ends below it. The line also gives that share before training and the contrastive term
+alone. The student's teacher is the teacher run of the same invocation (list c2_matching.teacher before
+c2_matching.student). Unlike the other recipes' ``init_from`` (another
 stage's weights, dropped here), theirs is the method's start (torchvision's ImageNet VGG16 in both
 branches): it is kept when the file is in $REFSR_WEIGHTS, else both branches start from one random VGG16
 in torchvision's initialisation (seed 0; said in the output line): like the official start, the two
@@ -337,8 +337,9 @@ def main(argv=None) -> int:
             log = pd.read_csv(out / "log.csv")
             train_rows = log[log["kind"] == "train"]
             first, last = objective_drop(train_rows, descent_terms(recipe["losses"]))
-            # the main term alone, for reading: the reconstruction loss, or a correspondence stage's contrastive one
-            rec = next(c for c in RECONSTRUCTION + ("contrastive",) if c in train_rows and train_rows[c].notna().all())
+            # the main term alone, for reading: the reconstruction loss (a correspondence stage: the contrastive one)
+            rec = next(c for c in RECONSTRUCTION + ("contrastive",)
+                       if c in train_rows and train_rows[c].notna().all())
             rec_first, rec_last = train_rows[rec].iloc[:10].mean(), train_rows[rec].iloc[-10:].mean()
             summary = (f"objective {first:.4f} -> {last:.4f} ({rec} {rec_first:.4f} -> {rec_last:.4f}, "
                        f"{100 * (1 - rec_last / rec_first):.0f} % lower)")
