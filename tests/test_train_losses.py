@@ -207,6 +207,49 @@ def test_relativistic_gan_losses_equal_hand_computed_values_and_official_gradien
     assert float((adv.net_d.w.grad.double() - wa.grad).abs().max()) > 1e-3
 
 
+
+def test_relativistic_step_with_masa_discriminator_equals_the_official_procedure():
+    """MASA-SR's AdversarialLoss.forward with its batch-norm D, restated step by step: D(fake) detached, the
+    real term backward, D(fake.detach()) and the fake term backward (each term halved), Adam step; then the
+    generator's two halves with D(real) detached, scored by the updated D. Every D forward in train mode
+    (batch statistics of that batch), as officially. Our one-pass D loss must give the same D gradients,
+    and the generator term the same value and gradient to the output."""
+    torch.manual_seed(0)
+    adv = build_loss({"type": "adversarial", "gan": "relativistic", "bgr": True, "d_steps": 1,
+                      "discriminator": {"type": "masa", "num_feat": 8},
+                      "d_optimizer": {"lr": 1e-4, "betas": [0.0, 0.9], "eps": 1e-8}}, crop_size=32)
+    adv.net_d.double().train()
+    adv.optimizer = torch.optim.Adam(adv.net_d.parameters(), lr=1e-4, betas=(0.0, 0.9), eps=1e-8)
+    official = copy.deepcopy(adv.net_d)
+    fake, real = (x.double() for x in _images(7, (3, 3, 32, 32)))
+    bce = nn.BCEWithLogitsLoss()
+    bgr = lambda x: x.flip(1)  # noqa: E731  the official images are BGR
+
+    adv.discriminator_step(fake, real)
+    ours = [p.grad.clone() for p in adv.net_d.parameters()]
+    official.zero_grad()
+    p_fake = official(bgr(fake)).detach()
+    p_real = official(bgr(real))
+    (bce(p_real - p_fake.mean(), torch.ones_like(p_real)) * 0.5).backward()
+    p_fake = official(bgr(fake).detach())
+    (bce(p_fake - p_real.detach().mean(), torch.zeros_like(p_fake)) * 0.5).backward()
+    for a, (name, p) in zip(ours, official.named_parameters()):
+        assert torch.allclose(a, p.grad, rtol=1e-8, atol=1e-12), name
+
+    official.load_state_dict(adv.net_d.state_dict())  # the generator is scored by the updated D
+    official.requires_grad_(False)
+    f1, f2 = fake.clone().requires_grad_(True), fake.clone().requires_grad_(True)
+    g_ours = adv(f1, real)
+    g_ours.backward()
+    p_real = official(bgr(real)).detach()
+    p_fake = official(bgr(f2))
+    g_off = (bce(p_real - p_fake.mean(), torch.zeros_like(p_real)) * 0.5
+             + bce(p_fake - p_real.mean(), torch.ones_like(p_fake)) * 0.5)
+    g_off.backward()
+    assert float(g_ours.detach()) == pytest.approx(float(g_off.detach()), rel=1e-10)
+    assert torch.allclose(f1.grad, f2.grad, rtol=1e-8, atol=1e-14)
+    assert f1.grad.abs().sum() > 0
+
 def test_discriminator_step_trains_only_the_discriminator_and_leaves_it_frozen_for_the_generator():
     torch.manual_seed(0)
     adv = build_loss({"type": "adversarial", "weight": 1e-3, "discriminator": {"type": "ttsr"}, "d_steps": 2,
