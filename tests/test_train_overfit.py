@@ -1,13 +1,17 @@
-"""scripts/train_overfit.py: the check's start for a ZERO_OUTPUT model (DATSR, SSMTF)."""
+"""scripts/train_overfit.py: its loss bar (which terms the objective sums, over which steps) and the start
+of a ZERO_OUTPUT model (DATSR, SSMTF)."""
 from __future__ import annotations
 
 import importlib.util
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 import torch
 import torch.nn.functional as F
 
+from benchmark.training import list_recipes, load_recipe
 from benchmark.training.adapters import _c2_correspondence
 from models import create_model, get_spec
 from models.weights import load_weights
@@ -55,3 +59,52 @@ def test_zero_output_start_is_the_trainer_init_outputting_the_base(overfit, tmp_
 def test_other_models_keep_the_trainer_init(overfit, tmp_path):
     assert overfit.zero_output_start("c2_matching", get_spec("c2_matching").test_kwargs, tmp_path / "s") is None
     assert not (tmp_path / "s").exists()
+
+
+def test_objective_is_every_recipe_loss_but_the_adversarial_one(overfit):
+    for name in list_recipes():
+        types = [spec["type"] for spec in load_recipe(name)["losses"]]
+        assert overfit.descent_terms(load_recipe(name)["losses"]) == [t for t in dict.fromkeys(types)
+                                                                       if t != "adversarial"], name
+    assert overfit.descent_terms(load_recipe("c2_matching.student")["losses"]) == ["contrastive", "distillation"]
+    assert "texture_gram" in overfit.descent_terms(load_recipe("srntt")["losses"])
+    assert overfit.descent_terms(load_recipe("masa")["losses"]) == ["l1", "perceptual"]
+
+
+def test_objective_sums_the_terms_from_the_first_step_all_count_and_leaves_the_game_out(overfit):
+    steps = 40
+    l1 = np.linspace(1.0, 0.2, steps)
+    late = np.where(np.arange(steps) >= 20, 0.5, np.nan)  # a loss with after: {iterations: 20}
+    adv = np.where(np.arange(steps) >= 20, np.linspace(0, 9, steps), np.nan)  # rises: must not count
+    rows = pd.DataFrame({"kind": "train", "l1": l1, "perceptual": late, "adversarial": adv})
+    first, last = overfit.objective_drop(rows, ["l1", "perceptual"])
+    assert first == pytest.approx(l1[20:30].mean() + 0.5)
+    assert last == pytest.approx(l1[-10:].mean() + 0.5)
+    with pytest.raises(ValueError, match="distillation"):
+        overfit.objective_drop(rows, ["l1", "distillation"])
+
+
+class _Extractor:
+    """Stand-in for an extractor role: ``features(h, w)`` gives both images the same descriptor map."""
+
+    def __init__(self, features):
+        self.features = features
+
+    def extract_features(self, query, ref):
+        h, w = (n // 4 for n in query.shape[-2:])
+        f = self.features(h, w)[None]
+        return {"dense_features1": f, "dense_features2": f}
+
+
+def test_correspondence_baseline_is_the_no_search_guess_and_a_collapse_ends_below_it(overfit, tmp_path):
+    import torch
+
+    ds = overfit.Dataset.open(overfit.demo_crops(tmp_path / "pairs", overfit.PAIR_SIZE))
+    recipe = load_recipe("c2_matching.teacher")
+    baseline = overfit.match_accuracy(None, ds, recipe, overfit.PAIR_SIZE)
+    assert 0.1 < baseline < 0.9
+    # descriptors that encode the grid position only (identical in both images): the nearest is the same cell
+    position = _Extractor(lambda h, w: torch.eye(h * w).reshape(h * w, h, w))
+    assert overfit.match_accuracy(position, ds, recipe, overfit.PAIR_SIZE) == pytest.approx(baseline)
+    collapsed = _Extractor(lambda h, w: torch.ones(8, h, w))  # every descriptor one direction
+    assert overfit.match_accuracy(collapsed, ds, recipe, overfit.PAIR_SIZE) < baseline
