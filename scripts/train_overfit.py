@@ -89,7 +89,8 @@ OVERFIT_KWARGS = {"masa": {"nf": 32, "n_blks": [1, 1, 1], "n_blks_dec": [1, 1, 1
 #: second moments (beta2 0.999) then keep the layers before the tail hundreds of times below the learning rate
 #: for thousands of steps; from this start it outputs its base image, as the other residual nets nearly do at
 #: init ({arch: (role, conv)})
-ZERO_OUTPUT = {"datsr": ("net_g", "dyn_agg_restore.up_tail_large.2"), "ssmtf": ("net_g", "dyn_agg_restore.tail_large.2")}
+ZERO_OUTPUT = {"datsr": ("net_g", "dyn_agg_restore.up_tail_large.2"),
+               "ssmtf": ("net_g", "dyn_agg_restore.tail_large.2")}
 
 
 def zero_output_start(zoo: str, kwargs: dict, folder: Path) -> dict | None:

@@ -102,10 +102,13 @@ class LPIPS(Metric):
             self._hr_features.move_to_end(key)
         else:
             self._hr_features[key] = _features(net, hr)
-            while len(self._hr_features) > 1 and sum(
-                    f.nelement() * f.element_size() for fs in self._hr_features.values() for f in fs) > self.HR_CACHE_BYTES:
+            while len(self._hr_features) > 1 and _nbytes(self._hr_features.values()) > self.HR_CACHE_BYTES:
                 self._hr_features.popitem(last=False)
         return self._hr_features[key]
+
+
+def _nbytes(feature_lists) -> int:
+    return sum(f.nelement() * f.element_size() for fs in feature_lists for f in fs)
 
 
 def _features(net: nn.Module, x: torch.Tensor) -> list[torch.Tensor]:
