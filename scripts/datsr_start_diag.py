@@ -1,4 +1,4 @@
-"""Why DATSR's overfit check starts with its output conv zeroed (docs/training.md): a diagnostic, not a check.
+"""Why DATSR's overfit check starts with its output conv zeroed (docs/overfit_check.md): a diagnostic, not a check.
 
   python scripts/datsr_start_diag.py residual [--size 64] [--models c2_matching,frfsr,ssmtf,datsr] [--full]
   python scripts/datsr_start_diag.py adam [--size 32] [--steps 40] [--start official|zero-output] [--reset N]

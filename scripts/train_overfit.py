@@ -98,7 +98,7 @@ ZERO_OUTPUT = {"datsr": ("net_g", "dyn_agg_restore.up_tail_large.2"),
 #: the next moves the tail's pre-activations by 0.45 (their std 0.35), 93 % of its LeakyReLU inputs are negative by
 #: step 10 and the gradient reaching body_small is 3e-5 at step 30: a plateau at the base for ~90 of the 200 steps.
 #: At 1e-4: 0.0210 at step 2, at most 74 % negative, 5.6e-3 at step 30 and the L1 falling (0.0191).
-#: (``scripts/ssmtf_residual_diag.py --zero-output --no-dropout [--lr 1e-4]``; docs/training.md)
+#: (``scripts/ssmtf_residual_diag.py --zero-output --no-dropout [--lr 1e-4]``; docs/overfit_check.md)
 RECIPE_LR = ("ssmtf",)
 
 
@@ -193,15 +193,20 @@ def stand_ins(name: str, kwargs: dict, folder: Path, ds_dir: Path) -> list[str]:
         from models.srntt import MATCONVNET_VGG19, VGG19_CONVS, write_matconvnet_vgg19
 
         if not official_path("srntt", MATCONVNET_VGG19).is_file():  # all 16 convs (SRNTT's role reads 5)
-            vgg = torchvision.models.vgg19(weights=None).features
-            convs = [m for m in vgg if isinstance(m, torch.nn.Conv2d)]
+            state, label = imagenet_vgg16_as_vgg19(), "MatConvNet VGG19 (ImageNet VGG16 in VGG19's shape)"
+            if state is None:
+                vgg = torchvision.models.vgg19(weights=None).features
+                state, label = {f"features.{k}": v for k, v in vgg.state_dict().items()}, "MatConvNet VGG19"
+            else:
+                state = for_matconvnet_input(state)
+            convs = [int(k.split(".")[1]) for k in state if k.endswith(".weight")]
             (folder / "srntt").mkdir(parents=True, exist_ok=True)
             target = folder / "srntt" / MATCONVNET_VGG19
             target.unlink(missing_ok=True)
             with open(target, "wb") as f:
-                write_matconvnet_vgg19(f, {f"{n}.{leaf}": getattr(m, leaf) for n, m in zip(VGG19_CONVS, convs)
-                                           for leaf in ("weight", "bias")})
-            made.append("perceptual MatConvNet VGG19")
+                write_matconvnet_vgg19(f, {f"{n}.{leaf}": state[f"features.{i}.{leaf}"]
+                                           for n, i in zip(VGG19_CONVS, convs) for leaf in ("weight", "bias")})
+            made.append(label)
     elif any(spec["type"] == "perceptual" for spec in recipe["losses"]):
         real = next((p for p in vgg19_candidates() if p.is_file()), None)
         if real is not None:
@@ -219,6 +224,21 @@ def stand_ins(name: str, kwargs: dict, folder: Path, ds_dir: Path) -> list[str]:
 #: VGG19's convolutions (torchvision ``features`` indices) filled from VGG16's; the other three are identities
 VGG19_FROM_VGG16 = {0: 0, 2: 2, 5: 5, 7: 7, 10: 10, 12: 12, 14: 14, 16: None, 19: 17, 21: 19, 23: 21, 25: None,
                     28: 24, 30: 26, 32: 28, 34: None}
+
+
+def for_matconvnet_input(state: dict) -> dict:
+    """A torchvision-normalised VGG (input (x - mean) / std on [0, 1]) rewritten for MatConvNet's input (RGB
+    0-255 minus its mean pixel): conv1_1's weights divided by 255 std and the mean difference moved into its
+    bias, so conv1_1 gives the same values away from the zero-padded border."""
+    import torch
+
+    from benchmark.training.losses import IMAGENET_MEAN, IMAGENET_STD, MATCONVNET_MEAN
+
+    w, b = state["features.0.weight"], state["features.0.bias"]
+    std, mean = torch.tensor(IMAGENET_STD, dtype=w.dtype), torch.tensor(IMAGENET_MEAN, dtype=w.dtype)
+    shift = torch.tensor(MATCONVNET_MEAN, dtype=w.dtype) / 255 - mean  # MatConvNet's mean minus ImageNet's, [0, 1]
+    return {**state, "features.0.weight": w / (255 * std).view(1, 3, 1, 1),
+            "features.0.bias": b + (w * (shift / std).view(1, 3, 1, 1)).sum((1, 2, 3))}
 
 
 def imagenet_vgg16_as_vgg19() -> dict | None:

@@ -165,3 +165,19 @@ def test_perceptual_stand_in_is_imagenet_vgg16_in_vgg19_shape(overfit):
     with torch.no_grad():
         assert torch.equal(vgg19[:30](x), vgg16[:26](x))  # relu5_1
         assert torch.equal(vgg19[:35](x), vgg16[:30](x))  # conv5_4 of VGG19 = relu5_3 of VGG16
+
+
+def test_matconvnet_stand_in_gives_the_torchvision_conv1_1_on_its_own_input(overfit):
+    from benchmark.training.losses import IMAGENET_MEAN, IMAGENET_STD, MATCONVNET_MEAN
+
+    torch.manual_seed(0)
+    state = {"features.0.weight": torch.randn(8, 3, 3, 3, dtype=torch.float64),
+             "features.0.bias": torch.randn(8, dtype=torch.float64)}
+    mc = overfit.for_matconvnet_input(state)
+    x = torch.rand(1, 3, 12, 12, dtype=torch.float64)
+    tv_in = (x - torch.tensor(IMAGENET_MEAN, dtype=torch.float64).view(1, 3, 1, 1)) / torch.tensor(
+        IMAGENET_STD, dtype=torch.float64).view(1, 3, 1, 1)
+    mc_in = x * 255 - torch.tensor(MATCONVNET_MEAN, dtype=torch.float64).view(1, 3, 1, 1)
+    a = F.conv2d(tv_in, state["features.0.weight"], state["features.0.bias"])  # no padding: the interior
+    b = F.conv2d(mc_in, mc["features.0.weight"], mc["features.0.bias"])
+    assert torch.allclose(a, b, rtol=0, atol=1e-10)
