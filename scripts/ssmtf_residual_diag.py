@@ -10,7 +10,8 @@ random extractor/VGG19 computed once (the check's stand-ins), Adam with the reci
 std of the residual net_g adds to its bilinear base, the share of negative inputs to each tail's LeakyReLU, the
 std of tail_large's LeakyReLU input and its mean absolute change since the previous step, the gradient norms
 of tail_large, body_small and the content extractor, and for each Mamba body's final LayerNorm the per-token
-std of its input and the spatial std of its output. ``--no-final-ln`` / ``--no-dropout`` (not the official network) remove the bodies' final LayerNorm or the Dropout(0.1), to test those causes;
+std of its input and the spatial std of its output. ``--no-final-ln`` / ``--no-dropout`` (not the official
+network) remove the bodies' final LayerNorm or the Dropout(0.1), to test those causes;
 ``--zero-output`` starts as scripts/train_overfit.py does (tail_large's last conv zeroed), ``--warmup N`` ramps
 the learning rate linearly over N steps.
 """
